@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages shopd needs to build, test, run and benchmark, but only those
+# that are missing: quiet and quick when everything is present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates
+  libmicrohttpd-dev libjansson-dev libmariadb-dev libhiredis-dev libjwt-dev libssl-dev
+  libcmocka-dev libcurl4-openssl-dev
+  mariadb-server mariadb-client redis-server redis-tools
+  curl jq wrk nginx-light gnuplot-nox
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# The packages' own services are not ours: ours run from var/ (scripts/services.sh).
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now mariadb redis-server nginx >/dev/null 2>&1 || true
+fi

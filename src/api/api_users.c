@@ -1,0 +1,148 @@
+#include "api/api_users.h"
+
+#include <stdio.h>
+
+#include "api/api_common.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "domain/balance.h"
+#include "domain/money.h"
+#include "http/req.h"
+#include "http/resp.h"
+#include "service/balance_svc.h"
+#include "core/banned.h"
+
+#define HISTORY_DEFAULT_LIMIT 20
+#define HISTORY_MAX_LIMIT     100
+
+struct create_in {
+    const char *name;
+};
+
+static const struct json_spec create_spec[] = {
+    JSON_STR("name", JSON_REQUIRED, 1, 100, struct create_in, name),
+    JSON_END,
+};
+
+struct charge_in {
+    int64_t amount_krw;
+};
+
+/* The range is checked by the service; the spec only rules out what is not a KRW amount. */
+static const struct json_spec charge_spec[] = {
+    JSON_INT("amount", JSON_REQUIRED, INT64_MIN, INT64_MAX, ERR_INVALID_AMOUNT,
+             struct charge_in, amount_krw),
+    JSON_END,
+};
+
+int api_users_create(struct req *req, struct resp *resp, struct err *e)
+{
+    struct create_in in = {0};
+    struct user user;
+    struct json_w w;
+
+    if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e) ||
+        user_svc_create(api_svc(req), in.name, &req->arena, &user, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    json_w_obj_begin(&w, NULL);
+    json_w_int(&w, "userId", user.user_id);
+    json_w_str(&w, "name", user.name);
+    json_w_int(&w, "balance", user.balance_krw);
+    json_w_obj_end(&w);
+    resp_json(resp, 201, &w);
+    return 0;
+}
+
+int api_users_balance(struct req *req, struct resp *resp, struct err *e)
+{
+    struct user user;
+    struct json_w w;
+
+    if (balance_svc_get(api_svc(req), req_param(req, 0), &req->arena, &user, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    json_w_obj_begin(&w, NULL);
+    json_w_int(&w, "userId", user.user_id);
+    json_w_int(&w, "balance", user.balance_krw);
+    json_w_obj_end(&w);
+    resp_json(resp, 200, &w);
+    return 0;
+}
+
+static const char *render_charge(const void *result, struct arena *a)
+{
+    const struct charge_result *r = result;
+    struct json_w w;
+
+    json_w_init(&w, a);
+    json_w_obj_begin(&w, NULL);
+    json_w_int(&w, "userId", r->user_id);
+    json_w_int(&w, "balance", r->balance_krw);
+    json_w_int(&w, "chargedAmount", r->charged_krw);
+    json_w_time(&w, "chargedAt", r->charged_us);
+    json_w_obj_end(&w);
+    return json_w_text(&w, NULL);
+}
+
+int api_users_charge(struct req *req, struct resp *resp, struct err *e)
+{
+    struct charge_in in = {0};
+    struct idem_request idem;
+    struct idem_response out;
+    int64_t user_id = req_param(req, 0);
+
+    if (json_decode(req->body, req->body_len, charge_spec, &in, &req->arena, e) ||
+        idem_svc_prepare(&idem, user_id, req->method, req->match.canonical,
+                         req_header(req, "Idempotency-Key"), req->body, req->body_len,
+                         &req->arena, e) ||
+        balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, render_charge,
+                           &req->arena, &out, e))
+        return -1;
+    api_send_idem(resp, &out);
+    return 0;
+}
+
+static void render_entry(struct json_w *w, const struct balance_entry *en)
+{
+    json_w_obj_begin(w, NULL);
+    json_w_int(w, "entryId", en->entry_id);
+    json_w_str(w, "type", balance_entry_type_name(en->type));
+    json_w_int(w, "amount", en->amount_krw);
+    json_w_int(w, "balanceAfter", en->balance_after_krw);
+    if (en->order_id)
+        json_w_int(w, "orderId", en->order_id);
+    else
+        json_w_null(w, "orderId");
+    json_w_time(w, "createdAt", en->created_us);
+    json_w_obj_end(w);
+}
+
+int api_users_history(struct req *req, struct resp *resp, struct err *e)
+{
+    struct balance_entry *entries;
+    size_t count;
+    int64_t limit, before;
+    int more;
+    struct json_w w;
+
+    if (api_query_int(req, "limit", HISTORY_DEFAULT_LIMIT, 1, HISTORY_MAX_LIMIT, &limit, e) ||
+        api_query_cursor(req, &before, e) ||
+        balance_svc_history(api_svc(req), req_param(req, 0), before, (int)limit, &req->arena,
+                            &entries, &count, &more, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    json_w_obj_begin(&w, NULL);
+    json_w_arr_begin(&w, "entries");
+    for (size_t i = 0; i < count; i++)
+        render_entry(&w, &entries[i]);
+    json_w_arr_end(&w);
+    if (more)
+        json_w_str(&w, "nextCursor",
+                   arena_printf(&req->arena, "%lld", (long long)entries[count - 1].entry_id));
+    else
+        json_w_null(&w, "nextCursor");
+    json_w_obj_end(&w);
+    resp_json(resp, 200, &w);
+    return 0;
+}

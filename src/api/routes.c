@@ -1,0 +1,42 @@
+#include "api/routes.h"
+
+#include <stdio.h>
+
+#include "api/api_ops.h"
+#include "api/api_users.h"
+#include "core/err.h"
+#include "http/router.h"
+#include "core/banned.h"
+
+/* clang-format off */
+static const struct route table[] = {
+    /* Users and balances */
+    {"POST", "/api/admin/users",                          api_users_create,  ROUTE_ADMIN},
+    {"GET",  "/api/users/{userId}/balance",               api_users_balance, ROUTE_SELF},
+    {"POST", "/api/users/{userId}/balance/charge",        api_users_charge,  ROUTE_SELF},
+    {"GET",  "/api/users/{userId}/balance/history",       api_users_history, ROUTE_SELF},
+    /* Operations */
+    {"GET",  "/healthz",                                  api_ops_healthz,   ROUTE_PUBLIC},
+    {"GET",  "/readyz",                                   api_ops_readyz,    ROUTE_PUBLIC},
+    {"GET",  "/metrics",                                  api_ops_metrics,   ROUTE_PUBLIC},
+    {"GET",  "/openapi.yaml",                             api_ops_openapi,   ROUTE_PUBLIC},
+};
+/* clang-format on */
+
+const struct route *const routes = table;
+const size_t routes_count = sizeof(table) / sizeof(table[0]);
+
+const char *const *routes_names(void)
+{
+    static char storage[sizeof(table) / sizeof(table[0])][128];
+    static const char *names[sizeof(table) / sizeof(table[0])];
+
+    for (size_t i = 0; i < routes_count; i++) {
+        int n = snprintf(storage[i], sizeof(storage[i]), "%s %s", routes[i].method,
+                         routes[i].pattern);
+        if (n < 0 || (size_t)n >= sizeof(storage[i]))
+            BUG("route name too long");
+        names[i] = storage[i];
+    }
+    return names;
+}

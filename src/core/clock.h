@@ -1,0 +1,31 @@
+#ifndef SHOPD_CORE_CLOCK_H
+#define SHOPD_CORE_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Time in the units the service stores and shows. Wall-clock time is UTC microseconds since the
+ * epoch (what MariaDB DATETIME(6) columns hold); durations come from the monotonic clock.
+ * All functions are thread-safe and never allocate.
+ */
+
+int64_t clock_now_us(void);      /* wall clock, UTC */
+int64_t clock_monotonic_us(void); /* for durations and deadlines only */
+
+struct clock_civil {
+    int year, month, day, hour, minute, second, microsecond;
+};
+
+void clock_to_civil(int64_t epoch_us, struct clock_civil *out);
+int64_t clock_from_civil(const struct clock_civil *c);
+
+/* Writes "2026-11-23T21:40:17Z" (seconds precision, as the contract shows) into buf, which
+ * must hold CLOCK_RFC3339_LEN bytes. */
+#define CLOCK_RFC3339_LEN 32
+void clock_format_rfc3339(int64_t epoch_us, char *buf, size_t size);
+
+/* Parses an RFC 3339 time with a "Z" or "+hh:mm" offset and optional fraction; 0 or -1. */
+int clock_parse_rfc3339(const char *s, int64_t *epoch_us);
+
+#endif

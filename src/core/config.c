@@ -1,0 +1,136 @@
+#include "core/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/num.h"
+#include "core/banned.h"
+
+static int copy_field(char *dst, size_t size, const char *src, size_t len)
+{
+    if (len >= size)
+        return -1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* Splits "host:port" (the port optional when dflt_port > 0). */
+static int parse_host_port(const char *s, size_t len, char *host, size_t host_size, int *port)
+{
+    const char *colon = memchr(s, ':', len);
+    int64_t p;
+
+    if (!colon)
+        return len && !copy_field(host, host_size, s, len) && *port > 0 ? 0 : -1;
+    if (colon == s || copy_field(host, host_size, s, (size_t)(colon - s)))
+        return -1;
+    if (num_parse_i64_n(colon + 1, len - (size_t)(colon - s) - 1, 1, 65535, &p))
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+int config_parse_listen(struct config *cfg, const char *addr, struct err *e)
+{
+    int port = 0;
+
+    if (parse_host_port(addr, strlen(addr), cfg->listen_host, sizeof(cfg->listen_host), &port))
+        return err_set(e, ERR_INVALID_INPUT, "SHOPD_LISTEN '%s' is not host:port", addr);
+    cfg->listen_port = port;
+    return 0;
+}
+
+int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
+{
+    static const char scheme[] = "mysql://";
+    const char *p = url, *at, *colon, *slash;
+
+    if (strncmp(p, scheme, sizeof(scheme) - 1))
+        goto bad;
+    p += sizeof(scheme) - 1;
+    at = strrchr(p, '@');
+    slash = strchr(at ? at : p, '/');
+    if (!at || !slash)
+        goto bad;
+    colon = memchr(p, ':', (size_t)(at - p));
+    if (!colon || copy_field(cfg->db_user, sizeof(cfg->db_user), p, (size_t)(colon - p)) ||
+        copy_field(cfg->db_pass, sizeof(cfg->db_pass), colon + 1, (size_t)(at - colon - 1)))
+        goto bad;
+    cfg->db_port = 3306;
+    if (parse_host_port(at + 1, (size_t)(slash - at - 1), cfg->db_host, sizeof(cfg->db_host),
+                        &cfg->db_port))
+        goto bad;
+    if (!slash[1] || copy_field(cfg->db_name, sizeof(cfg->db_name), slash + 1, strlen(slash + 1)))
+        goto bad;
+    return 0;
+bad:
+    return err_set(e, ERR_INVALID_INPUT, "SHOPD_DB_URL is not mysql://user:pass@host:port/db");
+}
+
+int config_parse_redis_url(struct config *cfg, const char *url, struct err *e)
+{
+    static const char scheme[] = "redis://";
+    const char *p = url, *slash;
+    int64_t db = 0;
+
+    if (strncmp(p, scheme, sizeof(scheme) - 1))
+        goto bad;
+    p += sizeof(scheme) - 1;
+    slash = strchr(p, '/');
+    cfg->redis_port = 6379;
+    if (parse_host_port(p, slash ? (size_t)(slash - p) : strlen(p), cfg->redis_host,
+                        sizeof(cfg->redis_host), &cfg->redis_port))
+        goto bad;
+    if (slash && slash[1] && num_parse_i64(slash + 1, 0, 15, &db))
+        goto bad;
+    cfg->redis_db = (int)db;
+    return 0;
+bad:
+    return err_set(e, ERR_INVALID_INPUT, "SHOPD_REDIS_URL is not redis://host:port/db");
+}
+
+static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t max,
+                   int64_t *out, struct err *e)
+{
+    const char *v = get(name);
+
+    if (!v || !*v)
+        return 0;
+    if (num_parse_i64(v, min, max, out))
+        return err_set(e, ERR_INVALID_INPUT, "%s '%s' is not an integer in %lld..%lld", name, v,
+                       (long long)min, (long long)max);
+    return 0;
+}
+
+int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
+{
+    const char *v;
+    int64_t threads = 64, ttl = 600, lock_wait = 5, access_log = 1;
+
+    memset(cfg, 0, sizeof(*cfg));
+    v = get("SHOPD_LISTEN");
+    if (config_parse_listen(cfg, v && *v ? v : "127.0.0.1:8080", e))
+        return -1;
+    v = get("SHOPD_DB_URL");
+    if (config_parse_db_url(cfg, v && *v ? v : "mysql://shop:shop-pass@127.0.0.1:13306/shop", e))
+        return -1;
+    v = get("SHOPD_REDIS_URL");
+    if (config_parse_redis_url(cfg, v && *v ? v : "redis://127.0.0.1:16379/0", e))
+        return -1;
+    v = get("SHOPD_JWT_SECRET");
+    if (v && copy_field(cfg->jwt_secret, sizeof(cfg->jwt_secret), v, strlen(v)))
+        return err_set(e, ERR_INVALID_INPUT, "SHOPD_JWT_SECRET is longer than %zu bytes",
+                       sizeof(cfg->jwt_secret) - 1);
+    if (int_var(get, "SHOPD_ORDER_TTL", 1, 86400 * 30, &ttl, e) ||
+        int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
+        int_var(get, "SHOPD_DB_LOCK_WAIT", 1, 3600, &lock_wait, e) ||
+        int_var(get, "SHOPD_ACCESS_LOG", 0, 1, &access_log, e))
+        return -1;
+    cfg->order_ttl_s = ttl;
+    cfg->threads = (int)threads;
+    cfg->db_lock_wait_s = (int)lock_wait;
+    cfg->access_log = access_log != 0;
+    return 0;
+}

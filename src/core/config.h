@@ -1,0 +1,49 @@
+#ifndef SHOPD_CORE_CONFIG_H
+#define SHOPD_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * The service's configuration, read once at start-up (see the table in README.md) and then
+ * shared read-only by every thread. No code reads the environment after config_load().
+ */
+
+struct err;
+
+struct config {
+    char listen_host[64];
+    int listen_port;
+
+    char db_host[128];
+    int db_port;
+    char db_user[64];
+    char db_pass[128];
+    char db_name[64];
+
+    char redis_host[128];
+    int redis_port;
+    int redis_db;
+
+    char jwt_secret[256]; /* empty when unset: serve refuses to start */
+    int64_t order_ttl_s;
+    int threads;          /* requests served at once = MariaDB and Redis connections */
+    int db_lock_wait_s;   /* innodb_lock_wait_timeout for request connections */
+    bool access_log;
+};
+
+/* Returns the value of a configuration variable or NULL; getenv in production. */
+typedef const char *config_getter_fn(const char *name);
+
+/* Fills cfg from defaults and the variables that get() returns; -1 with ERR_INVALID_INPUT
+ * naming the variable when one is malformed. */
+int config_load(struct config *cfg, config_getter_fn *get, struct err *e);
+
+/* Parses "mysql://user:pass@host:port/db" into cfg's db_* fields. */
+int config_parse_db_url(struct config *cfg, const char *url, struct err *e);
+/* Parses "redis://host:port/db" into cfg's redis_* fields. */
+int config_parse_redis_url(struct config *cfg, const char *url, struct err *e);
+/* Parses "host:port" into cfg's listen_* fields. */
+int config_parse_listen(struct config *cfg, const char *addr, struct err *e);
+
+#endif

@@ -1,0 +1,314 @@
+#include "core/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/banned.h"
+
+/*
+ * JSON_REJECT_DUPLICATES: {"amount":1,"amount":9} must not mean whichever the parser keeps.
+ * jansson also rejects invalid UTF-8 and integers that do not fit json_int_t (int64_t).
+ */
+#define DECODE_FLAGS JSON_REJECT_DUPLICATES
+
+static json_t *parse_object(const char *body, size_t len, struct err *e)
+{
+    json_error_t jerr;
+
+    if (!len)
+        return err_set(e, ERR_INVALID_INPUT, "request body is empty; a JSON object is required"),
+               NULL;
+    json_t *root = json_loadb(body, len, DECODE_FLAGS, &jerr);
+    if (!root) {
+        err_set(e, ERR_INVALID_INPUT, "malformed JSON at line %d column %d: %s", jerr.line,
+                jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        err_set(e, ERR_INVALID_INPUT, "request body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static int decode_object(json_t *obj, const struct json_spec *spec, void *out, const char *path,
+                         struct arena *a, struct err *e);
+
+static int decode_objects(json_t *v, const struct json_spec *f, void *out, const char *name,
+                          struct arena *a, struct err *e)
+{
+    struct json_objects *dst = (struct json_objects *)((char *)out + f->offset);
+    size_t n = json_array_size(v);
+
+    if (!json_is_array(v))
+        return err_set(e, ERR_INVALID_INPUT, "'%s' must be an array", name);
+    if ((int64_t)n < f->min || (int64_t)n > f->max)
+        return err_set(e, ERR_INVALID_INPUT, "'%s' must have %lld to %lld entries", name,
+                       (long long)f->min, (long long)f->max);
+    dst->count = n;
+    dst->items = arena_calloc(a, n, f->item_size);
+    for (size_t i = 0; i < n; i++) {
+        char *item_path = arena_printf(a, "%s[%zu]", name, i);
+        json_t *item = json_array_get(v, i);
+        if (!json_is_object(item))
+            return err_set(e, ERR_INVALID_INPUT, "'%s' must be an object", item_path);
+        if (decode_object(item, f->items, (char *)dst->items + i * f->item_size, item_path, a,
+                          e))
+            return -1;
+    }
+    return 0;
+}
+
+static int decode_field(json_t *v, const struct json_spec *f, void *out, const char *name,
+                        struct arena *a, struct err *e)
+{
+    switch (f->type) {
+    case JSON_TYPE_INT: {
+        if (!json_is_integer(v))
+            return err_set(e, ERR_INVALID_INPUT, "'%s' must be an integer", name);
+        int64_t n = (int64_t)json_integer_value(v);
+        if (n < f->min || n > f->max)
+            return err_set(e, f->range_code, "'%s' must be between %lld and %lld", name,
+                           (long long)f->min, (long long)f->max);
+        *(int64_t *)((char *)out + f->offset) = n;
+        return 0;
+    }
+    case JSON_TYPE_STRING: {
+        if (!json_is_string(v))
+            return err_set(e, ERR_INVALID_INPUT, "'%s' must be a string", name);
+        const char *s = json_string_value(v);
+        size_t chars = utf8_length(s);
+        if ((int64_t)chars < f->min || (int64_t)chars > f->max)
+            return err_set(e, ERR_INVALID_INPUT, "'%s' must be %lld to %lld characters long",
+                           name, (long long)f->min, (long long)f->max);
+        *(const char **)((char *)out + f->offset) =
+            arena_memdup(a, s, json_string_length(v));
+        return 0;
+    }
+    case JSON_TYPE_OBJECTS:
+        return decode_objects(v, f, out, name, a, e);
+    case JSON_TYPE_END:
+        break;
+    }
+    BUG("unknown json_spec type");
+}
+
+static int decode_object(json_t *obj, const struct json_spec *spec, void *out, const char *path,
+                         struct arena *a, struct err *e)
+{
+    for (const struct json_spec *f = spec; f->type != JSON_TYPE_END; f++) {
+        json_t *v = json_object_get(obj, f->name);
+        const char *name = path ? arena_printf(a, "%s.%s", path, f->name) : f->name;
+
+        if (!v || json_is_null(v)) {
+            if (f->flags & JSON_REQUIRED)
+                return err_set(e, ERR_INVALID_INPUT, "'%s' is required", name);
+            continue;
+        }
+        if (decode_field(v, f, out, name, a, e))
+            return -1;
+        if (f->present_offset != JSON_NO_FLAG)
+            *(bool *)((char *)out + f->present_offset) = true;
+    }
+    return 0;
+}
+
+int json_decode(const char *body, size_t len, const struct json_spec *spec, void *out,
+                struct arena *a, struct err *e)
+{
+    json_t *root = parse_object(body, len, e);
+
+    if (!root)
+        return -1;
+    int rc = decode_object(root, spec, out, NULL, a, e);
+    json_decref(root);
+    return rc;
+}
+
+int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a,
+                   char **out, struct err *e)
+{
+    json_t *root = parse_object(body, len, e);
+
+    if (!root)
+        return -1;
+    if (omit_key)
+        json_object_del(root, omit_key);
+    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_decref(root);
+    if (!text)
+        return err_set(e, ERR_INTERNAL, "cannot encode canonical JSON");
+    *out = arena_strdup(a, text);
+    free(text);
+    return 0;
+}
+
+int json_get_string(const char *body, size_t len, const char *key, struct arena *a,
+                    const char **out, struct err *e)
+{
+    json_t *root = parse_object(body, len, e);
+    int rc = 0;
+
+    if (!root)
+        return -1;
+    json_t *v = json_object_get(root, key);
+    *out = NULL;
+    if (v && !json_is_null(v)) {
+        if (json_is_string(v))
+            *out = arena_memdup(a, json_string_value(v), json_string_length(v));
+        else
+            rc = err_set(e, ERR_INVALID_INPUT, "'%s' must be a string", key);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ---- writer ---- */
+
+void json_quote(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+
+    buf_addch(b, '"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        buf_add(b, run, (size_t)(s - run));
+        run = s + 1;
+        switch (ch) {
+        case '"':
+            buf_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            buf_add(b, "\\\\", 2);
+            break;
+        case '\n':
+            buf_add(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_add(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_add(b, "\\t", 2);
+            break;
+        default: {
+            char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            buf_add(b, esc, sizeof(esc));
+        }
+        }
+    }
+    buf_add(b, run, (size_t)(s - run));
+    buf_addch(b, '"');
+}
+
+void json_w_init(struct json_w *w, struct arena *a)
+{
+    buf_init(&w->out, a, 512);
+    w->depth = 0;
+    w->first[0] = true;
+}
+
+static void member(struct json_w *w, const char *key)
+{
+    if (!w->first[w->depth])
+        buf_addch(&w->out, ',');
+    w->first[w->depth] = false;
+    if (key) {
+        json_quote(&w->out, key);
+        buf_addch(&w->out, ':');
+    }
+}
+
+static void open_scope(struct json_w *w, const char *key, char ch)
+{
+    member(w, key);
+    buf_addch(&w->out, ch);
+    if (w->depth + 1 >= (int)(sizeof(w->first) / sizeof(w->first[0])))
+        BUG("json writer nested too deep");
+    w->first[++w->depth] = true;
+}
+
+void json_w_obj_begin(struct json_w *w, const char *key)
+{
+    open_scope(w, key, '{');
+}
+
+void json_w_obj_end(struct json_w *w)
+{
+    w->depth--;
+    buf_addch(&w->out, '}');
+}
+
+void json_w_arr_begin(struct json_w *w, const char *key)
+{
+    open_scope(w, key, '[');
+}
+
+void json_w_arr_end(struct json_w *w)
+{
+    w->depth--;
+    buf_addch(&w->out, ']');
+}
+
+void json_w_int(struct json_w *w, const char *key, int64_t v)
+{
+    member(w, key);
+    buf_addf(&w->out, "%lld", (long long)v);
+}
+
+void json_w_str(struct json_w *w, const char *key, const char *s)
+{
+    member(w, key);
+    json_quote(&w->out, s);
+}
+
+void json_w_null(struct json_w *w, const char *key)
+{
+    member(w, key);
+    buf_add(&w->out, "null", 4);
+}
+
+void json_w_bool(struct json_w *w, const char *key, bool v)
+{
+    member(w, key);
+    buf_addstr(&w->out, v ? "true" : "false");
+}
+
+void json_w_time(struct json_w *w, const char *key, int64_t epoch_us)
+{
+    char ts[CLOCK_RFC3339_LEN];
+
+    clock_format_rfc3339(epoch_us, ts, sizeof(ts));
+    json_w_str(w, key, ts);
+}
+
+void json_w_time_or_null(struct json_w *w, const char *key, int64_t epoch_us, bool is_null)
+{
+    if (is_null)
+        json_w_null(w, key);
+    else
+        json_w_time(w, key, epoch_us);
+}
+
+const char *json_w_text(struct json_w *w, size_t *len)
+{
+    if (len)
+        *len = w->out.len;
+    return w->out.data;
+}

@@ -1,0 +1,34 @@
+#ifndef SHOPD_DOMAIN_BALANCE_H
+#define SHOPD_DOMAIN_BALANCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * A user's prepaid balance and the history that explains it: every change is one entry, and
+ * the balance always equals the sum of the entries' amounts (payments negative).
+ */
+
+enum balance_entry_type { BALANCE_CHARGE, BALANCE_PAYMENT, BALANCE_REFUND };
+
+struct user {
+    int64_t user_id;
+    const char *name;
+    int64_t balance_krw;
+};
+
+struct balance_entry {
+    int64_t entry_id;
+    enum balance_entry_type type;
+    int64_t amount_krw;
+    int64_t balance_after_krw;
+    int64_t order_id; /* 0 for charges */
+    int64_t created_us;
+};
+
+/* "CHARGE", "PAYMENT", "REFUND" (the contract's names and the database's ENUM values). */
+const char *balance_entry_type_name(enum balance_entry_type t);
+/* The inverse; -1 for an unknown name. */
+int balance_entry_type_parse(const char *name, enum balance_entry_type *out);
+
+#endif

@@ -1,0 +1,49 @@
+#ifndef SHOPD_HTTP_ROUTER_H
+#define SHOPD_HTTP_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Routes as data: {method, pattern, handler, auth}. A pattern is a path whose segments are
+ * literals or "{name}" placeholders; a placeholder matches only a positive 64-bit decimal
+ * integer, parsed into params[] in order. Matching allocates nothing and is thread-safe.
+ */
+
+struct req;
+struct resp;
+struct err;
+
+enum route_auth {
+    ROUTE_PUBLIC, /* no token needed */
+    ROUTE_USER,   /* any valid token; the handler checks whose data it touches */
+    ROUTE_SELF,   /* a token whose sub is the path's first id, or an admin token */
+    ROUTE_ADMIN,  /* an admin token */
+};
+
+/* Fills resp and returns 0, or returns -1 with e set (rendered as a problem). */
+typedef int route_handler_fn(struct req *req, struct resp *resp, struct err *e);
+
+struct route {
+    const char *method;
+    const char *pattern;
+    route_handler_fn *handler;
+    enum route_auth auth;
+};
+
+#define ROUTER_MAX_PARAMS 4
+
+struct route_match {
+    int index;                         /* into the table; -1 when none */
+    int64_t params[ROUTER_MAX_PARAMS]; /* the placeholders' values, in order */
+    int nparams;
+    char allow[64];                    /* for 405: the methods the path does have */
+    char canonical[256];               /* the path with ids in canonical decimal form */
+};
+
+enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };
+
+enum router_result router_match(const struct route *table, size_t count, const char *method,
+                                const char *path, struct route_match *m);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * shopd: config → pools → migrations → HTTP server and sweeper → wait for a signal → shut
+ * down. The subcommands are those of API.md "Running it".
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/routes.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/num.h"
+#include "http/auth.h"
+#include "http/server.h"
+#include "redis/redis_pool.h"
+#include "repo/db.h"
+#include "repo/migrate.h"
+#include "service/seed_svc.h"
+#include "service/svc.h"
+#include "service/sweeper.h"
+#include "core/banned.h"
+
+#define SHUTDOWN_GRACE_MS   10000
+#define REDIS_TIMEOUT_MS    200
+#define DEFAULT_TOKEN_TTL_S (24 * 3600)
+
+static const char usage[] =
+    "usage: shopd serve [--listen HOST:PORT]\n"
+    "       shopd migrate\n"
+    "       shopd seed\n"
+    "       shopd token (USER_ID | --admin) [--ttl SECONDS]\n"
+    "Configuration comes from the environment; see README.md.\n";
+
+static const char *env(const char *name)
+{
+    return getenv(name);
+}
+
+static void open_pools(const struct config *cfg, struct svc *s)
+{
+    struct db_options dbo = {cfg->db_host, cfg->db_port, cfg->db_user, cfg->db_pass,
+                             cfg->db_name, cfg->threads, cfg->db_lock_wait_s};
+    struct redis_options ro = {cfg->redis_host, cfg->redis_port, cfg->redis_db, cfg->threads,
+                               REDIS_TIMEOUT_MS};
+
+    s->cfg = cfg;
+    s->db = db_pool_new(&dbo);
+    s->redis = redis_pool_new(&ro);
+}
+
+static void close_pools(struct svc *s)
+{
+    redis_pool_free(s->redis);
+    db_pool_free(s->db);
+}
+
+static int migrate(struct svc *s)
+{
+    struct err e;
+    int applied;
+
+    if (migrate_run(s->db, &applied, &e)) {
+        log_error("migrate failed: %s", e.detail);
+        return -1;
+    }
+    log_info("migrate: %d migration(s) applied, %zu known", applied, migrations_count);
+    return 0;
+}
+
+static int wait_for_signal(void)
+{
+    sigset_t set;
+    int sig = 0;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigwait(&set, &sig);
+    return sig;
+}
+
+static int cmd_serve(struct config *cfg, int argc, char **argv)
+{
+    struct svc s;
+    struct err e;
+    sigset_t set;
+
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+            if (config_parse_listen(cfg, argv[++i], &e)) {
+                log_error("%s", e.detail);
+                return 2;
+            }
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!cfg->jwt_secret[0]) {
+        log_error("SHOPD_JWT_SECRET is not set; refusing to serve without a token secret");
+        return 2;
+    }
+    /* Every thread started from here on inherits the blocked signals; main takes them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    open_pools(cfg, &s);
+    if (migrate(&s)) {
+        close_pools(&s);
+        return 1;
+    }
+    metrics_routes_init(routes_names(), (int)routes_count);
+    struct server_options opt = {cfg->listen_host, cfg->listen_port, routes, routes_count,
+                                 cfg->jwt_secret,  &s,               cfg->access_log,
+                                 4096};
+    struct server *srv = server_start(&opt, &e);
+    if (!srv) {
+        log_error("%s", e.detail);
+        close_pools(&s);
+        return 1;
+    }
+    struct sweeper *sweeper = sweeper_start(&s);
+    log_info("serving on http://%s:%d with %d database connections", cfg->listen_host,
+             cfg->listen_port, cfg->threads);
+    int sig = wait_for_signal();
+    log_info("signal %d: stopping; requests in flight get %d ms", sig, SHUTDOWN_GRACE_MS);
+    server_stop(srv, SHUTDOWN_GRACE_MS);
+    sweeper_stop(sweeper);
+    close_pools(&s);
+    log_info("stopped");
+    return 0;
+}
+
+static int cmd_migrate(struct config *cfg)
+{
+    struct svc s;
+
+    open_pools(cfg, &s);
+    int rc = migrate(&s);
+    close_pools(&s);
+    return rc ? 1 : 0;
+}
+
+static int cmd_seed(struct config *cfg)
+{
+    struct svc s;
+    struct err e;
+    int created = 0;
+    int rc = 1;
+
+    open_pools(cfg, &s);
+    if (!migrate(&s)) {
+        if (seed_svc_run(&s, &created, &e))
+            log_error("seed failed: %s", e.detail);
+        else
+            rc = 0;
+    }
+    if (!rc)
+        log_info("seed: %d demo user(s) created", created);
+    close_pools(&s);
+    return rc;
+}
+
+static int cmd_token(struct config *cfg, int argc, char **argv)
+{
+    int64_t user_id = 0, ttl = DEFAULT_TOKEN_TTL_S;
+    bool admin = false;
+    struct err e;
+
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--admin")) {
+            admin = true;
+        } else if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
+            if (num_parse_i64(argv[++i], 0, 10LL * 365 * 86400, &ttl))
+                goto usage;
+        } else if (num_parse_i64(argv[i], 1, INT64_MAX, &user_id)) {
+            goto usage;
+        }
+    }
+    if (!admin && !user_id)
+        goto usage;
+    if (!cfg->jwt_secret[0]) {
+        log_error("SHOPD_JWT_SECRET is not set");
+        return 2;
+    }
+    char *token = auth_issue(cfg->jwt_secret, user_id, admin, clock_now_us() / 1000000, ttl, &e);
+    if (!token) {
+        log_error("%s", e.detail);
+        return 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    return 0;
+usage:
+    fputs(usage, stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct err e;
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (config_load(&cfg, env, &e)) {
+        log_error("configuration: %s", e.detail);
+        return 2;
+    }
+    if (!strcmp(argv[1], "token"))
+        return cmd_token(&cfg, argc - 2, argv + 2);
+    if (db_library_init()) {
+        log_error("cannot initialise the MariaDB client library");
+        return 1;
+    }
+    if (!strcmp(argv[1], "serve")) {
+        rc = cmd_serve(&cfg, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "migrate")) {
+        rc = cmd_migrate(&cfg);
+    } else if (!strcmp(argv[1], "seed")) {
+        rc = cmd_seed(&cfg);
+    } else {
+        fputs(usage, stderr);
+        rc = 2;
+    }
+    db_library_end();
+    return rc;
+}

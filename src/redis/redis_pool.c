@@ -1,0 +1,183 @@
+#include "redis/redis_pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <hiredis.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/metrics.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+#define ACQUIRE_WAIT_S 2
+#define DOWN_BACKOFF_US 1000000
+
+struct redis_conn {
+    redisContext *ctx;
+    bool broken;
+    struct redis_conn *next_free;
+};
+
+struct redis_pool {
+    struct redis_options opt;
+    char *host;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    struct redis_conn *conns;
+    struct redis_conn *free_list;
+    atomic_llong failed_at; /* monotonic us of the last failure; 0 while healthy */
+};
+
+struct redis_pool *redis_pool_new(const struct redis_options *o)
+{
+    struct redis_pool *p = xcalloc(1, sizeof(*p));
+
+    p->opt = *o;
+    p->host = xstrdup(o->host);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    p->conns = xcalloc((size_t)o->size, sizeof(*p->conns));
+    for (int i = o->size - 1; i >= 0; i--) {
+        p->conns[i].next_free = p->free_list;
+        p->free_list = &p->conns[i];
+    }
+    return p;
+}
+
+static void close_conn(struct redis_conn *c)
+{
+    if (c->ctx)
+        redisFree(c->ctx);
+    c->ctx = NULL;
+    c->broken = false;
+}
+
+void redis_pool_free(struct redis_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->opt.size; i++)
+        close_conn(&p->conns[i]);
+    free(p->conns);
+    free(p->host);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->freed);
+    free(p);
+}
+
+static void mark_down(struct redis_pool *p)
+{
+    atomic_store(&p->failed_at, clock_monotonic_us());
+    metrics_inc(METRIC_REDIS_ERRORS);
+}
+
+static int connect_conn(struct redis_pool *p, struct redis_conn *c, struct err *e)
+{
+    struct timeval tv = {p->opt.timeout_ms / 1000, (p->opt.timeout_ms % 1000) * 1000};
+
+    c->ctx = redisConnectWithTimeout(p->host, p->opt.port, tv);
+    if (!c->ctx || c->ctx->err) {
+        err_set(e, ERR_UNAVAILABLE, "cannot connect to redis at %s:%d: %s", p->host, p->opt.port,
+                c->ctx ? c->ctx->errstr : "out of memory");
+        close_conn(c);
+        mark_down(p);
+        return -1;
+    }
+    redisSetTimeout(c->ctx, tv);
+    if (p->opt.db) {
+        redisReply *r = redisCommand(c->ctx, "SELECT %d", p->opt.db);
+        bool ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+        if (!ok) {
+            close_conn(c);
+            mark_down(p);
+            return err_set(e, ERR_UNAVAILABLE, "redis SELECT %d failed", p->opt.db);
+        }
+    }
+    if (atomic_exchange(&p->failed_at, 0))
+        metrics_inc(METRIC_REDIS_RECONNECTS);
+    return 0;
+}
+
+int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e)
+{
+    struct timespec deadline;
+    long long failed_at = atomic_load(&p->failed_at);
+
+    if (failed_at && clock_monotonic_us() - failed_at < DOWN_BACKOFF_US)
+        return err_set(e, ERR_UNAVAILABLE, "redis is unreachable");
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ACQUIRE_WAIT_S;
+    pthread_mutex_lock(&p->lock);
+    while (!p->free_list) {
+        if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&p->lock);
+            return err_set(e, ERR_UNAVAILABLE, "all %d redis connections are busy", p->opt.size);
+        }
+    }
+    struct redis_conn *c = p->free_list;
+    p->free_list = c->next_free;
+    pthread_mutex_unlock(&p->lock);
+
+    if (!c->ctx && connect_conn(p, c, e)) {
+        redis_release(p, c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void redis_release(struct redis_pool *p, struct redis_conn *c)
+{
+    if (!c)
+        return;
+    if (c->broken)
+        close_conn(c);
+    pthread_mutex_lock(&p->lock);
+    c->next_free = p->free_list;
+    p->free_list = c;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void redis_conn_failed(struct redis_pool *p, struct redis_conn *c)
+{
+    c->broken = true;
+    mark_down(p);
+}
+
+void *redis_conn_context(struct redis_conn *c)
+{
+    return c->ctx;
+}
+
+int redis_ping(struct redis_pool *p, struct err *e)
+{
+    struct redis_conn *c;
+
+    if (redis_acquire(p, &c, e))
+        return -1;
+    redisReply *r = redisCommand(c->ctx, "PING");
+    int rc = 0;
+    if (!r || r->type != REDIS_REPLY_STATUS) {
+        rc = err_set(e, ERR_UNAVAILABLE, "redis PING failed");
+        redis_conn_failed(p, c);
+    }
+    if (r)
+        freeReplyObject(r);
+    redis_release(p, c);
+    return rc;
+}
+
+bool redis_pool_healthy(struct redis_pool *p)
+{
+    return atomic_load(&p->failed_at) == 0;
+}

@@ -1,0 +1,583 @@
+#include "repo/db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/metrics.h"
+#include "core/num.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+#define MAX_STMTS        128
+#define MAX_PARAMS       64
+#define MAX_COLS         48
+#define ACQUIRE_WAIT_S   5
+#define CONNECT_BACKOFF_US 500000 /* after a failed connect, fail fast for this long */
+
+struct cached_stmt {
+    const char *sql; /* identity: the address of a static string */
+    MYSQL_STMT *stmt;
+};
+
+struct db_conn {
+    struct db_pool *pool;
+    MYSQL *mysql; /* NULL until connected */
+    unsigned generation;
+    bool in_tx;
+    unsigned last_errno;
+    struct cached_stmt stmts[MAX_STMTS];
+    int nstmts;
+    struct db_conn *next_free;
+};
+
+struct db_pool {
+    struct db_options opt;
+    char *host, *user, *pass, *name;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    struct db_conn *conns;
+    struct db_conn *free_list;
+    /* Bumped when any connection is found lost: the others are then pinged before use. */
+    atomic_uint generation;
+    atomic_llong connect_failed_at;
+};
+
+/* ---- errors ---- */
+
+static bool is_connection_error(unsigned no)
+{
+    return no == CR_SERVER_GONE_ERROR || no == CR_SERVER_LOST || no == CR_CONNECTION_ERROR ||
+           no == CR_CONN_HOST_ERROR || no == ER_CONNECTION_KILLED || no == 4031 /* idle kill */ ||
+           no == ER_SERVER_SHUTDOWN || no == CR_COMMANDS_OUT_OF_SYNC;
+}
+
+static void close_conn(struct db_conn *c)
+{
+    for (int i = 0; i < c->nstmts; i++)
+        mysql_stmt_close(c->stmts[i].stmt);
+    c->nstmts = 0;
+    if (c->mysql)
+        mysql_close(c->mysql);
+    c->mysql = NULL;
+    c->in_tx = false;
+}
+
+/* The single place where MariaDB error numbers become our codes. */
+static int fail(struct db_pool *p, struct db_conn *c, unsigned no, const char *msg,
+                const char *what, struct err *e)
+{
+    c->last_errno = no;
+    if (no != ER_DUP_ENTRY) /* expected by the repos that ask for it; not a fault */
+        metrics_inc(METRIC_DB_ERRORS);
+    if (no == ER_LOCK_WAIT_TIMEOUT)
+        return err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");
+    if (no == ER_LOCK_DEADLOCK)
+        return err_set(e, ERR_UNAVAILABLE, "a deadlock was resolved by rolling back; retry");
+    if (no == ER_DUP_ENTRY)
+        return err_set(e, ERR_INTERNAL, "%s: duplicate key: %s", what, msg);
+    if (is_connection_error(no)) {
+        close_conn(c);
+        if (p)
+            atomic_fetch_add(&p->generation, 1);
+        return err_set(e, ERR_UNAVAILABLE, "the database connection was lost; retry");
+    }
+    return err_set(e, ERR_INTERNAL, "%s: mariadb error %u: %s", what, no, msg);
+}
+
+static int stmt_fail(struct db_conn *c, MYSQL_STMT *st, const char *what, struct err *e)
+{
+    return fail(c->pool, c, mysql_stmt_errno(st), mysql_stmt_error(st), what, e);
+}
+
+static int conn_fail(struct db_conn *c, const char *what, struct err *e)
+{
+    return fail(c->pool, c, mysql_errno(c->mysql), mysql_error(c->mysql), what, e);
+}
+
+/* ---- pool ---- */
+
+int db_library_init(void)
+{
+    return mysql_library_init(0, NULL, NULL) ? -1 : 0;
+}
+
+void db_library_end(void)
+{
+    mysql_library_end();
+}
+
+struct db_pool *db_pool_new(const struct db_options *o)
+{
+    struct db_pool *p = xcalloc(1, sizeof(*p));
+
+    p->opt = *o;
+    p->host = xstrdup(o->host);
+    p->user = xstrdup(o->user);
+    p->pass = xstrdup(o->pass);
+    p->name = xstrdup(o->name);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    p->conns = xcalloc((size_t)o->size, sizeof(*p->conns));
+    for (int i = o->size - 1; i >= 0; i--) {
+        p->conns[i].pool = p;
+        p->conns[i].next_free = p->free_list;
+        p->free_list = &p->conns[i];
+    }
+    return p;
+}
+
+void db_pool_free(struct db_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->opt.size; i++)
+        close_conn(&p->conns[i]);
+    free(p->conns);
+    free(p->host);
+    free(p->user);
+    free(p->pass);
+    free(p->name);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->freed);
+    free(p);
+}
+
+static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
+{
+    char sql[256];
+
+    /* Built from our own integer configuration, not from input. READ COMMITTED avoids the gap
+     * locks of REPEATABLE READ; every invariant is held by conditional updates and keys. */
+    int n = snprintf(sql, sizeof(sql),
+                     "SET SESSION innodb_lock_wait_timeout = %d, time_zone = '+00:00', "
+                     "tx_isolation = 'READ-COMMITTED', "
+                     "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'",
+                     p->opt.lock_wait_s);
+    if (n < 0 || (size_t)n >= sizeof(sql))
+        BUG("session setup statement truncated");
+    if (mysql_real_query(c->mysql, sql, (unsigned long)n))
+        return conn_fail(c, "session setup", e);
+    return 0;
+}
+
+static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
+{
+    unsigned connect_timeout = 2, rw_timeout = (unsigned)p->opt.lock_wait_s + 30;
+    long long failed_at = atomic_load(&p->connect_failed_at);
+
+    if (failed_at && clock_monotonic_us() - failed_at < CONNECT_BACKOFF_US)
+        return err_set(e, ERR_UNAVAILABLE, "the database is unreachable; retry");
+    c->mysql = mysql_init(NULL);
+    if (!c->mysql)
+        return err_set(e, ERR_INTERNAL, "mysql_init failed");
+    mysql_options(c->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+    mysql_options(c->mysql, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+    mysql_options(c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+    mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (!mysql_real_connect(c->mysql, p->host, p->user, p->pass, p->name,
+                            (unsigned)p->opt.port, NULL, CLIENT_FOUND_ROWS)) {
+        atomic_store(&p->connect_failed_at, clock_monotonic_us());
+        err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", p->host,
+                p->opt.port, mysql_error(c->mysql));
+        metrics_inc(METRIC_DB_ERRORS);
+        mysql_close(c->mysql);
+        c->mysql = NULL;
+        return -1;
+    }
+    atomic_store(&p->connect_failed_at, 0);
+    c->generation = atomic_load(&p->generation);
+    if (session_setup(p, c, e)) {
+        close_conn(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Makes c usable: connected, and checked if another connection was lately found lost. */
+static int ensure_connected(struct db_pool *p, struct db_conn *c, struct err *e)
+{
+    unsigned gen = atomic_load(&p->generation);
+
+    if (c->mysql && c->generation != gen) {
+        if (mysql_ping(c->mysql)) {
+            close_conn(c);
+            metrics_inc(METRIC_DB_RECONNECTS);
+        } else {
+            c->generation = gen;
+        }
+    }
+    if (!c->mysql)
+        return connect_conn(p, c, e);
+    return 0;
+}
+
+int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
+{
+    struct timespec deadline;
+    struct db_conn *c;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ACQUIRE_WAIT_S;
+    pthread_mutex_lock(&p->lock);
+    while (!p->free_list) {
+        if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&p->lock);
+            return err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy",
+                           p->opt.size);
+        }
+    }
+    c = p->free_list;
+    p->free_list = c->next_free;
+    pthread_mutex_unlock(&p->lock);
+
+    c->last_errno = 0;
+    if (ensure_connected(p, c, e)) {
+        db_release(p, c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void db_release(struct db_pool *p, struct db_conn *c)
+{
+    if (!c)
+        return;
+    if (c->in_tx)
+        db_rollback(c);
+    pthread_mutex_lock(&p->lock);
+    c->next_free = p->free_list;
+    p->free_list = c;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int db_ping(struct db_pool *p, struct err *e)
+{
+    struct db_conn *c;
+
+    if (db_acquire(p, &c, e))
+        return -1;
+    int rc = mysql_ping(c->mysql) ? conn_fail(c, "ping", e) : 0;
+    db_release(p, c);
+    return rc;
+}
+
+/* ---- transactions ---- */
+
+int db_begin(struct db_conn *c, struct err *e)
+{
+    static const char begin[] = "START TRANSACTION";
+
+    if (c->in_tx)
+        BUG("nested transaction");
+    if (mysql_real_query(c->mysql, begin, sizeof(begin) - 1))
+        return conn_fail(c, "begin", e);
+    c->in_tx = true;
+    return 0;
+}
+
+int db_commit(struct db_conn *c, struct err *e)
+{
+    c->in_tx = false;
+    if (mysql_commit(c->mysql))
+        return conn_fail(c, "commit", e);
+    return 0;
+}
+
+void db_rollback(struct db_conn *c)
+{
+    c->in_tx = false;
+    if (c->mysql && mysql_rollback(c->mysql)) {
+        struct err ignored;
+        conn_fail(c, "rollback", &ignored);
+    }
+}
+
+/* ---- statements ---- */
+
+static MYSQL_STMT *prepared(struct db_conn *c, const char *sql, struct err *e)
+{
+    for (int i = 0; i < c->nstmts; i++)
+        if (c->stmts[i].sql == sql)
+            return c->stmts[i].stmt;
+    if (c->nstmts == MAX_STMTS)
+        BUG("more distinct statements than the per-connection cache holds");
+    MYSQL_STMT *st = mysql_stmt_init(c->mysql);
+    if (!st) {
+        conn_fail(c, "mysql_stmt_init", e);
+        return NULL;
+    }
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql))) {
+        stmt_fail(c, st, "prepare", e);
+        mysql_stmt_close(st);
+        return NULL;
+    }
+    bool update_max = true;
+    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &update_max);
+    c->stmts[c->nstmts].sql = sql;
+    c->stmts[c->nstmts].stmt = st;
+    c->nstmts++;
+    return st;
+}
+
+static void to_mysql_time(int64_t us, MYSQL_TIME *t)
+{
+    struct clock_civil cv;
+
+    clock_to_civil(us, &cv);
+    memset(t, 0, sizeof(*t));
+    t->year = (unsigned)cv.year;
+    t->month = (unsigned)cv.month;
+    t->day = (unsigned)cv.day;
+    t->hour = (unsigned)cv.hour;
+    t->minute = (unsigned)cv.minute;
+    t->second = (unsigned)cv.second;
+    t->second_part = (unsigned long)cv.microsecond;
+    t->time_type = MYSQL_TIMESTAMP_DATETIME;
+}
+
+static int64_t from_mysql_time(const MYSQL_TIME *t)
+{
+    struct clock_civil cv = {(int)t->year,   (int)t->month,  (int)t->day,
+                             (int)t->hour,   (int)t->minute, (int)t->second,
+                             (int)t->second_part};
+    return clock_from_civil(&cv);
+}
+
+static int bind_and_execute(struct db_conn *c, MYSQL_STMT *st, const struct db_val *params,
+                            size_t n, struct err *e)
+{
+    MYSQL_BIND bind[MAX_PARAMS];
+    MYSQL_TIME times[MAX_PARAMS];
+    unsigned long lengths[MAX_PARAMS];
+
+    if (n > MAX_PARAMS || n != mysql_stmt_param_count(st))
+        BUG("statement parameter count does not match");
+    memset(bind, 0, sizeof(bind[0]) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        switch (params[i].type) {
+        case DB_NULL:
+            bind[i].buffer_type = MYSQL_TYPE_NULL;
+            break;
+        case DB_INT:
+            bind[i].buffer_type = MYSQL_TYPE_LONGLONG;
+            bind[i].buffer = (void *)&params[i].i;
+            break;
+        case DB_STR:
+            bind[i].buffer_type = MYSQL_TYPE_STRING;
+            bind[i].buffer = (void *)params[i].s;
+            lengths[i] = (unsigned long)params[i].len;
+            bind[i].buffer_length = lengths[i];
+            bind[i].length = &lengths[i];
+            break;
+        case DB_TIME:
+            to_mysql_time(params[i].i, &times[i]);
+            bind[i].buffer_type = MYSQL_TYPE_DATETIME;
+            bind[i].buffer = &times[i];
+            break;
+        }
+    }
+    if (n && mysql_stmt_bind_param(st, bind))
+        return stmt_fail(c, st, "bind", e);
+    if (mysql_stmt_execute(st))
+        return stmt_fail(c, st, "execute", e);
+    return 0;
+}
+
+int db_exec(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
+            uint64_t *affected, int64_t *insert_id, struct err *e)
+{
+    MYSQL_STMT *st = prepared(c, sql, e);
+
+    c->last_errno = 0;
+    if (!st || bind_and_execute(c, st, params, nparams, e))
+        return -1;
+    if (affected)
+        *affected = mysql_stmt_affected_rows(st);
+    if (insert_id)
+        *insert_id = (int64_t)mysql_stmt_insert_id(st);
+    return 0;
+}
+
+static bool is_int_type(enum enum_field_types t)
+{
+    return t == MYSQL_TYPE_TINY || t == MYSQL_TYPE_SHORT || t == MYSQL_TYPE_LONG ||
+           t == MYSQL_TYPE_LONGLONG || t == MYSQL_TYPE_INT24 || t == MYSQL_TYPE_YEAR;
+}
+
+static bool is_time_type(enum enum_field_types t)
+{
+    return t == MYSQL_TYPE_DATETIME || t == MYSQL_TYPE_TIMESTAMP || t == MYSQL_TYPE_DATE;
+}
+
+struct column {
+    enum db_type type;
+    int64_t i;
+    MYSQL_TIME t;
+    char *s;
+    unsigned long len;
+    my_bool is_null;
+    my_bool error;
+};
+
+static void copy_row(struct column *cols, size_t ncols, struct db_val *out, struct arena *a)
+{
+    for (size_t j = 0; j < ncols; j++) {
+        struct column *col = &cols[j];
+        if (col->is_null) {
+            out[j] = DB_NULLV;
+        } else if (col->type == DB_INT) {
+            out[j] = DB_INT(col->i);
+        } else if (col->type == DB_TIME) {
+            out[j] = DB_TIME(from_mysql_time(&col->t));
+        } else {
+            out[j].type = DB_STR;
+            out[j].s = arena_memdup(a, col->s, col->len);
+            out[j].len = col->len;
+            out[j].i = 0;
+        }
+    }
+}
+
+static int fetch_all(struct db_conn *c, MYSQL_STMT *st, MYSQL_RES *meta, struct arena *a,
+                     struct db_rows *out, struct err *e)
+{
+    size_t ncols = mysql_num_fields(meta);
+    MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+    MYSQL_BIND bind[MAX_COLS];
+    struct column cols[MAX_COLS];
+
+    if (ncols > MAX_COLS)
+        BUG("query returns more columns than db_query binds");
+    memset(bind, 0, sizeof(bind));
+    memset(cols, 0, sizeof(cols));
+    for (size_t j = 0; j < ncols; j++) {
+        bind[j].is_null = &cols[j].is_null;
+        bind[j].error = &cols[j].error;
+        bind[j].length = &cols[j].len;
+        if (is_int_type(fields[j].type)) {
+            cols[j].type = DB_INT;
+            bind[j].buffer_type = MYSQL_TYPE_LONGLONG;
+            bind[j].buffer = &cols[j].i;
+        } else if (is_time_type(fields[j].type)) {
+            cols[j].type = DB_TIME;
+            bind[j].buffer_type = MYSQL_TYPE_DATETIME;
+            bind[j].buffer = &cols[j].t;
+        } else {
+            cols[j].type = DB_STR;
+            bind[j].buffer_type = MYSQL_TYPE_STRING;
+            bind[j].buffer_length = fields[j].max_length + 1;
+            cols[j].s = arena_alloc(a, bind[j].buffer_length);
+            bind[j].buffer = cols[j].s;
+        }
+    }
+    if (mysql_stmt_bind_result(st, bind))
+        return stmt_fail(c, st, "bind result", e);
+    out->ncols = ncols;
+    out->nrows = (size_t)mysql_stmt_num_rows(st);
+    out->cells = arena_calloc(a, out->nrows * ncols + 1, sizeof(struct db_val));
+    for (size_t r = 0; r < out->nrows; r++) {
+        int rc = mysql_stmt_fetch(st);
+        if (rc == 1)
+            return stmt_fail(c, st, "fetch", e);
+        if (rc == MYSQL_NO_DATA) {
+            out->nrows = r;
+            break;
+        }
+        copy_row(cols, ncols, out->cells + r * ncols, a);
+    }
+    return 0;
+}
+
+int db_query(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
+             struct arena *a, struct db_rows *out, struct err *e)
+{
+    MYSQL_STMT *st = prepared(c, sql, e);
+    int rc = -1;
+
+    c->last_errno = 0;
+    memset(out, 0, sizeof(*out));
+    if (!st || bind_and_execute(c, st, params, nparams, e))
+        return -1;
+    if (mysql_stmt_store_result(st))
+        return stmt_fail(c, st, "store result", e);
+    MYSQL_RES *meta = mysql_stmt_result_metadata(st);
+    if (!meta) {
+        rc = stmt_fail(c, st, "result metadata", e);
+        goto out;
+    }
+    rc = fetch_all(c, st, meta, a, out, e);
+    mysql_free_result(meta);
+out:
+    if (c->mysql)
+        mysql_stmt_free_result(st);
+    return rc;
+}
+
+int db_exec_script(struct db_conn *c, const char *sql, struct err *e)
+{
+    int status;
+
+    if (mysql_set_server_option(c->mysql, MYSQL_OPTION_MULTI_STATEMENTS_ON))
+        return conn_fail(c, "enable multi statements", e);
+    if (mysql_real_query(c->mysql, sql, (unsigned long)strlen(sql)))
+        return conn_fail(c, "script", e);
+    do {
+        MYSQL_RES *res = mysql_store_result(c->mysql);
+        if (res)
+            mysql_free_result(res);
+        status = mysql_next_result(c->mysql);
+        if (status > 0)
+            return conn_fail(c, "script", e);
+    } while (status == 0);
+    if (mysql_set_server_option(c->mysql, MYSQL_OPTION_MULTI_STATEMENTS_OFF))
+        return conn_fail(c, "disable multi statements", e);
+    return 0;
+}
+
+unsigned db_last_errno(const struct db_conn *c)
+{
+    return c->last_errno;
+}
+
+bool db_last_was_retryable(const struct db_conn *c)
+{
+    return c->last_errno == ER_LOCK_DEADLOCK || c->last_errno == ER_LOCK_WAIT_TIMEOUT;
+}
+
+int64_t db_int(const struct db_rows *r, size_t row, size_t col)
+{
+    const struct db_val *v = db_cell(r, row, col);
+    int64_t n = 0;
+
+    if (v->type == DB_STR) {
+        /* SUM() of BIGINT comes back as DECIMAL text: whole numbers only in this schema. */
+        if (num_parse_i64_n(v->s, v->len, INT64_MIN, INT64_MAX, &n))
+            BUG("integer column holds a non-integer");
+        return n;
+    }
+    return v->i;
+}
+
+const char *db_str(const struct db_rows *r, size_t row, size_t col)
+{
+    const struct db_val *v = db_cell(r, row, col);
+    return v->type == DB_STR ? v->s : "";
+}
+
+bool db_is_null(const struct db_rows *r, size_t row, size_t col)
+{
+    return db_cell(r, row, col)->type == DB_NULL;
+}

@@ -1,0 +1,114 @@
+#ifndef SHOPD_REPO_DB_H
+#define SHOPD_REPO_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * MariaDB access: a pool of connections, transactions, and prepared statements with bound
+ * parameters (never SQL built from input). This module and the repos are the only code that
+ * sees <mysql.h>.
+ *
+ * A connection is checked out by one service call at a time (db_acquire/db_release) and is
+ * never shared between threads meanwhile. Each connection keeps its prepared statements, keyed
+ * by the address of the static SQL string, so a statement is prepared once per connection.
+ * A connection lost to a server restart is re-established on a later checkout.
+ *
+ * Errors: every fallible call returns 0 or -1 with e set. MariaDB error numbers are mapped in
+ * one place: lock wait timeout, deadlock and lost connections become ERR_UNAVAILABLE, anything
+ * else ERR_INTERNAL; the server's message stays in e->detail, which the HTTP layer logs and
+ * never sends. A repo that expects a duplicate key asks db_last_errno() and maps it to its own
+ * conflict code.
+ */
+
+struct arena;
+struct err;
+struct db_pool;
+struct db_conn;
+
+struct db_options {
+    const char *host;
+    int port;
+    const char *user;
+    const char *pass;
+    const char *name;
+    int size;        /* connections at most */
+    int lock_wait_s; /* innodb_lock_wait_timeout of each session */
+};
+
+enum db_type { DB_NULL, DB_INT, DB_STR, DB_TIME };
+
+/* A parameter or a result cell. DB_TIME is UTC microseconds since the epoch in i. */
+struct db_val {
+    enum db_type type;
+    int64_t i;
+    const char *s;
+    size_t len;
+};
+
+#define DB_INT(v)     ((struct db_val){DB_INT, (int64_t)(v), NULL, 0})
+#define DB_STR(v)     ((struct db_val){DB_STR, 0, (v), strlen(v)})
+#define DB_BYTES(v, n) ((struct db_val){DB_STR, 0, (const char *)(v), (n)})
+#define DB_TIME(us)   ((struct db_val){DB_TIME, (us), NULL, 0})
+#define DB_NULLV      ((struct db_val){DB_NULL, 0, NULL, 0})
+
+/* Rows copied into an arena: cells[row * ncols + col]. */
+struct db_rows {
+    size_t nrows;
+    size_t ncols;
+    struct db_val *cells;
+};
+
+#define DB_ER_DUP_ENTRY 1062
+#define DB_ER_LOCK_WAIT 1205
+#define DB_ER_DEADLOCK  1213
+
+/* Once per process, before any thread uses the database, and once at exit. */
+int db_library_init(void);
+void db_library_end(void);
+
+struct db_pool *db_pool_new(const struct db_options *o);
+void db_pool_free(struct db_pool *p);
+
+/* Checks out a connection, waiting at most a few seconds for one to be free. */
+int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e);
+/* Returns it; a transaction left open is rolled back. c may be NULL. */
+void db_release(struct db_pool *p, struct db_conn *c);
+
+int db_begin(struct db_conn *c, struct err *e);
+int db_commit(struct db_conn *c, struct err *e);
+void db_rollback(struct db_conn *c);
+
+/* Runs a statement that returns no rows; affected and insert_id may be NULL. Affected counts
+ * matched rows (CLIENT_FOUND_ROWS), so a conditional UPDATE that matched is 1. */
+int db_exec(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
+            uint64_t *affected, int64_t *insert_id, struct err *e);
+
+/* Runs a query and copies every row into the arena. */
+int db_query(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
+             struct arena *a, struct db_rows *out, struct err *e);
+
+/* Runs a trusted multi-statement script (a migration file), not a prepared statement. */
+int db_exec_script(struct db_conn *c, const char *sql, struct err *e);
+
+/* The MariaDB error number of the last failed call on c, 0 if it succeeded. */
+unsigned db_last_errno(const struct db_conn *c);
+
+/* True when the last failure was a deadlock or lock wait time-out that a retry may clear. */
+bool db_last_was_retryable(const struct db_conn *c);
+
+/* Pings the server; for readiness checks. */
+int db_ping(struct db_pool *p, struct err *e);
+
+/* Cell accessors; the caller knows the row and column exist. */
+static inline const struct db_val *db_cell(const struct db_rows *r, size_t row, size_t col)
+{
+    return &r->cells[row * r->ncols + col];
+}
+int64_t db_int(const struct db_rows *r, size_t row, size_t col); /* parses DECIMAL text too */
+const char *db_str(const struct db_rows *r, size_t row, size_t col); /* "" for NULL */
+bool db_is_null(const struct db_rows *r, size_t row, size_t col);
+
+#endif

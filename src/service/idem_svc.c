@@ -1,0 +1,168 @@
+#include "service/idem_svc.h"
+
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/metrics.h"
+#include "repo/db.h"
+#include "repo/idem_repo.h"
+#include "service/svc.h"
+#include "core/banned.h"
+
+#define KEY_MAX_LEN  255
+#define MAX_ATTEMPTS 4
+#define PURGE_BATCH  1000
+
+static const char body_key_field[] = "idempotencyKey";
+
+static int check_key(const char *key, struct err *e)
+{
+    size_t len = strlen(key);
+
+    if (len < 1 || len > KEY_MAX_LEN)
+        return err_set(e, ERR_INVALID_INPUT, "idempotency key must be 1 to %d characters",
+                       KEY_MAX_LEN);
+    for (size_t i = 0; i < len; i++)
+        if (key[i] < 0x20 || key[i] > 0x7e)
+            return err_set(e, ERR_INVALID_INPUT,
+                           "idempotency key must be printable ASCII characters");
+    return 0;
+}
+
+int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
+                     unsigned char out[SHA256_LEN], struct err *e)
+{
+    char *canonical;
+
+    if (json_canonical(body, body_len, body_key_field, a, &canonical, e))
+        return -1;
+    sha256(canonical, strlen(canonical), out);
+    return 0;
+}
+
+int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method,
+                     const char *path, const char *header_key, const char *body,
+                     size_t body_len, struct arena *a, struct err *e)
+{
+    const char *body_key = NULL;
+
+    if (json_get_string(body, body_len, body_key_field, a, &body_key, e))
+        return -1;
+    if (header_key && body_key && strcmp(header_key, body_key))
+        return err_set(e, ERR_INVALID_INPUT,
+                       "Idempotency-Key header and body idempotencyKey differ");
+    r->key = header_key ? header_key : body_key;
+    if (!r->key)
+        return err_set(e, ERR_IDEMPOTENCY_KEY_MISSING,
+                       "an Idempotency-Key header or idempotencyKey field is required");
+    if (check_key(r->key, e))
+        return -1;
+    r->user_id = user_id;
+    r->method = method;
+    r->path = path;
+    return idem_fingerprint(body, body_len, a, r->fingerprint, e);
+}
+
+/* Answers from a committed key row: the stored response, or 422 for another body. */
+static int replay(const struct idem_request *r, const struct idem_row *row,
+                  struct idem_response *out, struct err *e)
+{
+    if (memcmp(row->fingerprint, r->fingerprint, SHA256_LEN)) {
+        metrics_inc(METRIC_IDEM_CONFLICTS);
+        return err_set(e, ERR_IDEMPOTENCY_KEY_REUSED,
+                       "idempotency key '%.64s' was used with a different request body", r->key);
+    }
+    metrics_inc(METRIC_IDEM_REPLAYS);
+    out->status = row->status;
+    out->body = row->body;
+    out->replayed = true;
+    return 0;
+}
+
+enum attempt_result { ATTEMPT_DONE, ATTEMPT_AGAIN, ATTEMPT_FAILED };
+
+static enum attempt_result attempt(struct db_conn *c, const struct idem_request *r,
+                                   idem_effect_fn *effect, void *ctx, struct arena *a,
+                                   struct idem_response *out, struct err *e)
+{
+    struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
+    struct idem_row row;
+    bool duplicate, found;
+
+    if (db_begin(c, e))
+        return ATTEMPT_FAILED;
+    if (idem_repo_insert(c, &key, r->fingerprint, clock_now_us(), &duplicate, e))
+        goto failed;
+    if (duplicate) {
+        db_rollback(c);
+        if (idem_repo_find(c, &key, a, &row, &found, e))
+            return ATTEMPT_FAILED;
+        if (!found) /* the holder rolled back, or the key was purged: claim it again */
+            return ATTEMPT_AGAIN;
+        return replay(r, &row, out, e) ? ATTEMPT_FAILED : ATTEMPT_DONE;
+    }
+    if (effect(c, ctx, a, out, e))
+        goto failed;
+    if (idem_repo_complete(c, &key, out->status, out->body, e) || db_commit(c, e))
+        goto failed;
+    out->replayed = false;
+    return ATTEMPT_DONE;
+failed:
+    db_rollback(c);
+    return ATTEMPT_FAILED;
+}
+
+int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect,
+                 void *ctx, struct arena *a, struct idem_response *out, struct err *e)
+{
+    struct db_conn *c;
+    int rc = -1;
+
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    for (int i = 0; i < MAX_ATTEMPTS; i++) {
+        enum attempt_result res = attempt(c, r, effect, ctx, a, out, e);
+        if (res == ATTEMPT_DONE) {
+            rc = 0;
+            break;
+        }
+        if (res == ATTEMPT_FAILED) {
+            if (db_last_errno(c) == DB_ER_LOCK_WAIT) {
+                /* Another request with this key is still running: the client may retry. */
+                err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                        "a request with idempotency key '%.64s' is still in progress", r->key);
+                break;
+            }
+            if (db_last_errno(c) != DB_ER_DEADLOCK)
+                break;
+            metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
+        }
+        if (i == MAX_ATTEMPTS - 1)
+            err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", r->key);
+    }
+    db_release(s->db, c);
+    return rc;
+}
+
+int idem_svc_purge(struct svc *s, int64_t max_age_us, uint64_t *purged, struct err *e)
+{
+    struct db_conn *c;
+    uint64_t deleted = 0, total = 0;
+    int64_t cutoff = clock_now_us() - max_age_us;
+    int rc = 0;
+
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    do {
+        rc = idem_repo_purge(c, cutoff, PURGE_BATCH, &deleted, e);
+        total += deleted;
+    } while (!rc && deleted == PURGE_BATCH);
+    db_release(s->db, c);
+    metrics_add(METRIC_IDEM_PURGED, total);
+    if (purged)
+        *purged = total;
+    return rc;
+}
