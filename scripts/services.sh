@@ -86,6 +86,8 @@ CREATE USER IF NOT EXISTS 'shop'@'localhost' IDENTIFIED BY 'shop-pass';
 CREATE USER IF NOT EXISTS 'shop'@'%' IDENTIFIED BY 'shop-pass';
 GRANT ALL PRIVILEGES ON `shop`.* TO 'shop'@'localhost', 'shop'@'%';
 GRANT ALL PRIVILEGES ON `shopd\_t\_%`.* TO 'shop'@'localhost', 'shop'@'%';
+-- The integration tests watch lock waits and kill connections to their own database.
+GRANT PROCESS ON *.* TO 'shop'@'localhost', 'shop'@'%';
 FLUSH PRIVILEGES;
 SQL
   echo "services: mariadb ready on 127.0.0.1:$DB_PORT (pid $(cat "$MYPID"))"

@@ -23,18 +23,18 @@
 #include "service/seed_svc.h"
 #include "service/svc.h"
 #include "service/sweeper.h"
+
 #include "core/banned.h"
 
 #define SHUTDOWN_GRACE_MS   10000
 #define REDIS_TIMEOUT_MS    200
 #define DEFAULT_TOKEN_TTL_S (24 * 3600)
 
-static const char usage[] =
-    "usage: shopd serve [--listen HOST:PORT]\n"
-    "       shopd migrate\n"
-    "       shopd seed\n"
-    "       shopd token (USER_ID | --admin) [--ttl SECONDS]\n"
-    "Configuration comes from the environment; see README.md.\n";
+static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
+                            "       shopd migrate\n"
+                            "       shopd seed\n"
+                            "       shopd token (USER_ID | --admin) [--ttl SECONDS]\n"
+                            "Configuration comes from the environment; see README.md.\n";
 
 static const char *env(const char *name)
 {
@@ -43,7 +43,7 @@ static const char *env(const char *name)
 
 static void open_pools(const struct config *cfg, struct svc *s)
 {
-    struct db_options dbo = {cfg->db_host, cfg->db_port, cfg->db_user, cfg->db_pass,
+    struct db_options dbo = {cfg->db_host, cfg->db_port, cfg->db_user,       cfg->db_pass,
                              cfg->db_name, cfg->threads, cfg->db_lock_wait_s};
     struct redis_options ro = {cfg->redis_host, cfg->redis_port, cfg->redis_db, cfg->threads,
                                REDIS_TIMEOUT_MS};
@@ -117,9 +117,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         return 1;
     }
     metrics_routes_init(routes_names(), (int)routes_count);
-    struct server_options opt = {cfg->listen_host, cfg->listen_port, routes, routes_count,
-                                 cfg->jwt_secret,  &s,               cfg->access_log,
-                                 4096};
+    struct server_options opt = {cfg->listen_host, cfg->listen_port,
+                                 routes,           routes_count,
+                                 cfg->jwt_secret,  &s,
+                                 cfg->access_log,  4096};
     struct server *srv = server_start(&opt, &e);
     if (!srv) {
         log_error("%s", e.detail);

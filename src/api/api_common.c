@@ -1,12 +1,13 @@
-#include "http/req.h"
 #include "api/api_common.h"
 
 #include <string.h>
 
 #include "core/err.h"
 #include "core/num.h"
+#include "http/req.h"
 #include "http/resp.h"
 #include "service/idem_svc.h"
+
 #include "core/banned.h"
 
 struct svc *api_svc(struct req *r)
@@ -24,8 +25,8 @@ int api_query_int(struct req *r, const char *name, int64_t dflt, int64_t min, in
         return 0;
     }
     if (num_parse_i64(v, min, max, out))
-        return err_set(e, ERR_INVALID_INPUT, "'%s' must be an integer between %lld and %lld",
-                       name, (long long)min, (long long)max);
+        return err_set(e, ERR_INVALID_INPUT, "'%s' must be an integer between %lld and %lld", name,
+                       (long long)min, (long long)max);
     return 0;
 }
 
@@ -50,8 +51,7 @@ int api_require_user(struct req *r, int64_t user_id, struct err *e)
 
 void api_send_idem(struct resp *resp, const struct idem_response *out)
 {
-    resp_body(resp, out->status, "application/json; charset=utf-8", out->body,
-              strlen(out->body));
+    resp_body(resp, out->status, "application/json; charset=utf-8", out->body, strlen(out->body));
     if (out->replayed)
         resp_header(resp, "Idempotent-Replayed", "true");
 }

@@ -8,6 +8,7 @@
 #include "http/req.h"
 #include "http/resp.h"
 #include "service/ops_svc.h"
+
 #include "core/banned.h"
 
 /* docs/openapi.yaml, compiled in by cmake/embed_file.cmake. */

@@ -10,6 +10,7 @@
 #include "http/req.h"
 #include "http/resp.h"
 #include "service/balance_svc.h"
+
 #include "core/banned.h"
 
 #define HISTORY_DEFAULT_LIMIT 20
@@ -30,8 +31,8 @@ struct charge_in {
 
 /* The range is checked by the service; the spec only rules out what is not a KRW amount. */
 static const struct json_spec charge_spec[] = {
-    JSON_INT("amount", JSON_REQUIRED, INT64_MIN, INT64_MAX, ERR_INVALID_AMOUNT,
-             struct charge_in, amount_krw),
+    JSON_INT("amount", JSON_REQUIRED, INT64_MIN, INT64_MAX, ERR_INVALID_AMOUNT, struct charge_in,
+             amount_krw),
     JSON_END,
 };
 
@@ -94,10 +95,10 @@ int api_users_charge(struct req *req, struct resp *resp, struct err *e)
 
     if (json_decode(req->body, req->body_len, charge_spec, &in, &req->arena, e) ||
         idem_svc_prepare(&idem, user_id, req->method, req->match.canonical,
-                         req_header(req, "Idempotency-Key"), req->body, req->body_len,
-                         &req->arena, e) ||
-        balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, render_charge,
-                           &req->arena, &out, e))
+                         req_header(req, "Idempotency-Key"), req->body, req->body_len, &req->arena,
+                         e) ||
+        balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, render_charge, &req->arena,
+                           &out, e))
         return -1;
     api_send_idem(resp, &out);
     return 0;

@@ -6,6 +6,7 @@
 #include "api/api_users.h"
 #include "core/err.h"
 #include "http/router.h"
+
 #include "core/banned.h"
 
 /* clang-format off */
@@ -32,8 +33,8 @@ const char *const *routes_names(void)
     static const char *names[sizeof(table) / sizeof(table[0])];
 
     for (size_t i = 0; i < routes_count; i++) {
-        int n = snprintf(storage[i], sizeof(storage[i]), "%s %s", routes[i].method,
-                         routes[i].pattern);
+        int n =
+            snprintf(storage[i], sizeof(storage[i]), "%s %s", routes[i].method, routes[i].pattern);
         if (n < 0 || (size_t)n >= sizeof(storage[i]))
             BUG("route name too long");
         names[i] = storage[i];

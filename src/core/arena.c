@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/xalloc.h"
+
 #include "core/banned.h"
 
 #define BLOCK_SIZE 8192
@@ -46,6 +47,8 @@ static struct arena_block *block_new(size_t size)
 
 void *arena_alloc(struct arena *a, size_t size)
 {
+    if (size > SIZE_MAX / 2)
+        BUG("arena allocation size overflows");
     size_t rounded = (size + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 
     if (rounded > BLOCK_SIZE / 4) {

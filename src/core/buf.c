@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+
 #include "core/banned.h"
 
 void buf_init(struct buf *b, struct arena *a, size_t hint)

@@ -79,8 +79,8 @@ void clock_format_rfc3339(int64_t epoch_us, char *buf, size_t size)
     struct clock_civil c;
 
     clock_to_civil(epoch_us, &c);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.year, c.month, c.day, c.hour,
-             c.minute, c.second);
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.year, c.month, c.day, c.hour, c.minute,
+             c.second);
 }
 
 static int digits(const char **p, int n, int *out)
@@ -119,14 +119,14 @@ int clock_parse_rfc3339(const char *s, int64_t *epoch_us)
     const char *p = s;
     int offset_min = 0;
 
-    if (digits(&p, 4, &c.year) || expect(&p, '-') || digits(&p, 2, &c.month) ||
-        expect(&p, '-') || digits(&p, 2, &c.day))
+    if (digits(&p, 4, &c.year) || expect(&p, '-') || digits(&p, 2, &c.month) || expect(&p, '-') ||
+        digits(&p, 2, &c.day))
         return -1;
     if (*p != 'T' && *p != 't')
         return -1;
     p++;
-    if (digits(&p, 2, &c.hour) || expect(&p, ':') || digits(&p, 2, &c.minute) ||
-        expect(&p, ':') || digits(&p, 2, &c.second))
+    if (digits(&p, 2, &c.hour) || expect(&p, ':') || digits(&p, 2, &c.minute) || expect(&p, ':') ||
+        digits(&p, 2, &c.second))
         return -1;
     if (*p == '.') {
         int scale = 100000;

@@ -10,7 +10,7 @@
  * All functions are thread-safe and never allocate.
  */
 
-int64_t clock_now_us(void);      /* wall clock, UTC */
+int64_t clock_now_us(void);       /* wall clock, UTC */
 int64_t clock_monotonic_us(void); /* for durations and deadlines only */
 
 struct clock_civil {

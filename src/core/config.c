@@ -5,6 +5,7 @@
 
 #include "core/err.h"
 #include "core/num.h"
+
 #include "core/banned.h"
 
 static int copy_field(char *dst, size_t size, const char *src, size_t len)
@@ -91,8 +92,8 @@ bad:
     return err_set(e, ERR_INVALID_INPUT, "SHOPD_REDIS_URL is not redis://host:port/db");
 }
 
-static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t max,
-                   int64_t *out, struct err *e)
+static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t max, int64_t *out,
+                   struct err *e)
 {
     const char *v = get(name);
 

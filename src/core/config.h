@@ -27,8 +27,8 @@ struct config {
 
     char jwt_secret[256]; /* empty when unset: serve refuses to start */
     int64_t order_ttl_s;
-    int threads;          /* requests served at once = MariaDB and Redis connections */
-    int db_lock_wait_s;   /* innodb_lock_wait_timeout for request connections */
+    int threads;        /* requests served at once = MariaDB and Redis connections */
+    int db_lock_wait_s; /* innodb_lock_wait_timeout for request connections */
     bool access_log;
 };
 

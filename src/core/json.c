@@ -7,6 +7,7 @@
 
 #include "core/arena.h"
 #include "core/clock.h"
+
 #include "core/banned.h"
 
 /*
@@ -66,8 +67,7 @@ static int decode_objects(json_t *v, const struct json_spec *f, void *out, const
         json_t *item = json_array_get(v, i);
         if (!json_is_object(item))
             return err_set(e, ERR_INVALID_INPUT, "'%s' must be an object", item_path);
-        if (decode_object(item, f->items, (char *)dst->items + i * f->item_size, item_path, a,
-                          e))
+        if (decode_object(item, f->items, (char *)dst->items + i * f->item_size, item_path, a, e))
             return -1;
     }
     return 0;
@@ -93,10 +93,9 @@ static int decode_field(json_t *v, const struct json_spec *f, void *out, const c
         const char *s = json_string_value(v);
         size_t chars = utf8_length(s);
         if ((int64_t)chars < f->min || (int64_t)chars > f->max)
-            return err_set(e, ERR_INVALID_INPUT, "'%s' must be %lld to %lld characters long",
-                           name, (long long)f->min, (long long)f->max);
-        *(const char **)((char *)out + f->offset) =
-            arena_memdup(a, s, json_string_length(v));
+            return err_set(e, ERR_INVALID_INPUT, "'%s' must be %lld to %lld characters long", name,
+                           (long long)f->min, (long long)f->max);
+        *(const char **)((char *)out + f->offset) = arena_memdup(a, s, json_string_length(v));
         return 0;
     }
     case JSON_TYPE_OBJECTS:
@@ -139,8 +138,8 @@ int json_decode(const char *body, size_t len, const struct json_spec *spec, void
     return rc;
 }
 
-int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a,
-                   char **out, struct err *e)
+int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a, char **out,
+                   struct err *e)
 {
     json_t *root = parse_object(body, len, e);
 

@@ -89,8 +89,8 @@ int json_decode(const char *body, size_t len, const struct json_spec *spec, void
  * re-encoded, with the top-level member omit_key (may be NULL) left out. Two bodies that mean
  * the same thing give the same text. The result is in the arena.
  */
-int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a,
-                   char **out, struct err *e);
+int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a, char **out,
+                   struct err *e);
 
 /* Reads the string member key of a JSON object body into *out (NULL when absent or null);
  * ERR_INVALID_INPUT when the body is not an object or the member is not a string. */

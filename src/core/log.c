@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+
 #include "core/banned.h"
 
 static enum log_level min_level = LOG_INFO;

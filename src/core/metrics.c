@@ -6,10 +6,11 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+
 #include "core/banned.h"
 
-#define MAX_ROUTES  64
-#define MAX_GAUGES  8
+#define MAX_ROUTES 64
+#define MAX_GAUGES 8
 
 static const struct {
     const char *name;
@@ -27,7 +28,7 @@ static const int statuses[] = {200, 201, 400, 401, 403, 404, 405, 409, 413, 415,
 #define STATUS_SLOTS ((int)(sizeof(statuses) / sizeof(statuses[0])) + 1)
 
 /* Latency bucket upper bounds in microseconds, as Prometheus "le" seconds below. */
-static const int64_t bucket_us[] = {250, 500, 1000, 2500, 5000, 10000, 25000,
+static const int64_t bucket_us[] = {250,   500,    1000,   2500,   5000,    10000,  25000,
                                     50000, 100000, 250000, 500000, 1000000, 5000000};
 #define BUCKETS ((int)(sizeof(bucket_us) / sizeof(bucket_us[0])))
 
@@ -152,8 +153,8 @@ static void render_latency(struct buf *b)
                          "%llu\n",
                          route_names[r], (unsigned long long)cumulative);
         }
-        buf_addf(b, "shopd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-                 route_names[r], (double)load(&routes[r].sum_us) / 1e6);
+        buf_addf(b, "shopd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[r],
+                 (double)load(&routes[r].sum_us) / 1e6);
         buf_addf(b, "shopd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                  route_names[r], (unsigned long long)cumulative);
     }

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include "core/err.h"
+
 #include "core/banned.h"
 
 void sha256(const void *data, size_t len, unsigned char out[SHA256_LEN])

@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jwt.h>
 
 #include "core/err.h"
 #include "core/num.h"
+
 #include "core/banned.h"
 
 static const char bearer[] = "Bearer ";
@@ -46,7 +48,8 @@ int auth_verify(const char *secret, const char *header, int64_t now_s, struct au
     memset(out, 0, sizeof(*out));
     if (!header)
         return err_set(e, ERR_UNAUTHORIZED, "bearer token required");
-    if (strncmp(header, bearer, sizeof(bearer) - 1))
+    /* The scheme name is case-insensitive (RFC 7235). */
+    if (strncasecmp(header, bearer, sizeof(bearer) - 1))
         return err_set(e, ERR_UNAUTHORIZED, "authorization must be a bearer token");
     const char *token = header + sizeof(bearer) - 1;
     if (!*token || strlen(token) > 4096)

@@ -3,6 +3,7 @@
 #include <microhttpd.h>
 
 #include "core/err.h"
+
 #include "core/banned.h"
 
 const char *req_header(struct req *r, const char *name)

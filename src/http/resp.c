@@ -3,6 +3,7 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/json.h"
+
 #include "core/banned.h"
 
 void resp_header(struct resp *r, const char *name, const char *value)
@@ -14,8 +15,7 @@ void resp_header(struct resp *r, const char *name, const char *value)
     r->nheaders++;
 }
 
-void resp_body(struct resp *r, int status, const char *content_type, const char *body,
-               size_t len)
+void resp_body(struct resp *r, int status, const char *content_type, const char *body, size_t len)
 {
     r->status = status;
     r->content_type = content_type;
@@ -40,8 +40,12 @@ void resp_problem(struct resp *r, struct arena *a, const struct err *e, const ch
 
     if (e->code == ERR_NONE)
         BUG("problem response without an error code");
+    /* A 5xx detail may carry a server's message or an address: it is for the log only. */
     if (status == 500)
         detail = arena_printf(a, "internal error; request id %s", request_id);
+    else if (status > 500)
+        detail =
+            arena_printf(a, "temporarily unavailable, retry shortly; request id %s", request_id);
     json_w_init(&w, a);
     json_w_obj_begin(&w, NULL);
     json_w_str(&w, "type", "about:blank");

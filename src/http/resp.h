@@ -33,8 +33,7 @@ void resp_header(struct resp *r, const char *name, const char *value);
 void resp_json(struct resp *r, int status, struct json_w *w);
 
 /* status with a body of the given type; body is borrowed. */
-void resp_body(struct resp *r, int status, const char *content_type, const char *body,
-               size_t len);
+void resp_body(struct resp *r, int status, const char *content_type, const char *body, size_t len);
 
 /*
  * Renders e as a problem. A 5xx gets a generic detail naming the request id (the real detail

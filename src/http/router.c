@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/num.h"
+
 #include "core/banned.h"
 
 /*

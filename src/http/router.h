@@ -37,8 +37,8 @@ struct route_match {
     int index;                         /* into the table; -1 when none */
     int64_t params[ROUTER_MAX_PARAMS]; /* the placeholders' values, in order */
     int nparams;
-    char allow[64];                    /* for 405: the methods the path does have */
-    char canonical[256];               /* the path with ids in canonical decimal form */
+    char allow[64];      /* for 405: the methods the path does have */
+    char canonical[256]; /* the path with ids in canonical decimal form */
 };
 
 enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };

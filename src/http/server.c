@@ -21,6 +21,7 @@
 #include "http/req.h"
 #include "http/resp.h"
 #include "http/router.h"
+
 #include "core/banned.h"
 
 /* A Content-Length beyond this is refused before the body is read (the connection closes);
@@ -103,13 +104,12 @@ static int authorise(struct server *s, struct req *req, const struct route *rt, 
 {
     if (rt->auth == ROUTE_PUBLIC)
         return 0;
-    if (auth_verify(s->opt.jwt_secret, req_header(req, "Authorization"),
-                    clock_now_us() / 1000000, &req->auth, e))
+    if (auth_verify(s->opt.jwt_secret, req_header(req, "Authorization"), clock_now_us() / 1000000,
+                    &req->auth, e))
         return -1;
     if (rt->auth == ROUTE_ADMIN && !req->auth.is_admin)
         return err_set(e, ERR_FORBIDDEN, "this endpoint needs an admin token");
-    if (rt->auth == ROUTE_SELF && !req->auth.is_admin &&
-        req->auth.user_id != req->match.params[0])
+    if (rt->auth == ROUTE_SELF && !req->auth.is_admin && req->auth.user_id != req->match.params[0])
         return err_set(e, ERR_FORBIDDEN, "token is not for user %lld",
                        (long long)req->match.params[0]);
     return 0;
@@ -124,8 +124,7 @@ static int dispatch(struct server *s, struct req *req, struct resp *resp, struct
         return err_set(e, ERR_METHOD_NOT_ALLOWED, "%s is not allowed on %s (allowed: %s)",
                        req->method, req->path, req->match.allow);
     case 413:
-        return err_set(e, ERR_PAYLOAD_TOO_LARGE, "request body exceeds %d bytes",
-                       SERVER_MAX_BODY);
+        return err_set(e, ERR_PAYLOAD_TOO_LARGE, "request body exceeds %d bytes", SERVER_MAX_BODY);
     default:
         break;
     }
@@ -145,10 +144,10 @@ static void access_log(struct server *s, struct req *req, int status, int64_t du
     if (!s->opt.access_log)
         return;
     clock_format_rfc3339(clock_now_us(), ts, sizeof(ts));
-    int n = snprintf(line, sizeof(line), "%s access rid=%s %s %.256s route=\"%s\" status=%d us=%lld",
-                     ts, req->request_id, req->method, req->path,
-                     req->route >= 0 ? s->opt.routes[req->route].pattern : "-", status,
-                     (long long)dur_us);
+    int n = snprintf(
+        line, sizeof(line), "%s access rid=%s %s %.256s route=\"%s\" status=%d us=%lld", ts,
+        req->request_id, req->method, req->path,
+        req->route >= 0 ? s->opt.routes[req->route].pattern : "-", status, (long long)dur_us);
     if (n > 0)
         log_line(line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1);
 }
@@ -189,9 +188,8 @@ static enum MHD_Result respond(struct server *s, struct req *req)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **req_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **req_cls)
 {
     struct server *s = cls;
     struct req *req = *req_cls;
@@ -245,13 +243,13 @@ struct server *server_start(const struct server_options *opt, struct err *e)
     s->opt = *opt;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->instance_tag = (unsigned)((ts.tv_nsec ^ (getpid() << 8)) & 0xffffff);
-    s->daemon = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                                 0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
+                                 on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->daemon) {
         free(s);
         err_set(e, ERR_UNAVAILABLE, "cannot listen on %s:%d", opt->host, opt->port);

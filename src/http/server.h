@@ -24,8 +24,8 @@ struct server_options {
     const struct route *routes;
     size_t route_count;
     const char *jwt_secret;
-    void *app;        /* passed to handlers as req->app */
-    bool access_log;  /* one line per request on stderr */
+    void *app;       /* passed to handlers as req->app */
+    bool access_log; /* one line per request on stderr */
     int max_connections;
 };
 

@@ -14,9 +14,10 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
+
 #include "core/banned.h"
 
-#define ACQUIRE_WAIT_S 2
+#define ACQUIRE_WAIT_S  2
 #define DOWN_BACKOFF_US 1000000
 
 struct redis_conn {

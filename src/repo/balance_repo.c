@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "domain/balance.h"
 #include "repo/db.h"
+
 #include "core/banned.h"
 
 static const char sql_append[] =
@@ -27,11 +28,9 @@ int balance_repo_append(struct db_conn *c, int64_t user_id, const struct balance
 }
 
 int balance_repo_page(struct db_conn *c, int64_t user_id, int64_t before_id, int limit,
-                      struct arena *a, struct balance_entry **entries, size_t *count,
-                      struct err *e)
+                      struct arena *a, struct balance_entry **entries, size_t *count, struct err *e)
 {
-    struct db_val p[] = {DB_INT(user_id), DB_INT(before_id ? before_id : INT64_MAX),
-                         DB_INT(limit)};
+    struct db_val p[] = {DB_INT(user_id), DB_INT(before_id ? before_id : INT64_MAX), DB_INT(limit)};
     struct db_rows rows;
 
     if (db_query(c, sql_page, p, 3, a, &rows, e))

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
-#include <errmsg.h>
 
 #include "core/arena.h"
 #include "core/clock.h"
@@ -17,12 +17,13 @@
 #include "core/metrics.h"
 #include "core/num.h"
 #include "core/xalloc.h"
+
 #include "core/banned.h"
 
-#define MAX_STMTS        128
-#define MAX_PARAMS       64
-#define MAX_COLS         48
-#define ACQUIRE_WAIT_S   5
+#define MAX_STMTS          128
+#define MAX_PARAMS         64
+#define MAX_COLS           48
+#define ACQUIRE_WAIT_S     5
 #define CONNECT_BACKOFF_US 500000 /* after a failed connect, fail fast for this long */
 
 struct cached_stmt {
@@ -90,7 +91,8 @@ static int fail(struct db_pool *p, struct db_conn *c, unsigned no, const char *m
         close_conn(c);
         if (p)
             atomic_fetch_add(&p->generation, 1);
-        return err_set(e, ERR_UNAVAILABLE, "the database connection was lost; retry");
+        return err_set(e, ERR_UNAVAILABLE, "the database connection was lost (%s, error %u); retry",
+                       what, no);
     }
     return err_set(e, ERR_INTERNAL, "%s: mariadb error %u: %s", what, no, msg);
 }
@@ -185,11 +187,11 @@ static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
     mysql_options(c->mysql, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
     mysql_options(c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(c->mysql, p->host, p->user, p->pass, p->name,
-                            (unsigned)p->opt.port, NULL, CLIENT_FOUND_ROWS)) {
+    if (!mysql_real_connect(c->mysql, p->host, p->user, p->pass, p->name, (unsigned)p->opt.port,
+                            NULL, CLIENT_FOUND_ROWS)) {
         atomic_store(&p->connect_failed_at, clock_monotonic_us());
-        err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", p->host,
-                p->opt.port, mysql_error(c->mysql));
+        err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", p->host, p->opt.port,
+                mysql_error(c->mysql));
         metrics_inc(METRIC_DB_ERRORS);
         mysql_close(c->mysql);
         c->mysql = NULL;
@@ -233,8 +235,7 @@ int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
     while (!p->free_list) {
         if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
             pthread_mutex_unlock(&p->lock);
-            return err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy",
-                           p->opt.size);
+            return err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy", p->opt.size);
         }
     }
     c = p->free_list;
@@ -350,9 +351,8 @@ static void to_mysql_time(int64_t us, MYSQL_TIME *t)
 
 static int64_t from_mysql_time(const MYSQL_TIME *t)
 {
-    struct clock_civil cv = {(int)t->year,   (int)t->month,  (int)t->day,
-                             (int)t->hour,   (int)t->minute, (int)t->second,
-                             (int)t->second_part};
+    struct clock_civil cv = {(int)t->year,   (int)t->month,  (int)t->day,        (int)t->hour,
+                             (int)t->minute, (int)t->second, (int)t->second_part};
     return clock_from_civil(&cv);
 }
 

@@ -48,11 +48,11 @@ struct db_val {
     size_t len;
 };
 
-#define DB_INT(v)     ((struct db_val){DB_INT, (int64_t)(v), NULL, 0})
-#define DB_STR(v)     ((struct db_val){DB_STR, 0, (v), strlen(v)})
+#define DB_INT(v)      ((struct db_val){DB_INT, (int64_t)(v), NULL, 0})
+#define DB_STR(v)      ((struct db_val){DB_STR, 0, (v), strlen(v)})
 #define DB_BYTES(v, n) ((struct db_val){DB_STR, 0, (const char *)(v), (n)})
-#define DB_TIME(us)   ((struct db_val){DB_TIME, (us), NULL, 0})
-#define DB_NULLV      ((struct db_val){DB_NULL, 0, NULL, 0})
+#define DB_TIME(us)    ((struct db_val){DB_TIME, (us), NULL, 0})
+#define DB_NULLV       ((struct db_val){DB_NULL, 0, NULL, 0})
 
 /* Rows copied into an arena: cells[row * ncols + col]. */
 struct db_rows {
@@ -107,7 +107,7 @@ static inline const struct db_val *db_cell(const struct db_rows *r, size_t row, 
 {
     return &r->cells[row * r->ncols + col];
 }
-int64_t db_int(const struct db_rows *r, size_t row, size_t col); /* parses DECIMAL text too */
+int64_t db_int(const struct db_rows *r, size_t row, size_t col);     /* parses DECIMAL text too */
 const char *db_str(const struct db_rows *r, size_t row, size_t col); /* "" for NULL */
 bool db_is_null(const struct db_rows *r, size_t row, size_t col);
 

@@ -3,6 +3,7 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "repo/db.h"
+
 #include "core/banned.h"
 
 static const char sql_find[] =
@@ -13,9 +14,8 @@ static const char sql_find[] =
 static const char sql_insert[] =
     "INSERT INTO idempotency_keys (user_id, method, path, idem_key, fingerprint, status_code, "
     "response_body, created_at) VALUES (?, ?, ?, ?, ?, 0, '', ?)";
-static const char sql_complete[] =
-    "UPDATE idempotency_keys SET status_code = ?, response_body = ? "
-    "WHERE user_id = ? AND method = ? AND path = ? AND idem_key = ?";
+static const char sql_complete[] = "UPDATE idempotency_keys SET status_code = ?, response_body = ? "
+                                   "WHERE user_id = ? AND method = ? AND path = ? AND idem_key = ?";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
 int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
@@ -44,7 +44,7 @@ int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key,
                      const unsigned char fingerprint[32], int64_t now_us, bool *duplicate,
                      struct err *e)
 {
-    struct db_val p[] = {DB_INT(key->user_id), DB_STR(key->method), DB_STR(key->path),
+    struct db_val p[] = {DB_INT(key->user_id), DB_STR(key->method),       DB_STR(key->path),
                          DB_STR(key->key),     DB_BYTES(fingerprint, 32), DB_TIME(now_us)};
 
     *duplicate = false;
@@ -59,8 +59,8 @@ int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key,
 int idem_repo_complete(struct db_conn *c, const struct idem_row_key *key, int status,
                        const char *body, struct err *e)
 {
-    struct db_val p[] = {DB_INT(status),       DB_STR(body),        DB_INT(key->user_id),
-                         DB_STR(key->method),  DB_STR(key->path),   DB_STR(key->key)};
+    struct db_val p[] = {DB_INT(status),      DB_STR(body),      DB_INT(key->user_id),
+                         DB_STR(key->method), DB_STR(key->path), DB_STR(key->key)};
     uint64_t matched = 0;
 
     if (db_exec(c, sql_complete, p, 6, &matched, NULL, e))

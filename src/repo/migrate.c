@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/num.h"
 #include "repo/db.h"
+
 #include "core/banned.h"
 
 static const char sql_lock[] = "SELECT GET_LOCK('shopd.migrate', 120)";

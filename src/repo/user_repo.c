@@ -4,15 +4,15 @@
 #include "core/err.h"
 #include "domain/balance.h"
 #include "repo/db.h"
+
 #include "core/banned.h"
 
 static const char sql_insert[] =
     "INSERT INTO users (name, balance_krw, created_at) VALUES (?, 0, ?)";
 static const char sql_get[] = "SELECT id, name, balance_krw FROM users WHERE id = ?";
 /* The condition is the invariant 0 <= balance <= limit, checked and applied in one step. */
-static const char sql_add[] =
-    "UPDATE users SET balance_krw = balance_krw + ? "
-    "WHERE id = ? AND balance_krw + ? BETWEEN 0 AND ?";
+static const char sql_add[] = "UPDATE users SET balance_krw = balance_krw + ? "
+                              "WHERE id = ? AND balance_krw + ? BETWEEN 0 AND ?";
 static const char sql_balance[] = "SELECT balance_krw FROM users WHERE id = ?";
 
 int user_repo_insert(struct db_conn *c, const char *name, int64_t now_us, int64_t *user_id,
@@ -39,11 +39,10 @@ int user_repo_get(struct db_conn *c, int64_t user_id, struct arena *a, struct us
     return 0;
 }
 
-int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw,
-                          int64_t max_krw, int64_t *balance_after_krw, struct err *e)
+int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw, int64_t max_krw,
+                          int64_t *balance_after_krw, struct err *e)
 {
-    struct db_val p[] = {DB_INT(amount_krw), DB_INT(user_id), DB_INT(amount_krw),
-                         DB_INT(max_krw)};
+    struct db_val p[] = {DB_INT(amount_krw), DB_INT(user_id), DB_INT(amount_krw), DB_INT(max_krw)};
     struct db_val q[] = {DB_INT(user_id)};
     struct arena a = ARENA_INIT;
     struct db_rows rows;
@@ -61,8 +60,7 @@ int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw
         if (amount_krw > 0)
             rc = err_set(e, ERR_BALANCE_LIMIT,
                          "balance %lld + %lld would exceed the limit of %lld KRW",
-                         (long long)db_int(&rows, 0, 0), (long long)amount_krw,
-                         (long long)max_krw);
+                         (long long)db_int(&rows, 0, 0), (long long)amount_krw, (long long)max_krw);
         else
             rc = err_set(e, ERR_INSUFFICIENT_BALANCE, "balance %lld KRW is less than %lld KRW",
                          (long long)db_int(&rows, 0, 0), (long long)-amount_krw);

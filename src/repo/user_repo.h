@@ -26,7 +26,7 @@ int user_repo_get(struct db_conn *c, int64_t user_id, struct arena *a, struct us
  * range gives ERR_BALANCE_LIMIT (for a credit) or ERR_INSUFFICIENT_BALANCE (for a debit).
  * The row is locked until the transaction ends.
  */
-int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw,
-                          int64_t max_krw, int64_t *balance_after_krw, struct err *e);
+int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw, int64_t max_krw,
+                          int64_t *balance_after_krw, struct err *e);
 
 #endif

@@ -9,6 +9,7 @@
 #include "repo/db.h"
 #include "repo/user_repo.h"
 #include "service/svc.h"
+
 #include "core/banned.h"
 
 int user_svc_create(struct svc *s, const char *name, struct arena *a, struct user *out,
@@ -47,8 +48,8 @@ struct charge_ctx {
     idem_render_fn *render;
 };
 
-static int charge_effect(struct db_conn *c, void *arg, struct arena *a,
-                         struct idem_response *out, struct err *e)
+static int charge_effect(struct db_conn *c, void *arg, struct arena *a, struct idem_response *out,
+                         struct err *e)
 {
     struct charge_ctx *ctx = arg;
     struct charge_result res = {ctx->user_id, 0, ctx->amount_krw, clock_now_us()};
@@ -81,8 +82,8 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
 }
 
 int balance_svc_history(struct svc *s, int64_t user_id, int64_t before_id, int limit,
-                        struct arena *a, struct balance_entry **entries, size_t *count,
-                        int *more, struct err *e)
+                        struct arena *a, struct balance_entry **entries, size_t *count, int *more,
+                        struct err *e)
 {
     struct db_conn *c;
     struct user user;

@@ -43,7 +43,7 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
 /* A page of history, newest first: entries older than before_id (0: the newest), at most
  * limit; *more says whether older entries remain. */
 int balance_svc_history(struct svc *s, int64_t user_id, int64_t before_id, int limit,
-                        struct arena *a, struct balance_entry **entries, size_t *count,
-                        int *more, struct err *e);
+                        struct arena *a, struct balance_entry **entries, size_t *count, int *more,
+                        struct err *e);
 
 #endif

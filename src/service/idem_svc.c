@@ -10,6 +10,7 @@
 #include "repo/db.h"
 #include "repo/idem_repo.h"
 #include "service/svc.h"
+
 #include "core/banned.h"
 
 #define KEY_MAX_LEN  255
@@ -43,9 +44,9 @@ int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
     return 0;
 }
 
-int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method,
-                     const char *path, const char *header_key, const char *body,
-                     size_t body_len, struct arena *a, struct err *e)
+int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method, const char *path,
+                     const char *header_key, const char *body, size_t body_len, struct arena *a,
+                     struct err *e)
 {
     const char *body_key = NULL;
 
@@ -115,8 +116,8 @@ failed:
     return ATTEMPT_FAILED;
 }
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect,
-                 void *ctx, struct arena *a, struct idem_response *out, struct err *e)
+int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect, void *ctx,
+                 struct arena *a, struct idem_response *out, struct err *e)
 {
     struct db_conn *c;
     int rc = -1;

@@ -42,24 +42,24 @@ struct idem_response {
 typedef const char *idem_render_fn(const void *result, struct arena *a);
 
 /* The effect: runs inside the transaction on c and fills out (status and body). */
-typedef int idem_effect_fn(struct db_conn *c, void *ctx, struct arena *a,
-                           struct idem_response *out, struct err *e);
+typedef int idem_effect_fn(struct db_conn *c, void *ctx, struct arena *a, struct idem_response *out,
+                           struct err *e);
 
 /*
  * Fills r from a request: the key from the Idempotency-Key header or the body's
  * "idempotencyKey" (equal if both; 1–255 printable ASCII), and the fingerprint of the parsed
  * body without that field. ERR_IDEMPOTENCY_KEY_MISSING or ERR_INVALID_INPUT otherwise.
  */
-int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method,
-                     const char *path, const char *header_key, const char *body,
-                     size_t body_len, struct arena *a, struct err *e);
+int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method, const char *path,
+                     const char *header_key, const char *body, size_t body_len, struct arena *a,
+                     struct err *e);
 
 /* SHA-256 of the canonical text of a JSON body without its idempotencyKey member. */
 int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
                      unsigned char out[SHA256_LEN], struct err *e);
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect,
-                 void *ctx, struct arena *a, struct idem_response *out, struct err *e);
+int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect, void *ctx,
+                 struct arena *a, struct idem_response *out, struct err *e);
 
 /* Deletes keys older than max_age_us, in batches; *purged (may be NULL) counts them. */
 int idem_svc_purge(struct svc *s, int64_t max_age_us, uint64_t *purged, struct err *e);

@@ -4,6 +4,7 @@
 #include "redis/redis_pool.h"
 #include "repo/db.h"
 #include "service/svc.h"
+
 #include "core/banned.h"
 
 void ops_svc_readiness(struct svc *s, struct ops_readiness *out)

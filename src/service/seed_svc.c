@@ -9,6 +9,7 @@
 #include "repo/db.h"
 #include "repo/user_repo.h"
 #include "service/svc.h"
+
 #include "core/banned.h"
 
 static const struct {

@@ -9,10 +9,11 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "service/idem_svc.h"
+
 #include "core/banned.h"
 
-#define INTERVAL_S       60
-#define IDEM_MAX_AGE_US  (24LL * 3600 * 1000000)
+#define INTERVAL_S      60
+#define IDEM_MAX_AGE_US (24LL * 3600 * 1000000)
 
 struct sweeper {
     struct svc *svc;

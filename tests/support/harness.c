@@ -1,0 +1,304 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "http/auth.h"
+#include "http_client.h"
+#include "repo/db.h"
+
+extern char **environ;
+
+static int instance;
+
+static struct db_pool *pool_for(const char *url, int size)
+{
+    struct config cfg;
+    struct err e;
+
+    memset(&cfg, 0, sizeof(cfg));
+    if (config_parse_db_url(&cfg, url, &e)) {
+        fprintf(stderr, "harness: %s\n", e.detail);
+        return NULL;
+    }
+    struct db_options o = {cfg.db_host, cfg.db_port, cfg.db_user, cfg.db_pass,
+                           cfg.db_name, size,        30};
+    return db_pool_new(&o);
+}
+
+static int run_script(const char *url, const char *sql)
+{
+    struct db_pool *p = pool_for(url, 1);
+    struct db_conn *c;
+    struct err e;
+    int rc = -1;
+
+    if (!p)
+        return -1;
+    if (!db_acquire(p, &c, &e)) {
+        rc = db_exec_script(c, sql, &e);
+        db_release(p, c);
+    }
+    if (rc)
+        fprintf(stderr, "harness: '%s' failed: %s\n", sql, e.detail);
+    db_pool_free(p);
+    return rc;
+}
+
+int harness_setup(struct harness *h)
+{
+    const char *base = getenv("SHOPD_TEST_DB");
+    const char *redis = getenv("SHOPD_TEST_REDIS");
+    char sql[256];
+
+    memset(h, 0, sizeof(*h));
+    if (!base || !*base)
+        return -1;
+    db_library_init();
+    snprintf(h->db_name, sizeof(h->db_name), "shopd_t_%d_%d", (int)getpid(), instance++);
+    /* The base URL ends in "/<db>": the test database replaces it. */
+    const char *slash = strrchr(base, '/');
+    snprintf(h->db_url, sizeof(h->db_url), "%.*s/%s", (int)(slash - base), base, h->db_name);
+    snprintf(h->redis_url, sizeof(h->redis_url), "%s",
+             redis && *redis ? redis : "redis://127.0.0.1:16379/0");
+    h->secret = "integration-test-secret";
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s CHARACTER SET utf8mb4", h->db_name);
+    if (run_script(base, sql))
+        return -1;
+    h->pool = pool_for(h->db_url, 8);
+    return h->pool ? 0 : -1;
+}
+
+void harness_teardown(struct harness *h)
+{
+    const char *base = getenv("SHOPD_TEST_DB");
+    char sql[256];
+
+    if (!h->db_name[0])
+        return;
+    db_pool_free(h->pool);
+    h->pool = NULL;
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", h->db_name);
+    run_script(base, sql);
+    db_library_end();
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+        getsockname(fd, (struct sockaddr *)&a, &len)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void binary_path(char *out, size_t size)
+{
+    char self[512];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    self[n > 0 ? n : 0] = '\0';
+    snprintf(out, size, "%s/shopd", dirname(self));
+}
+
+static bool healthy(void *arg)
+{
+    struct harness_server *s = arg;
+    struct http_result r;
+    char url[128];
+    int status;
+
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+        s->pid = -1;
+        return true; /* exited: stop waiting; the caller sees pid -1 */
+    }
+    snprintf(url, sizeof(url), "%s/healthz", s->url);
+    bool ok = http_once("GET", url, NULL, NULL, NULL, &r) == 0 && r.status == 200;
+    http_result_free(&r);
+    return ok;
+}
+
+static void exec_server(struct harness *h, struct harness_server *s, const char *const *extra)
+{
+    char bin[600], listen[64], db[300], redis[300], secret[128];
+    const char *env[256];
+    int n = 0;
+
+    binary_path(bin, sizeof(bin));
+    snprintf(listen, sizeof(listen), "SHOPD_LISTEN=127.0.0.1:%d", s->port);
+    snprintf(db, sizeof(db), "SHOPD_DB_URL=%s", h->db_url);
+    snprintf(redis, sizeof(redis), "SHOPD_REDIS_URL=%s", h->redis_url);
+    snprintf(secret, sizeof(secret), "SHOPD_JWT_SECRET=%s", h->secret);
+    /* getenv() takes the first match: the test's own settings go first. */
+    for (; extra && *extra && n < 50; extra++)
+        env[n++] = *extra;
+    for (char **e = environ; *e && n < 250; e++)
+        if (strncmp(*e, "SHOPD_", 6))
+            env[n++] = *e;
+    env[n++] = listen;
+    env[n++] = db;
+    env[n++] = redis;
+    env[n++] = secret;
+    env[n] = NULL;
+    int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    char *argv[] = {bin, "serve", NULL};
+    execve(bin, argv, (char *const *)env);
+    perror("harness: execve shopd");
+    _exit(127);
+}
+
+int harness_server_start(struct harness *h, struct harness_server *s, const char *const *extra_env)
+{
+    const char *dir = getenv("SHOPD_TEST_LOG_DIR");
+
+    memset(s, 0, sizeof(*s));
+    s->port = free_port();
+    if (s->port < 0)
+        return -1;
+    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/%s-%d.log", dir && *dir ? dir : "/tmp",
+             h->db_name, s->port);
+    fflush(NULL);
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0)
+        exec_server(h, s, extra_env);
+    if (!harness_wait_for(healthy, s, 60000) || s->pid < 0) {
+        fprintf(stderr, "harness: shopd on port %d did not become healthy; see %s\n", s->port,
+                s->log_path);
+        if (s->pid > 0)
+            harness_server_kill(s);
+        return -1;
+    }
+    return 0;
+}
+
+int harness_server_stop(struct harness_server *s)
+{
+    int status = 0;
+
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    s->pid = 0;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+void harness_server_kill(struct harness_server *s)
+{
+    int status;
+
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGKILL);
+    while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    s->pid = 0;
+}
+
+char *harness_token(struct harness *h, int64_t user_id)
+{
+    struct err e;
+    return auth_issue(h->secret, user_id, false, clock_now_us() / 1000000, 3600, &e);
+}
+
+char *harness_admin_token(struct harness *h)
+{
+    struct err e;
+    return auth_issue(h->secret, 0, true, clock_now_us() / 1000000, 3600, &e);
+}
+
+int64_t harness_create_user(struct harness *h, const struct harness_server *s, const char *name)
+{
+    char url[128], body[256];
+    struct http_result r;
+    char *token = harness_admin_token(h);
+    int64_t id = -1;
+
+    snprintf(url, sizeof(url), "%s/api/admin/users", s->url);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+    if (http_once("POST", url, token, body, NULL, &r) == 0 && r.status == 201) {
+        json_t *root = json_loads(r.body, 0, NULL);
+        id = json_integer_value(json_object_get(root, "userId"));
+        json_decref(root);
+    }
+    http_result_free(&r);
+    free(token);
+    return id;
+}
+
+int64_t harness_sql_int(struct harness *h, const char *sql, int nparams, ...)
+{
+    struct db_val params[16];
+    struct arena a = ARENA_INIT;
+    struct db_rows rows;
+    struct db_conn *c;
+    struct err e;
+    va_list ap;
+    int64_t v = -1;
+
+    va_start(ap, nparams);
+    for (int i = 0; i < nparams && i < 16; i++)
+        params[i] = DB_INT(va_arg(ap, int64_t));
+    va_end(ap);
+    if (db_acquire(h->pool, &c, &e))
+        return -1;
+    if (!db_query(c, sql, params, (size_t)nparams, &a, &rows, &e))
+        v = rows.nrows && !db_is_null(&rows, 0, 0) ? db_int(&rows, 0, 0) : 0;
+    else
+        fprintf(stderr, "harness: query failed: %s\n", e.detail);
+    db_release(h->pool, c);
+    arena_release(&a);
+    return v;
+}
+
+bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    struct timespec tick = {0, 5 * 1000 * 1000};
+    int64_t deadline = clock_monotonic_us() + (int64_t)timeout_ms * 1000;
+
+    while (!cond(arg)) {
+        if (clock_monotonic_us() > deadline)
+            return false;
+        nanosleep(&tick, NULL);
+    }
+    return true;
+}

@@ -1,0 +1,50 @@
+# A thin layer over the scripts and CMake presets; every target does its own set-up.
+#   make run     install what is missing, start MariaDB + Redis under var/, build, migrate,
+#                seed, print a demo token, serve on 127.0.0.1:8080 (Ctrl-C stops it)
+#   make test    the same set-up, then every test under ASan + UBSan; ends "N passed, N failed"
+#   make bench   wrk scenarios against a release build; writes docs/bench/
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps services services-down status build debug asan run test bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+services: deps
+	@scripts/services.sh up
+
+services-down:
+	@scripts/services.sh down
+
+status:
+	@scripts/services.sh status
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS)
+	@ln -sfn release/shopd build/shopd
+
+debug: deps
+	@cmake --preset debug >/dev/null
+	@cmake --build build/debug -j$(JOBS)
+
+asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build build/asan -j$(JOBS)
+
+run: services build
+	@scripts/run.sh
+
+test: services
+	@scripts/test.sh
+
+bench: services build
+	@scripts/bench.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,57 @@
+#ifndef SHOPD_TESTS_HARNESS_H
+#define SHOPD_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * The integration tests' fixture, as Testcontainers would give it: a fresh MariaDB database
+ * (shopd_t_<pid>_<n>) on the server named by SHOPD_TEST_DB, the Redis named by
+ * SHOPD_TEST_REDIS, and real `shopd serve` processes started on free loopback ports and
+ * stopped by pid. Tests skip when SHOPD_TEST_DB is unset.
+ */
+
+struct db_pool;
+
+struct harness {
+    char db_name[64];
+    char db_url[256];
+    char redis_url[256];
+    const char *secret;
+    struct db_pool *pool; /* to the test database, for direct checks */
+};
+
+struct harness_server {
+    pid_t pid;
+    int port;
+    char url[64]; /* http://127.0.0.1:PORT */
+    char log_path[256];
+};
+
+/* 0 when ready; -1 when SHOPD_TEST_DB is unset (skip) or set-up failed (reason on stderr). */
+int harness_setup(struct harness *h);
+void harness_teardown(struct harness *h);
+
+/* Starts `shopd serve` (the binary beside the test binary) on the test database with
+ * extra_env ("NAME=value" strings, NULL-terminated, may be NULL) and waits for /healthz. */
+int harness_server_start(struct harness *h, struct harness_server *s, const char *const *extra_env);
+/* SIGTERM and wait; returns the exit status (0 for a clean stop, non-zero on a leak). */
+int harness_server_stop(struct harness_server *s);
+/* SIGKILL and wait. */
+void harness_server_kill(struct harness_server *s);
+
+char *harness_token(struct harness *h, int64_t user_id); /* malloc'd */
+char *harness_admin_token(struct harness *h);            /* malloc'd */
+
+/* Creates a user through the admin API; returns its id or -1. */
+int64_t harness_create_user(struct harness *h, const struct harness_server *s, const char *name);
+
+/* Runs a query with int64 parameters that returns one integer (NULL → 0); -1 on error. */
+int64_t harness_sql_int(struct harness *h, const char *sql, int nparams, ...);
+
+/* Polls cond(arg) every 5 ms for at most timeout_ms: a wait on a condition, never a fixed
+ * sleep. Returns whether it came true. */
+bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+#endif

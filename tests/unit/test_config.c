@@ -1,0 +1,404 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+/* The fake environment: up to 8 name=value pairs, reset before each test. */
+static struct {
+    const char *name;
+    const char *value;
+} env[8];
+static size_t nenv;
+
+static const char *fake_get(const char *name)
+{
+    for (size_t i = 0; i < nenv; i++)
+        if (!strcmp(env[i].name, name))
+            return env[i].value;
+    return NULL;
+}
+
+static void set_env(const char *name, const char *value)
+{
+    for (size_t i = 0; i < nenv; i++) {
+        if (!strcmp(env[i].name, name)) {
+            env[i].value = value;
+            return;
+        }
+    }
+    assert_true(nenv < sizeof(env) / sizeof(env[0]));
+    env[nenv].name = name;
+    env[nenv].value = value;
+    nenv++;
+}
+
+static int reset_env(void **state)
+{
+    (void)state;
+    nenv = 0;
+    return 0;
+}
+
+/* Loads with only name=value set and asserts the error names the variable. */
+static void expect_bad(const char *name, const char *value)
+{
+    struct config cfg;
+    struct err e;
+
+    nenv = 0;
+    set_env(name, value);
+    err_clear(&e);
+    if (config_load(&cfg, fake_get, &e) != -1)
+        fail_msg("%s=%s was accepted", name, value);
+    assert_int_equal(e.code, ERR_INVALID_INPUT);
+    if (!strstr(e.detail, name))
+        fail_msg("%s=%s: detail '%s' does not name the variable", name, value, e.detail);
+}
+
+static void load_ok(struct config *cfg)
+{
+    struct err e;
+
+    err_clear(&e);
+    if (config_load(cfg, fake_get, &e))
+        fail_msg("config_load failed: %s", e.detail);
+}
+
+/* ---- defaults (API.md "Running it") ---- */
+
+static void test_defaults_listen(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+}
+
+static void test_defaults_db(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg);
+    assert_string_equal(cfg.db_user, "shop");
+    assert_string_equal(cfg.db_pass, "shop-pass");
+    assert_string_equal(cfg.db_host, "127.0.0.1");
+    assert_int_equal(cfg.db_port, 13306);
+    assert_string_equal(cfg.db_name, "shop");
+}
+
+static void test_defaults_redis(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg);
+    assert_string_equal(cfg.redis_host, "127.0.0.1");
+    assert_int_equal(cfg.redis_port, 16379);
+    assert_int_equal(cfg.redis_db, 0);
+}
+
+static void test_defaults_rest(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg);
+    assert_int_equal(cfg.order_ttl_s, 600);
+    assert_string_equal(cfg.jwt_secret, "");
+    assert_true(cfg.threads >= 1);
+    assert_true(cfg.db_lock_wait_s >= 1);
+}
+
+static void test_empty_values_mean_default(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_LISTEN", "");
+    set_env("SHOPD_DB_URL", "");
+    set_env("SHOPD_REDIS_URL", "");
+    set_env("SHOPD_ORDER_TTL", "");
+    set_env("SHOPD_THREADS", "");
+    load_ok(&cfg);
+    assert_int_equal(cfg.listen_port, 8080);
+    assert_int_equal(cfg.db_port, 13306);
+    assert_int_equal(cfg.redis_port, 16379);
+    assert_int_equal(cfg.order_ttl_s, 600);
+    assert_true(cfg.threads >= 1);
+}
+
+/* ---- overrides ---- */
+
+static void test_override_listen(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_LISTEN", "0.0.0.0:9000");
+    load_ok(&cfg);
+    assert_string_equal(cfg.listen_host, "0.0.0.0");
+    assert_int_equal(cfg.listen_port, 9000);
+}
+
+static void test_override_db(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_DB_URL", "mysql://app:s3cret@db.internal:3307/shopdb");
+    load_ok(&cfg);
+    assert_string_equal(cfg.db_user, "app");
+    assert_string_equal(cfg.db_pass, "s3cret");
+    assert_string_equal(cfg.db_host, "db.internal");
+    assert_int_equal(cfg.db_port, 3307);
+    assert_string_equal(cfg.db_name, "shopdb");
+}
+
+static void test_override_db_default_port(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_DB_URL", "mysql://app:pw@db/shopdb");
+    load_ok(&cfg);
+    assert_string_equal(cfg.db_host, "db");
+    assert_int_equal(cfg.db_port, 3306);
+}
+
+static void test_override_db_password_with_specials(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_DB_URL", "mysql://app:p@ss:w/rd@db:3310/shopdb");
+    load_ok(&cfg);
+    assert_string_equal(cfg.db_user, "app");
+    assert_string_equal(cfg.db_pass, "p@ss:w/rd");
+    assert_string_equal(cfg.db_host, "db");
+    assert_int_equal(cfg.db_port, 3310);
+    assert_string_equal(cfg.db_name, "shopdb");
+}
+
+static void test_override_redis(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_REDIS_URL", "redis://cache.internal:6380/3");
+    load_ok(&cfg);
+    assert_string_equal(cfg.redis_host, "cache.internal");
+    assert_int_equal(cfg.redis_port, 6380);
+    assert_int_equal(cfg.redis_db, 3);
+}
+
+static void test_override_redis_without_db_or_port(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_REDIS_URL", "redis://cache:6380");
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_port, 6380);
+    assert_int_equal(cfg.redis_db, 0);
+    set_env("SHOPD_REDIS_URL", "redis://cache/15");
+    load_ok(&cfg);
+    assert_string_equal(cfg.redis_host, "cache");
+    assert_int_equal(cfg.redis_port, 6379);
+    assert_int_equal(cfg.redis_db, 15);
+    set_env("SHOPD_REDIS_URL", "redis://cache:6380/");
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_db, 0);
+}
+
+static void test_override_secret_ttl_threads(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_JWT_SECRET", "dev-secret");
+    set_env("SHOPD_ORDER_TTL", "30");
+    set_env("SHOPD_THREADS", "8");
+    load_ok(&cfg);
+    assert_string_equal(cfg.jwt_secret, "dev-secret");
+    assert_int_equal(cfg.order_ttl_s, 30);
+    assert_int_equal(cfg.threads, 8);
+}
+
+static void test_secret_255_bytes_ok(void **state)
+{
+    char secret[256];
+    struct config cfg;
+
+    (void)state;
+    memset(secret, 's', 255);
+    secret[255] = '\0';
+    set_env("SHOPD_JWT_SECRET", secret);
+    load_ok(&cfg);
+    assert_int_equal(strlen(cfg.jwt_secret), 255);
+}
+
+/* ---- malformed values ---- */
+
+static void test_bad_listen(void **state)
+{
+    static const char *const bad[] = {
+        "8080",          ":8080",         "127.0.0.1:",    "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:80x", "127.0.0.1:-80", "127.0.0.1: 80", "127.0.0.1",   "127.0.0.1:8080:1",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad("SHOPD_LISTEN", bad[i]);
+}
+
+static void test_bad_db_url(void **state)
+{
+    static const char *const bad[] = {
+        "postgres://shop:pw@127.0.0.1:5432/shop",
+        "shop:pw@127.0.0.1:13306/shop",
+        "mysql://127.0.0.1:13306/shop",
+        "mysql://shop:pw@127.0.0.1:13306",
+        "mysql://shop:pw@127.0.0.1:13306/",
+        "mysql://shop:pw@:13306/shop",
+        "mysql://shop:pw@127.0.0.1:0/shop",
+        "mysql://shop:pw@127.0.0.1:65536/shop",
+        "mysql://shop:pw@127.0.0.1:port/shop",
+        "mysql://shop:pw@127.0.0.1:/shop",
+        "mysql://",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad("SHOPD_DB_URL", bad[i]);
+}
+
+static void test_bad_db_url_does_not_echo_password(void **state)
+{
+    struct config cfg;
+    struct err e;
+
+    (void)state;
+    set_env("SHOPD_DB_URL", "mysql://shop:hunter2@127.0.0.1:0/shop");
+    assert_int_equal(config_load(&cfg, fake_get, &e), -1);
+    assert_null(strstr(e.detail, "hunter2"));
+}
+
+static void test_bad_redis_url(void **state)
+{
+    static const char *const bad[] = {
+        "http://127.0.0.1:16379/0",
+        "127.0.0.1:16379",
+        "redis://",
+        "redis://:16379/0",
+        "redis://127.0.0.1:0/0",
+        "redis://127.0.0.1:x/0",
+        "redis://127.0.0.1:16379/x",
+        "redis://127.0.0.1:16379/16",
+        "redis://127.0.0.1:16379/-1",
+        "redis://127.0.0.1:/0",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad("SHOPD_REDIS_URL", bad[i]);
+}
+
+static void test_bad_threads(void **state)
+{
+    static const char *const bad[] = {
+        "0", "-1", "abc", "8x", " 8", "8 ", "+8", "1025", "99999999999999999999"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad("SHOPD_THREADS", bad[i]);
+}
+
+static void test_bad_order_ttl(void **state)
+{
+    static const char *const bad[] = {"0", "-600", "600s", "6e2", "ten"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad("SHOPD_ORDER_TTL", bad[i]);
+}
+
+static void test_secret_too_long(void **state)
+{
+    char secret[300];
+
+    (void)state;
+    memset(secret, 's', 256);
+    secret[256] = '\0';
+    expect_bad("SHOPD_JWT_SECRET", secret);
+}
+
+/* ---- the parsers on their own ---- */
+
+static void test_parse_listen_direct(void **state)
+{
+    struct config cfg;
+    struct err e;
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(config_parse_listen(&cfg, "localhost:1", &e), 0);
+    assert_string_equal(cfg.listen_host, "localhost");
+    assert_int_equal(cfg.listen_port, 1);
+    assert_int_equal(config_parse_listen(&cfg, "localhost:65535", &e), 0);
+    assert_int_equal(cfg.listen_port, 65535);
+}
+
+static void test_parse_host_too_long(void **state)
+{
+    char addr[200];
+    struct config cfg;
+    struct err e;
+
+    (void)state;
+    memset(addr, 'h', 150);
+    memcpy(addr + 150, ":80", 4);
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(config_parse_listen(&cfg, addr, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID_INPUT);
+}
+
+#define T(fn) cmocka_unit_test_setup(fn, reset_env)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_defaults_listen),
+        T(test_defaults_db),
+        T(test_defaults_redis),
+        T(test_defaults_rest),
+        T(test_empty_values_mean_default),
+        T(test_override_listen),
+        T(test_override_db),
+        T(test_override_db_default_port),
+        T(test_override_db_password_with_specials),
+        T(test_override_redis),
+        T(test_override_redis_without_db_or_port),
+        T(test_override_secret_ttl_threads),
+        T(test_secret_255_bytes_ok),
+        T(test_bad_listen),
+        T(test_bad_db_url),
+        T(test_bad_db_url_does_not_echo_password),
+        T(test_bad_redis_url),
+        T(test_bad_threads),
+        T(test_bad_order_ttl),
+        T(test_secret_too_long),
+        T(test_parse_listen_direct),
+        T(test_parse_host_too_long),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
