@@ -9,13 +9,9 @@
 static const char sql_find[] =
     "SELECT fingerprint, status_code, response_body FROM idempotency_keys "
     "WHERE user_id = ? AND method = ? AND path = ? AND idem_key = ?";
-/* status 0 and an empty body mark a row whose transaction has not finished; nobody else can
- * see it before commit, by which time idem_repo_complete() has filled it. */
 static const char sql_insert[] =
     "INSERT INTO idempotency_keys (user_id, method, path, idem_key, fingerprint, status_code, "
-    "response_body, created_at) VALUES (?, ?, ?, ?, ?, 0, '', ?)";
-static const char sql_complete[] = "UPDATE idempotency_keys SET status_code = ?, response_body = ? "
-                                   "WHERE user_id = ? AND method = ? AND path = ? AND idem_key = ?";
+    "response_body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
 int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
@@ -41,32 +37,24 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
 }
 
 int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key,
-                     const unsigned char fingerprint[32], int64_t now_us, bool *duplicate,
+                     const struct idem_row *row, int64_t now_us, bool *duplicate,
                      struct err *e)
 {
-    struct db_val p[] = {DB_INT(key->user_id), DB_STR(key->method),       DB_STR(key->path),
-                         DB_STR(key->key),     DB_BYTES(fingerprint, 32), DB_TIME(now_us)};
+    struct db_val p[] = {DB_INT(key->user_id),
+                         DB_STR(key->method),
+                         DB_STR(key->path),
+                         DB_STR(key->key),
+                         DB_BYTES(row->fingerprint, sizeof(row->fingerprint)),
+                         DB_INT(row->status),
+                         DB_STR(row->body),
+                         DB_TIME(now_us)};
 
     *duplicate = false;
-    if (db_exec(c, sql_insert, p, 6, NULL, NULL, e)) {
+    if (db_exec(c, sql_insert, p, 8, NULL, NULL, e)) {
         if (db_last_errno(c) != DB_ER_DUP_ENTRY)
             return -1;
         *duplicate = true;
     }
-    return 0;
-}
-
-int idem_repo_complete(struct db_conn *c, const struct idem_row_key *key, int status,
-                       const char *body, struct err *e)
-{
-    struct db_val p[] = {DB_INT(status),      DB_STR(body),      DB_INT(key->user_id),
-                         DB_STR(key->method), DB_STR(key->path), DB_STR(key->key)};
-    uint64_t matched = 0;
-
-    if (db_exec(c, sql_complete, p, 6, &matched, NULL, e))
-        return -1;
-    if (matched != 1)
-        return err_set(e, ERR_INTERNAL, "idempotency row vanished before completion");
     return 0;
 }
 

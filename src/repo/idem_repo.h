@@ -30,17 +30,13 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
                    struct idem_row *out, bool *found, struct err *e);
 
 /*
- * Inserts the row for key inside the caller's transaction. When another transaction holds or
- * has committed the same key, InnoDB makes this wait for it; *duplicate is then set if it
- * committed. A wait that times out returns -1 with ERR_UNAVAILABLE and db_last_errno() 1205.
+ * Inserts the row for key with the final response, inside the transaction of the effect.
+ * When another transaction holds or has committed the same key, InnoDB makes this wait for
+ * it; *duplicate is then set if it committed.
  */
 int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key,
-                     const unsigned char fingerprint[32], int64_t now_us, bool *duplicate,
+                     const struct idem_row *row, int64_t now_us, bool *duplicate,
                      struct err *e);
-
-/* Stores the final response in the row inserted by this transaction. */
-int idem_repo_complete(struct db_conn *c, const struct idem_row_key *key, int status,
-                       const char *body, struct err *e);
 
 /* Deletes up to limit rows created before cutoff_us; *deleted says how many. */
 int idem_repo_purge(struct db_conn *c, int64_t cutoff_us, int limit, uint64_t *deleted,

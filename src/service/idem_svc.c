@@ -85,39 +85,88 @@ static int replay(const struct idem_request *r, const struct idem_row *row,
 
 enum attempt_result { ATTEMPT_DONE, ATTEMPT_AGAIN, ATTEMPT_FAILED };
 
+/*
+ * After a failed effect or a duplicate key: if the key was committed meanwhile, the request is
+ * a duplicate of one that finished, and gets its response. Otherwise the original error
+ * stands (or, after a duplicate key whose holder rolled back, the caller tries again).
+ */
+static enum attempt_result settle(struct db_conn *c, const struct idem_request *r,
+                                  struct arena *a, struct idem_response *out, bool duplicate,
+                                  struct err *e)
+{
+    struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
+    struct idem_row row;
+    struct err lookup;
+    bool found;
+
+    if (idem_repo_find(c, &key, a, &row, &found, &lookup)) {
+        if (duplicate)
+            *e = lookup;
+        return ATTEMPT_FAILED;
+    }
+    if (!found)
+        return duplicate ? ATTEMPT_AGAIN : ATTEMPT_FAILED;
+    return replay(r, &row, out, e) ? ATTEMPT_FAILED : ATTEMPT_DONE;
+}
+
+/*
+ * A lock wait that timed out most likely waited for a request with this very key that is
+ * still running; either way nothing happened and the client may retry with the same key. The
+ * contract wants no 5xx for an in-flight duplicate, so this is a 409 with Retry-After.
+ */
+static void in_flight_on_timeout(struct db_conn *c, const struct idem_request *r, struct err *e)
+{
+    if (db_last_errno(c) == DB_ER_LOCK_WAIT)
+        err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                "timed out behind a concurrent request (idempotency key '%.64s'); retry", r->key);
+}
+
+/*
+ * One try: begin, the effect, the key row with the final response, commit. The key goes in
+ * last so that a request costs no more round trips than its effect needs; a concurrent
+ * duplicate is still stopped by the row locks of the effect (it waits for the first to
+ * commit) or, at the latest, by the unique key, and its own effect is rolled back.
+ */
 static enum attempt_result attempt(struct db_conn *c, const struct idem_request *r,
                                    idem_effect_fn *effect, void *ctx, struct arena *a,
                                    struct idem_response *out, struct err *e)
 {
     struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
     struct idem_row row;
-    bool duplicate, found;
+    bool duplicate = false;
 
     if (db_begin(c, e))
         return ATTEMPT_FAILED;
-    if (idem_repo_insert(c, &key, r->fingerprint, clock_now_us(), &duplicate, e))
+    if (effect(c, ctx, a, out, e)) {
+        db_rollback(c);
+        if (db_last_errno(c) == DB_ER_DEADLOCK)
+            return ATTEMPT_AGAIN;
+        in_flight_on_timeout(c, r, e);
+        return settle(c, r, a, out, false, e);
+    }
+    memcpy(row.fingerprint, r->fingerprint, SHA256_LEN);
+    row.status = out->status;
+    row.body = out->body;
+    if (idem_repo_insert(c, &key, &row, clock_now_us(), &duplicate, e))
         goto failed;
     if (duplicate) {
         db_rollback(c);
-        if (idem_repo_find(c, &key, a, &row, &found, e))
-            return ATTEMPT_FAILED;
-        if (!found) /* the holder rolled back, or the key was purged: claim it again */
-            return ATTEMPT_AGAIN;
-        return replay(r, &row, out, e) ? ATTEMPT_FAILED : ATTEMPT_DONE;
+        return settle(c, r, a, out, true, e);
     }
-    if (effect(c, ctx, a, out, e))
-        goto failed;
-    if (idem_repo_complete(c, &key, out->status, out->body, e) || db_commit(c, e))
-        goto failed;
+    if (db_commit(c, e))
+        return ATTEMPT_FAILED;
     out->replayed = false;
     return ATTEMPT_DONE;
 failed:
     db_rollback(c);
+    if (db_last_errno(c) == DB_ER_DEADLOCK)
+        return ATTEMPT_AGAIN;
+    in_flight_on_timeout(c, r, e);
     return ATTEMPT_FAILED;
 }
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect, void *ctx,
-                 struct arena *a, struct idem_response *out, struct err *e)
+int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect,
+                 void *ctx, struct arena *a, struct idem_response *out, struct err *e)
 {
     struct db_conn *c;
     int rc = -1;
@@ -130,17 +179,9 @@ int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *ef
             rc = 0;
             break;
         }
-        if (res == ATTEMPT_FAILED) {
-            if (db_last_errno(c) == DB_ER_LOCK_WAIT) {
-                /* Another request with this key is still running: the client may retry. */
-                err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
-                        "a request with idempotency key '%.64s' is still in progress", r->key);
-                break;
-            }
-            if (db_last_errno(c) != DB_ER_DEADLOCK)
-                break;
-            metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
-        }
+        if (res == ATTEMPT_FAILED)
+            break;
+        metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
         if (i == MAX_ATTEMPTS - 1)
             err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", r->key);
     }

@@ -4,6 +4,8 @@
  * inputs that must change nothing, and a held row lock that must not stall anyone else.
  */
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -589,6 +591,7 @@ static void bad_inputs_change_nothing(void **state)
 /* ---- a held row lock stalls nobody else ---- */
 
 struct blocked_charge {
+    const struct harness_server *server;
     int64_t user;
     const char *token;
     atomic_int done;
@@ -602,7 +605,7 @@ static void *blocked_charge(void *arg)
     struct http_result r;
 
     http_client_init(&c);
-    w->status = charge(&c, &b, w->user, w->token, 50, "blocked", &r);
+    w->status = charge(&c, w->server, w->user, w->token, 50, "blocked", &r);
     http_result_free(&r);
     http_client_release(&c);
     atomic_store(&w->done, 1);
@@ -627,7 +630,7 @@ static void row_lock_does_not_stall_others(void **state)
     int64_t locked = harness_create_user(&h, &a, "Locked");
     int64_t free_user = harness_create_user(&h, &a, "Free");
     char *locked_token = harness_token(&h, locked), *free_token = harness_token(&h, free_user);
-    struct blocked_charge w = {locked, locked_token, 0, 0};
+    struct blocked_charge w = {&b, locked, locked_token, 0, 0};
     struct db_conn *side;
     struct arena ar = ARENA_INIT;
     struct db_rows rows;
@@ -668,6 +671,57 @@ static void row_lock_does_not_stall_others(void **state)
     arena_release(&ar);
     free(locked_token);
     free(free_token);
+}
+
+static bool refuses_connections(void *arg)
+{
+    const struct harness_server *s = arg;
+    struct http_result r;
+    char url[128];
+
+    snprintf(url, sizeof(url), "%s/healthz", s->url);
+    bool refused = http_once("GET", url, NULL, NULL, NULL, &r) != 0;
+    http_result_free(&r);
+    return refused;
+}
+
+static void sigterm_lets_requests_in_flight_finish(void **state)
+{
+    static const char lock_row[] = "SELECT id FROM users WHERE id = ? FOR UPDATE";
+    struct harness_server s;
+    int64_t user = harness_create_user(&h, &a, "Shutdown");
+    char *token = harness_token(&h, user);
+    struct blocked_charge w = {&s, user, token, 0, 0};
+    struct db_conn *side;
+    struct arena ar = ARENA_INIT;
+    struct db_rows rows;
+    struct err e;
+    pthread_t t;
+    int status;
+
+    assert_int_equal(harness_server_start(&h, &s, NULL), 0);
+    assert_int_equal(db_acquire(h.pool, &side, &e), 0);
+    assert_int_equal(db_begin(side, &e), 0);
+    struct db_val p[] = {DB_INT(user)};
+    assert_int_equal(db_query(side, lock_row, p, 1, &ar, &rows, &e), 0);
+    pthread_create(&t, NULL, blocked_charge, &w);
+    assert_true(harness_wait_for(charge_waits_on_the_row, NULL, 20000));
+
+    /* SIGTERM while the charge waits: the server stops accepting at once... */
+    kill(s.pid, SIGTERM);
+    assert_true(harness_wait_for(refuses_connections, &s, 20000));
+    assert_int_equal(atomic_load(&w.done), 0);
+    /* ...and the request in flight still completes and is answered. */
+    db_rollback(side);
+    db_release(h.pool, side);
+    pthread_join(t, NULL);
+    assert_int_equal(w.status, 200);
+    assert_int_equal(sql1(sql_balance, user), 50);
+    assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    arena_release(&ar);
+    free(token);
 }
 
 /* ---- operations ---- */
@@ -809,6 +863,7 @@ int main(void)
         cmocka_unit_test(failures_are_not_stored),
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(row_lock_does_not_stall_others),
+        cmocka_unit_test(sigterm_lets_requests_in_flight_finish),
         cmocka_unit_test(ops_endpoints),
         cmocka_unit_test(readyz_is_degraded_without_redis),
         cmocka_unit_test(old_keys_are_purged),
