@@ -51,10 +51,12 @@ static void open_pools(const struct config *cfg, struct svc *s)
     s->cfg = cfg;
     s->db = db_pool_new(&dbo);
     s->redis = redis_pool_new(&ro);
+    svc_caches_init(s);
 }
 
 static void close_pools(struct svc *s)
 {
+    svc_caches_release(s);
     redis_pool_free(s->redis);
     db_pool_free(s->db);
 }
@@ -164,7 +166,7 @@ static int cmd_seed(struct config *cfg)
             rc = 0;
     }
     if (!rc)
-        log_info("seed: %d demo user(s) created", created);
+        log_info("seed: %d demo user(s) and product(s) created", created);
     close_pools(&s);
     return rc;
 }

@@ -2,7 +2,9 @@
 
 #include <stdio.h>
 
+#include "api/api_cart.h"
 #include "api/api_ops.h"
+#include "api/api_products.h"
 #include "api/api_users.h"
 #include "core/err.h"
 #include "http/router.h"
@@ -16,6 +18,17 @@ static const struct route table[] = {
     {"GET",  "/api/users/{userId}/balance",               api_users_balance, ROUTE_SELF},
     {"POST", "/api/users/{userId}/balance/charge",        api_users_charge,  ROUTE_SELF},
     {"GET",  "/api/users/{userId}/balance/history",       api_users_history, ROUTE_SELF},
+    /* Products */
+    {"GET",   "/api/products",                            api_products_list,   ROUTE_PUBLIC},
+    {"GET",   "/api/products/top",                        api_products_top,    ROUTE_PUBLIC},
+    {"GET",   "/api/products/{productId}",                api_products_get,    ROUTE_PUBLIC},
+    {"POST",  "/api/admin/products",                      api_products_create, ROUTE_ADMIN},
+    {"PATCH", "/api/admin/products/{productId}",          api_products_patch,  ROUTE_ADMIN},
+    /* Cart */
+    {"GET",    "/api/users/{userId}/cart",                api_cart_get,        ROUTE_SELF},
+    {"POST",   "/api/users/{userId}/cart/items",          api_cart_add,        ROUTE_SELF},
+    {"PUT",    "/api/users/{userId}/cart/items/{productId}", api_cart_set,     ROUTE_SELF},
+    {"DELETE", "/api/users/{userId}/cart/items/{productId}", api_cart_remove,  ROUTE_SELF},
     /* Operations */
     {"GET",  "/healthz",                                  api_ops_healthz,   ROUTE_PUBLIC},
     {"GET",  "/readyz",                                   api_ops_readyz,    ROUTE_PUBLIC},

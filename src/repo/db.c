@@ -79,7 +79,8 @@ static int fail(struct db_pool *p, struct db_conn *c, unsigned no, const char *m
                 const char *what, struct err *e)
 {
     c->last_errno = no;
-    if (no != ER_DUP_ENTRY) /* expected by the repos that ask for it; not a fault */
+    /* A duplicate key or a failed CHECK is expected by the repos that ask for it. */
+    if (no != ER_DUP_ENTRY && no != ER_CONSTRAINT_FAILED)
         metrics_inc(METRIC_DB_ERRORS);
     if (no == ER_LOCK_WAIT_TIMEOUT)
         return err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");

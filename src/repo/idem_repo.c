@@ -36,9 +36,8 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
     return 0;
 }
 
-int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key,
-                     const struct idem_row *row, int64_t now_us, bool *duplicate,
-                     struct err *e)
+int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,
+                     int64_t now_us, bool *duplicate, struct err *e)
 {
     struct db_val p[] = {DB_INT(key->user_id),
                          DB_STR(key->method),

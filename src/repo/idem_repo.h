@@ -34,9 +34,8 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
  * When another transaction holds or has committed the same key, InnoDB makes this wait for
  * it; *duplicate is then set if it committed.
  */
-int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key,
-                     const struct idem_row *row, int64_t now_us, bool *duplicate,
-                     struct err *e);
+int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,
+                     int64_t now_us, bool *duplicate, struct err *e);
 
 /* Deletes up to limit rows created before cutoff_us; *deleted says how many. */
 int idem_repo_purge(struct db_conn *c, int64_t cutoff_us, int limit, uint64_t *deleted,

@@ -15,9 +15,8 @@ static const char sql_get[] = "SELECT id, name, balance_krw FROM users WHERE id 
  * LAST_INSERT_ID(expr) hands the new balance back with the reply (mysql_stmt_insert_id), which
  * saves a SELECT on the hot path.
  */
-static const char sql_add[] =
-    "UPDATE users SET balance_krw = LAST_INSERT_ID(balance_krw + ?) "
-    "WHERE id = ? AND balance_krw + ? BETWEEN 0 AND ?";
+static const char sql_add[] = "UPDATE users SET balance_krw = LAST_INSERT_ID(balance_krw + ?) "
+                              "WHERE id = ? AND balance_krw + ? BETWEEN 0 AND ?";
 static const char sql_balance[] = "SELECT balance_krw FROM users WHERE id = ?";
 
 int user_repo_insert(struct db_conn *c, const char *name, int64_t now_us, int64_t *user_id,
@@ -67,9 +66,8 @@ int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw
     if (!rows.nrows) {
         rc = err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)user_id);
     } else if (amount_krw > 0) {
-            rc = err_set(e, ERR_BALANCE_LIMIT,
-                         "balance %lld + %lld would exceed the limit of %lld KRW",
-                         (long long)db_int(&rows, 0, 0), (long long)amount_krw, (long long)max_krw);
+        rc = err_set(e, ERR_BALANCE_LIMIT, "balance %lld + %lld would exceed the limit of %lld KRW",
+                     (long long)db_int(&rows, 0, 0), (long long)amount_krw, (long long)max_krw);
     } else {
         rc = err_set(e, ERR_INSUFFICIENT_BALANCE, "balance %lld KRW is less than %lld KRW",
                      (long long)db_int(&rows, 0, 0), (long long)-amount_krw);

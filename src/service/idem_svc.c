@@ -90,9 +90,8 @@ enum attempt_result { ATTEMPT_DONE, ATTEMPT_AGAIN, ATTEMPT_FAILED };
  * a duplicate of one that finished, and gets its response. Otherwise the original error
  * stands (or, after a duplicate key whose holder rolled back, the caller tries again).
  */
-static enum attempt_result settle(struct db_conn *c, const struct idem_request *r,
-                                  struct arena *a, struct idem_response *out, bool duplicate,
-                                  struct err *e)
+static enum attempt_result settle(struct db_conn *c, const struct idem_request *r, struct arena *a,
+                                  struct idem_response *out, bool duplicate, struct err *e)
 {
     struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
     struct idem_row row;
@@ -165,8 +164,8 @@ failed:
     return ATTEMPT_FAILED;
 }
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect,
-                 void *ctx, struct arena *a, struct idem_response *out, struct err *e)
+int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect, void *ctx,
+                 struct arena *a, struct idem_response *out, struct err *e)
 {
     struct db_conn *c;
     int rc = -1;

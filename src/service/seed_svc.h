@@ -2,8 +2,8 @@
 #define SHOPD_SERVICE_SEED_SVC_H
 
 /*
- * Demo data for `shopd seed` and `make run`: a few users with a charged balance. Idempotent:
- * a demo user that exists already (by name) is left as it is.
+ * Demo data for `shopd seed` and `make run`: a few users with a charged balance and a few
+ * products. Idempotent: a demo user or product that exists already (by name) is left alone.
  */
 
 struct err;

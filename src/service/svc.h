@@ -6,6 +6,7 @@
  * once in main.c and shared read-only by all threads.
  */
 
+struct cache;
 struct config;
 struct db_pool;
 struct redis_pool;
@@ -14,6 +15,13 @@ struct svc {
     const struct config *cfg;
     struct db_pool *db;
     struct redis_pool *redis;
+    struct cache *products; /* product:{id} → Product JSON, 1 h */
+    struct cache *carts;    /* cart:user:{id} → the cart's lines, 1 day */
+    struct cache *top;      /* top-products:{days}:{limit} → the ranking JSON, 5 min */
 };
+
+/* Creates the caches, their keys under "<db name>:" so that databases never share keys. */
+void svc_caches_init(struct svc *s);
+void svc_caches_release(struct svc *s);
 
 #endif

@@ -790,7 +790,7 @@ static void old_keys_are_purged(void **state)
         "SELECT COUNT(*) FROM idempotency_keys WHERE path = '/x' AND user_id = ?";
     struct db_conn *conn;
     struct err e;
-    struct svc s = {NULL, h.pool, NULL};
+    struct svc s = {.db = h.pool};
     uint64_t purged = 0;
 
     assert_int_equal(db_acquire(h.pool, &conn, &e), 0);

@@ -1,0 +1,15 @@
+#ifndef SHOPD_API_API_CART_H
+#define SHOPD_API_API_CART_H
+
+/* Handlers of API.md "Cart". */
+
+struct err;
+struct req;
+struct resp;
+
+int api_cart_get(struct req *req, struct resp *resp, struct err *e);
+int api_cart_add(struct req *req, struct resp *resp, struct err *e);
+int api_cart_set(struct req *req, struct resp *resp, struct err *e);
+int api_cart_remove(struct req *req, struct resp *resp, struct err *e);
+
+#endif

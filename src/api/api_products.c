@@ -1,0 +1,123 @@
+#include "api/api_products.h"
+
+#include <string.h>
+
+#include "api/api_common.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "domain/product.h"
+#include "http/req.h"
+#include "http/resp.h"
+#include "service/product_svc.h"
+
+#include "core/banned.h"
+
+#define LIST_DEFAULT_LIMIT 20
+#define LIST_MAX_LIMIT     100
+#define TOP_DEFAULT_DAYS   3
+#define TOP_DEFAULT_LIMIT  5
+
+static const struct json_spec create_spec[] = {
+    JSON_STR("name", JSON_REQUIRED, 1, PRODUCT_NAME_MAX, struct product, name),
+    JSON_STR("description", 0, 0, PRODUCT_DESCRIPTION_MAX, struct product, description),
+    JSON_INT("price", JSON_REQUIRED, 0, PRODUCT_PRICE_MAX_KRW, ERR_INVALID_INPUT, struct product,
+             price_krw),
+    JSON_INT("stock", JSON_REQUIRED, 0, PRODUCT_STOCK_MAX, ERR_INVALID_INPUT, struct product,
+             stock),
+    JSON_END,
+};
+
+static const struct json_spec patch_spec[] = {
+    JSON_STR_P("name", 0, 1, PRODUCT_NAME_MAX, struct product_patch, name, has_name),
+    JSON_STR_P("description", 0, 0, PRODUCT_DESCRIPTION_MAX, struct product_patch, description,
+               has_description),
+    JSON_INT_P("price", 0, 0, PRODUCT_PRICE_MAX_KRW, ERR_INVALID_INPUT, struct product_patch,
+               price_krw, has_price),
+    JSON_INT_P("stock", 0, 0, PRODUCT_STOCK_MAX, ERR_INVALID_INPUT, struct product_patch, stock,
+               has_stock),
+    JSON_END,
+};
+
+static void send_product(struct req *req, struct resp *resp, int status, const struct product *p)
+{
+    const char *json = product_to_json(p, &req->arena);
+
+    resp_body(resp, status, "application/json; charset=utf-8", json, strlen(json));
+}
+
+int api_products_list(struct req *req, struct resp *resp, struct err *e)
+{
+    struct product *items;
+    size_t count;
+    int64_t limit, after;
+    int more;
+    struct json_w w;
+
+    if (api_query_int(req, "limit", LIST_DEFAULT_LIMIT, 1, LIST_MAX_LIMIT, &limit, e) ||
+        api_query_cursor(req, &after, e) ||
+        product_svc_list(api_svc(req), after, (int)limit, &req->arena, &items, &count, &more, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    json_w_obj_begin(&w, NULL);
+    json_w_arr_begin(&w, "products");
+    for (size_t i = 0; i < count; i++)
+        product_write_json(&w, &items[i]);
+    json_w_arr_end(&w);
+    if (more)
+        json_w_str(&w, "nextCursor",
+                   arena_printf(&req->arena, "%lld", (long long)items[count - 1].product_id));
+    else
+        json_w_null(&w, "nextCursor");
+    json_w_obj_end(&w);
+    resp_json(resp, 200, &w);
+    return 0;
+}
+
+int api_products_get(struct req *req, struct resp *resp, struct err *e)
+{
+    struct product p;
+    const char *json;
+
+    if (product_svc_get(api_svc(req), req_param(req, 0), &req->arena, &p, &json, e))
+        return -1;
+    resp_body(resp, 200, "application/json; charset=utf-8", json, strlen(json));
+    return 0;
+}
+
+int api_products_top(struct req *req, struct resp *resp, struct err *e)
+{
+    int64_t days, limit;
+    const char *json;
+
+    if (api_query_int(req, "days", TOP_DEFAULT_DAYS, 1, PRODUCT_TOP_DAYS_MAX, &days, e) ||
+        api_query_int(req, "limit", TOP_DEFAULT_LIMIT, 1, PRODUCT_TOP_LIMIT_MAX, &limit, e) ||
+        product_svc_top(api_svc(req), (int)days, (int)limit, &req->arena, &json, e))
+        return -1;
+    resp_body(resp, 200, "application/json; charset=utf-8", json, strlen(json));
+    return 0;
+}
+
+int api_products_create(struct req *req, struct resp *resp, struct err *e)
+{
+    struct product in = {0}, out;
+
+    in.description = "";
+    if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e) ||
+        product_svc_create(api_svc(req), &in, &req->arena, &out, e))
+        return -1;
+    send_product(req, resp, 201, &out);
+    return 0;
+}
+
+int api_products_patch(struct req *req, struct resp *resp, struct err *e)
+{
+    struct product_patch patch = {0};
+    struct product out;
+
+    if (json_decode(req->body, req->body_len, patch_spec, &patch, &req->arena, e) ||
+        product_svc_patch(api_svc(req), req_param(req, 0), &patch, &req->arena, &out, e))
+        return -1;
+    send_product(req, resp, 200, &out);
+    return 0;
+}

@@ -1,0 +1,16 @@
+#ifndef SHOPD_API_API_PRODUCTS_H
+#define SHOPD_API_API_PRODUCTS_H
+
+/* Handlers of API.md "Products". */
+
+struct err;
+struct req;
+struct resp;
+
+int api_products_list(struct req *req, struct resp *resp, struct err *e);
+int api_products_get(struct req *req, struct resp *resp, struct err *e);
+int api_products_top(struct req *req, struct resp *resp, struct err *e);
+int api_products_create(struct req *req, struct resp *resp, struct err *e);
+int api_products_patch(struct req *req, struct resp *resp, struct err *e);
+
+#endif

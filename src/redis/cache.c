@@ -1,0 +1,423 @@
+#include "redis/cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "redis/redis_pool.h"
+
+#include "core/banned.h"
+
+#define LEASE_MS       2000
+#define PAUSE_FIRST_US 500
+#define PAUSE_MAX_US   16000
+#define PENDING_MAX    10000
+#define KEY_MAX        256
+
+/*
+ * GET the value, or take the lease to load it: {1, value} a hit, {2, gen} the lease is ours,
+ * {3, gen} someone else is loading. KEYS: value, lease, gen. ARGV: token, lease ms.
+ */
+static const char script_lease[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v then return {1, v} end "
+    "local g = redis.call('GET', KEYS[3]) or '0' "
+    "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, g} end "
+    "return {3, g}";
+
+/*
+ * Store the loaded value unless the key was invalidated since the load began (its generation
+ * moved), then give the lease back if it is still ours. KEYS: value, lease, gen. ARGV: gen seen,
+ * value, ttl ms, token, "1" to store.
+ */
+static const char script_fill[] =
+    "local g = redis.call('GET', KEYS[3]) or '0' "
+    "local stored = 0 "
+    "if ARGV[5] == '1' and g == ARGV[1] then "
+    "  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) stored = 1 end "
+    "if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end "
+    "return stored";
+
+/* Move the generation on and drop the value. KEYS: value, gen. ARGV: gen ttl ms. */
+static const char script_invalidate[] = "redis.call('INCR', KEYS[2]) "
+                                        "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
+                                        "redis.call('DEL', KEYS[1]) return 1";
+
+struct flight {
+    char key[KEY_MAX];
+    int waiters;
+    bool done;
+    int rc;
+    char *value;
+    struct err err;
+    pthread_cond_t cond;
+    struct flight *next;
+};
+
+struct cache {
+    struct redis_pool *pool;
+    struct cache_options opt;
+    char *name, *prefix;
+    pthread_mutex_t lock;
+    struct flight *flights;
+    char **pending;
+    size_t npending;
+    atomic_bool has_pending;
+};
+
+struct keys {
+    char value[KEY_MAX], lease[KEY_MAX + 8], gen[KEY_MAX + 8];
+};
+
+struct cache *cache_new(struct redis_pool *pool, const struct cache_options *o)
+{
+    struct cache *c = xcalloc(1, sizeof(*c));
+
+    c->pool = pool;
+    c->opt = *o;
+    c->name = xstrdup(o->name);
+    c->prefix = xstrdup(o->prefix);
+    c->opt.name = c->name;
+    c->opt.prefix = c->prefix;
+    pthread_mutex_init(&c->lock, NULL);
+    c->pending = xcalloc(PENDING_MAX, sizeof(*c->pending));
+    return c;
+}
+
+void cache_free(struct cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->npending; i++)
+        free(c->pending[i]);
+    free(c->pending);
+    pthread_mutex_destroy(&c->lock);
+    free(c->name);
+    free(c->prefix);
+    free(c);
+}
+
+static int make_keys(struct cache *c, const char *key, struct keys *k)
+{
+    int n = snprintf(k->value, sizeof(k->value), "%s%s", c->prefix, key);
+    if (n < 0 || (size_t)n >= sizeof(k->value))
+        return -1;
+    snprintf(k->lease, sizeof(k->lease), "%s:lease", k->value);
+    snprintf(k->gen, sizeof(k->gen), "%s:gen", k->value);
+    return 0;
+}
+
+static int64_t jittered_ttl_ms(int64_t ttl_ms)
+{
+    static _Thread_local unsigned seed;
+
+    if (!seed)
+        seed = (unsigned)(clock_monotonic_us() ^ (uint64_t)pthread_self());
+    /* ±10 %: keys filled together should not all expire together. */
+    int64_t spread = ttl_ms / 5;
+    return ttl_ms - ttl_ms / 10 + (spread ? (int64_t)(rand_r(&seed) % spread) : 0);
+}
+
+static void lease_token(char *buf, size_t size)
+{
+    static atomic_ulong counter;
+
+    snprintf(buf, size, "%d-%lu-%llu", (int)getpid(), atomic_fetch_add(&counter, 1),
+             (unsigned long long)clock_monotonic_us());
+}
+
+/*
+ * Runs one command on a pooled connection. Returns the reply (the caller frees it), or NULL
+ * when Redis failed (counted; the connection is marked broken).
+ */
+static redisReply *run(struct cache *c, int argc, const char **argv)
+{
+    struct redis_conn *conn;
+    struct err e;
+
+    if (redis_acquire(c->pool, &conn, &e)) {
+        metrics_inc(c->opt.metrics.errors);
+        return NULL;
+    }
+    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r)
+            log_warn("cache %s: redis error: %s", c->name, r->str);
+        if (!r)
+            redis_conn_failed(c->pool, conn);
+        metrics_inc(c->opt.metrics.errors);
+        if (r)
+            freeReplyObject(r);
+        r = NULL;
+    }
+    redis_release(c->pool, conn);
+    return r;
+}
+
+/* ---- invalidation ---- */
+
+static int invalidate_now(struct cache *c, const char *full_key)
+{
+    char gen[KEY_MAX + 8], ttl[32];
+    const char *argv[6];
+
+    snprintf(gen, sizeof(gen), "%s:gen", full_key);
+    /* The generation outlives any value that could have been loaded before it moved. */
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(c->opt.ttl_ms * 2 + 60000));
+    argv[0] = "EVAL";
+    argv[1] = script_invalidate;
+    argv[2] = "2";
+    argv[3] = full_key;
+    argv[4] = gen;
+    argv[5] = ttl;
+    redisReply *r = run(c, 6, argv);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+static void defer(struct cache *c, const char *full_key)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->npending < PENDING_MAX)
+        c->pending[c->npending++] = xstrdup(full_key);
+    else
+        log_error("cache %s: more than %d invalidations pending; '%s' may be stale until its "
+                  "TTL",
+                  c->name, PENDING_MAX, full_key);
+    atomic_store(&c->has_pending, true);
+    pthread_mutex_unlock(&c->lock);
+    metrics_inc(METRIC_CACHE_INVALIDATIONS_DEFERRED);
+}
+
+/* Retries the invalidations that failed while Redis was away. */
+static void flush_pending(struct cache *c)
+{
+    char **keys;
+    size_t n;
+
+    if (!atomic_load(&c->has_pending) || !redis_pool_healthy(c->pool))
+        return;
+    pthread_mutex_lock(&c->lock);
+    n = c->npending;
+    keys = xmalloc((n ? n : 1) * sizeof(*keys));
+    memcpy(keys, c->pending, n * sizeof(*keys));
+    c->npending = 0;
+    atomic_store(&c->has_pending, false);
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (invalidate_now(c, keys[i]))
+            defer(c, keys[i]);
+        free(keys[i]);
+    }
+    free(keys);
+}
+
+void cache_invalidate(struct cache *c, const char *key)
+{
+    struct keys k;
+
+    if (make_keys(c, key, &k))
+        BUG("cache key too long");
+    metrics_inc(METRIC_CACHE_INVALIDATIONS);
+    if (invalidate_now(c, k.value))
+        defer(c, k.value);
+}
+
+/* ---- reads ---- */
+
+enum lease_result { LEASE_HIT, LEASE_OURS, LEASE_TAKEN, LEASE_ERROR };
+
+static enum lease_result take_lease(struct cache *c, const struct keys *k, const char *token,
+                                    struct arena *a, const char **value, char *gen, size_t gen_size)
+{
+    char lease_ms[16];
+    const char *argv[] = {"EVAL", script_lease, "3", k->value, k->lease, k->gen, token, lease_ms};
+
+    snprintf(lease_ms, sizeof(lease_ms), "%d", LEASE_MS);
+    redisReply *r = run(c, 8, argv);
+    if (!r)
+        return LEASE_ERROR;
+    enum lease_result res = LEASE_ERROR;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        long long kind = r->element[0]->integer;
+        if (kind == 1) {
+            *value = arena_memdup(a, r->element[1]->str, r->element[1]->len);
+            res = LEASE_HIT;
+        } else {
+            snprintf(gen, gen_size, "%s", r->element[1]->str);
+            res = kind == 2 ? LEASE_OURS : LEASE_TAKEN;
+        }
+    }
+    freeReplyObject(r);
+    return res;
+}
+
+static void fill(struct cache *c, const struct keys *k, const char *gen, const char *value,
+                 const char *token)
+{
+    char ttl[24];
+    const char *argv[] = {"EVAL", script_fill,        "3", k->value, k->lease,         k->gen,
+                          gen,    value ? value : "", ttl, token,    value ? "1" : "0"};
+
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)jittered_ttl_ms(c->opt.ttl_ms));
+    redisReply *r = run(c, 11, argv);
+    if (r)
+        freeReplyObject(r);
+}
+
+static int load(struct cache *c, cache_load_fn *loader, void *ctx, struct arena *a,
+                const char **value, struct err *e)
+{
+    metrics_inc(c->opt.metrics.loads);
+    return loader(ctx, a, value, e);
+}
+
+/*
+ * The leader of this process's flight: agree with the other processes on one loader through
+ * the lease, and wait for its value; without Redis, load straight from MariaDB.
+ */
+static int lead(struct cache *c, const struct keys *k, cache_load_fn *loader, void *ctx,
+                struct arena *a, const char **value, struct err *e)
+{
+    char token[64], gen[32];
+    int64_t deadline = clock_monotonic_us() + LEASE_MS * 1000LL;
+    long pause_us = PAUSE_FIRST_US;
+
+    lease_token(token, sizeof(token));
+    for (;;) {
+        switch (take_lease(c, k, token, a, value, gen, sizeof(gen))) {
+        case LEASE_HIT:
+            return 0;
+        case LEASE_OURS: {
+            int rc = load(c, loader, ctx, a, value, e);
+            fill(c, k, gen, rc ? NULL : *value, token);
+            return rc;
+        }
+        case LEASE_ERROR:
+            return load(c, loader, ctx, a, value, e);
+        case LEASE_TAKEN:
+            break;
+        }
+        if (clock_monotonic_us() > deadline) /* the loader is stuck or gone: do not wait on */
+            return load(c, loader, ctx, a, value, e);
+        struct timespec ts = {0, pause_us * 1000};
+        nanosleep(&ts, NULL);
+        pause_us = pause_us * 2 > PAUSE_MAX_US ? PAUSE_MAX_US : pause_us * 2;
+    }
+}
+
+/* Joins the flight for key, or starts it (then *leader). Called with c->lock held. */
+static struct flight *join(struct cache *c, const char *key, bool *leader)
+{
+    for (struct flight *f = c->flights; f; f = f->next)
+        if (!strcmp(f->key, key)) {
+            f->waiters++;
+            *leader = false;
+            return f;
+        }
+    struct flight *f = xcalloc(1, sizeof(*f));
+    snprintf(f->key, sizeof(f->key), "%s", key);
+    pthread_cond_init(&f->cond, NULL);
+    f->next = c->flights;
+    c->flights = f;
+    *leader = true;
+    return f;
+}
+
+static void unlink_flight(struct cache *c, struct flight *f)
+{
+    for (struct flight **p = &c->flights; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            return;
+        }
+}
+
+static void flight_free(struct flight *f)
+{
+    pthread_cond_destroy(&f->cond);
+    free(f->value);
+    free(f);
+}
+
+static int wait_for_leader(struct cache *c, struct flight *f, struct arena *a, const char **value,
+                           struct err *e)
+{
+    while (!f->done)
+        pthread_cond_wait(&f->cond, &c->lock);
+    int rc = f->rc;
+    if (rc)
+        *e = f->err;
+    else
+        *value = arena_strdup(a, f->value);
+    if (--f->waiters == 0)
+        flight_free(f);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+static int single_flight(struct cache *c, const struct keys *k, cache_load_fn *loader, void *ctx,
+                         struct arena *a, const char **value, struct err *e)
+{
+    bool leader;
+
+    pthread_mutex_lock(&c->lock);
+    struct flight *f = join(c, k->value, &leader);
+    if (!leader)
+        return wait_for_leader(c, f, a, value, e);
+    f->waiters = 1;
+    pthread_mutex_unlock(&c->lock);
+
+    int rc = lead(c, k, loader, ctx, a, value, e);
+
+    pthread_mutex_lock(&c->lock);
+    unlink_flight(c, f);
+    f->done = true;
+    f->rc = rc;
+    if (rc)
+        f->err = *e;
+    else
+        f->value = xstrdup(*value);
+    pthread_cond_broadcast(&f->cond);
+    if (--f->waiters == 0)
+        flight_free(f);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int cache_get(struct cache *c, const char *key, cache_load_fn *loader, void *ctx, struct arena *a,
+              const char **value, struct err *e)
+{
+    struct keys k;
+
+    if (make_keys(c, key, &k))
+        BUG("cache key too long");
+    flush_pending(c);
+    const char *argv[] = {"GET", k.value};
+    redisReply *r = run(c, 2, argv);
+    if (r && r->type == REDIS_REPLY_STRING) {
+        *value = arena_memdup(a, r->str, r->len);
+        freeReplyObject(r);
+        metrics_inc(c->opt.metrics.hits);
+        return 0;
+    }
+    if (r)
+        freeReplyObject(r);
+    metrics_inc(c->opt.metrics.misses);
+    return single_flight(c, &k, loader, ctx, a, value, e);
+}

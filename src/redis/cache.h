@@ -1,0 +1,57 @@
+#ifndef SHOPD_REDIS_CACHE_H
+#define SHOPD_REDIS_CACHE_H
+
+#include <stdint.h>
+
+#include "core/metrics.h"
+
+/*
+ * Cache-aside in Redis in front of MariaDB, never stale after a write and safe against
+ * stampedes. Values are text (the JSON the service builds anyway), kept for the cache's TTL
+ * with ±10 % jitter so that keys filled together do not expire together.
+ *
+ * - A read is one GET. On a miss the value is loaded from MariaDB once, not once per waiting
+ *   request: threads of this process wait for one leader (in-process single flight), and the
+ *   leaders of all processes agree through a short Redis lease (SET NX PX) on who loads; the
+ *   others poll for the value with growing pauses until the lease ends.
+ * - cache_invalidate(), called after the writer's transaction commits, bumps the key's
+ *   generation and deletes the value. A load stores its value only if the generation is still
+ *   the one it saw before reading MariaDB, so a reader that loaded before the write can never
+ *   put the old value back.
+ * - Redis errors are never the caller's problem: reads load from MariaDB (correct, slower),
+ *   failed invalidations are retried once Redis answers again, and the metrics count it all.
+ *
+ * Keys are "<prefix><key>", with "<key>:gen" and "<key>:lease" beside. Thread-safe.
+ */
+
+struct arena;
+struct err;
+struct redis_pool;
+struct cache;
+
+struct cache_metrics {
+    enum metric_id hits, misses, loads, errors;
+};
+
+struct cache_options {
+    const char *name;   /* for logs: "product" */
+    const char *prefix; /* namespace of every key, e.g. the database name and a colon */
+    int64_t ttl_ms;
+    struct cache_metrics metrics;
+};
+
+struct cache *cache_new(struct redis_pool *pool, const struct cache_options *o);
+void cache_free(struct cache *c);
+
+/* Loads the value from MariaDB: 0 with *value (in the arena), or -1 with e (nothing cached). */
+typedef int cache_load_fn(void *ctx, struct arena *a, const char **value, struct err *e);
+
+/* The value of key: from Redis, or loaded by load (once across waiters) and stored. The value
+ * is in the arena. Errors are load's. */
+int cache_get(struct cache *c, const char *key, cache_load_fn *load, void *ctx, struct arena *a,
+              const char **value, struct err *e);
+
+/* Makes key's cached value disappear; call after the transaction that changed it commits. */
+void cache_invalidate(struct cache *c, const char *key);
+
+#endif

@@ -1,0 +1,45 @@
+#include "repo/sales_repo.h"
+
+#include "core/arena.h"
+#include "core/err.h"
+#include "domain/product.h"
+#include "repo/db.h"
+
+#include "core/banned.h"
+
+static const char sql_add[] =
+    "INSERT INTO product_sales_daily (day, product_id, quantity, revenue_krw) "
+    "VALUES (DATE(?), ?, ?, ?) ON DUPLICATE KEY UPDATE "
+    "quantity = quantity + VALUES(quantity), revenue_krw = revenue_krw + VALUES(revenue_krw)";
+static const char sql_top[] =
+    "SELECT s.product_id, p.name, SUM(s.quantity) AS sold, SUM(s.revenue_krw) "
+    "FROM product_sales_daily s JOIN products p ON p.id = s.product_id "
+    "WHERE s.day >= DATE(?) GROUP BY s.product_id, p.name HAVING sold > 0 "
+    "ORDER BY sold DESC, s.product_id ASC LIMIT ?";
+
+int sales_repo_add(struct db_conn *c, int64_t at_us, int64_t product_id, int64_t quantity,
+                   int64_t revenue_krw, struct err *e)
+{
+    struct db_val p[] = {DB_TIME(at_us), DB_INT(product_id), DB_INT(quantity), DB_INT(revenue_krw)};
+
+    return db_exec(c, sql_add, p, 4, NULL, NULL, e);
+}
+
+int sales_repo_top(struct db_conn *c, int64_t since_us, int limit, struct arena *a,
+                   struct product_rank **out, size_t *count, struct err *e)
+{
+    struct db_val p[] = {DB_TIME(since_us), DB_INT(limit)};
+    struct db_rows rows;
+
+    if (db_query(c, sql_top, p, 2, a, &rows, e))
+        return -1;
+    *out = arena_calloc(a, rows.nrows, sizeof(**out));
+    for (size_t i = 0; i < rows.nrows; i++) {
+        (*out)[i].product_id = db_int(&rows, i, 0);
+        (*out)[i].name = db_str(&rows, i, 1);
+        (*out)[i].sales_count = db_int(&rows, i, 2);
+        (*out)[i].revenue_krw = db_int(&rows, i, 3);
+    }
+    *count = rows.nrows;
+    return 0;
+}

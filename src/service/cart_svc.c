@@ -1,0 +1,120 @@
+#include "service/cart_svc.h"
+
+#include <stdio.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "domain/balance.h"
+#include "domain/cart.h"
+#include "domain/product.h"
+#include "redis/cache.h"
+#include "repo/cart_repo.h"
+#include "repo/db.h"
+#include "repo/product_repo.h"
+#include "repo/user_repo.h"
+#include "service/product_svc.h"
+#include "service/svc.h"
+
+#include "core/banned.h"
+
+struct lines_load {
+    struct svc *svc;
+    int64_t user_id;
+};
+
+static int load_lines(void *arg, struct arena *a, const char **value, struct err *e)
+{
+    struct lines_load *ctx = arg;
+    struct cart_line *lines;
+    struct db_conn *c;
+    struct user user;
+    size_t count;
+    int rc;
+
+    if (db_acquire(ctx->svc->db, &c, e))
+        return -1;
+    rc = user_repo_get(c, ctx->user_id, a, &user, e) ||
+         cart_repo_lines(c, ctx->user_id, a, &lines, &count, e);
+    db_release(ctx->svc->db, c);
+    if (rc)
+        return -1;
+    *value = cart_lines_to_json(lines, count, a);
+    return 0;
+}
+
+static void cart_key(int64_t user_id, char *key, size_t size)
+{
+    snprintf(key, size, "cart:user:%lld", (long long)user_id);
+}
+
+int cart_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct cart *out, struct err *e)
+{
+    struct lines_load ctx = {s, user_id};
+    struct cart_line *lines;
+    const char *json;
+    size_t count;
+    char key[48];
+
+    cart_key(user_id, key, sizeof(key));
+    if (cache_get(s->carts, key, load_lines, &ctx, a, &json, e))
+        return -1;
+    if (cart_lines_from_json(json, a, &lines, &count))
+        return err_set(e, ERR_INTERNAL, "cached cart of user %lld is malformed",
+                       (long long)user_id);
+    out->user_id = user_id;
+    out->items = arena_calloc(a, count, sizeof(*out->items));
+    out->count = 0;
+    out->total_krw = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct product p;
+        const char *product_json;
+        if (product_svc_get(s, lines[i].product_id, a, &p, &product_json, e))
+            return -1; /* products are never deleted: not even NOT_FOUND is expected here */
+        cart_add_item(out, &p, lines[i].quantity);
+    }
+    return 0;
+}
+
+enum change { CHANGE_ADD, CHANGE_SET };
+
+/* Checks that user and product exist, then applies the change in one statement. */
+static int change_line(struct svc *s, enum change kind, int64_t user_id, int64_t product_id,
+                       int64_t quantity, struct arena *a, struct err *e)
+{
+    struct db_conn *c;
+    struct product p;
+    struct user u;
+    int rc;
+
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    rc = user_repo_get(c, user_id, a, &u, e) || product_repo_get(c, product_id, a, &p, e);
+    if (!rc && kind == CHANGE_ADD)
+        rc = cart_repo_add(c, user_id, product_id, quantity, CART_QUANTITY_MAX, clock_now_us(), e);
+    else if (!rc)
+        rc = cart_repo_set(c, user_id, product_id, quantity, clock_now_us(), e);
+    db_release(s->db, c);
+    if (!rc) {
+        char key[48];
+        cart_key(user_id, key, sizeof(key));
+        cache_invalidate(s->carts, key);
+    }
+    return rc ? -1 : 0;
+}
+
+int cart_svc_add(struct svc *s, int64_t user_id, int64_t product_id, int64_t quantity,
+                 struct arena *a, struct cart *out, struct err *e)
+{
+    if (change_line(s, CHANGE_ADD, user_id, product_id, quantity, a, e))
+        return -1;
+    return cart_svc_get(s, user_id, a, out, e);
+}
+
+int cart_svc_set(struct svc *s, int64_t user_id, int64_t product_id, int64_t quantity,
+                 struct arena *a, struct cart *out, struct err *e)
+{
+    if (change_line(s, CHANGE_SET, user_id, product_id, quantity, a, e))
+        return -1;
+    return cart_svc_get(s, user_id, a, out, e);
+}

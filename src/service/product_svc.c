@@ -1,0 +1,149 @@
+#include "service/product_svc.h"
+
+#include <stdio.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "domain/product.h"
+#include "redis/cache.h"
+#include "repo/db.h"
+#include "repo/product_repo.h"
+#include "repo/sales_repo.h"
+#include "service/svc.h"
+
+#include "core/banned.h"
+
+#define DAY_US (86400LL * 1000000)
+
+struct product_load {
+    struct svc *svc;
+    int64_t product_id;
+};
+
+static int load_product(void *arg, struct arena *a, const char **value, struct err *e)
+{
+    struct product_load *ctx = arg;
+    struct db_conn *c;
+    struct product p;
+
+    if (db_acquire(ctx->svc->db, &c, e))
+        return -1;
+    int rc = product_repo_get(c, ctx->product_id, a, &p, e);
+    db_release(ctx->svc->db, c);
+    if (rc)
+        return -1;
+    *value = product_to_json(&p, a);
+    return 0;
+}
+
+int product_svc_get(struct svc *s, int64_t product_id, struct arena *a, struct product *out,
+                    const char **json, struct err *e)
+{
+    struct product_load ctx = {s, product_id};
+    char key[48];
+
+    snprintf(key, sizeof(key), "product:%lld", (long long)product_id);
+    if (cache_get(s->products, key, load_product, &ctx, a, json, e))
+        return -1;
+    if (product_from_json(*json, a, out))
+        return err_set(e, ERR_INTERNAL, "cached product %lld is not a Product",
+                       (long long)product_id);
+    return 0;
+}
+
+void product_svc_invalidate(struct svc *s, int64_t product_id)
+{
+    char key[48];
+
+    snprintf(key, sizeof(key), "product:%lld", (long long)product_id);
+    cache_invalidate(s->products, key);
+}
+
+int product_svc_list(struct svc *s, int64_t after_id, int limit, struct arena *a,
+                     struct product **out, size_t *count, int *more, struct err *e)
+{
+    struct db_conn *c;
+
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    /* One extra row tells whether another page follows. */
+    int rc = product_repo_page(c, after_id, limit + 1, a, out, count, e);
+    db_release(s->db, c);
+    if (rc)
+        return -1;
+    *more = *count > (size_t)limit;
+    if (*more)
+        *count = (size_t)limit;
+    return 0;
+}
+
+int product_svc_create(struct svc *s, const struct product *p, struct arena *a, struct product *out,
+                       struct err *e)
+{
+    struct db_conn *c;
+
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    *out = *p;
+    int rc = product_repo_insert(c, p, clock_now_us(), &out->product_id, e);
+    db_release(s->db, c);
+    return rc;
+}
+
+int product_svc_patch(struct svc *s, int64_t product_id, const struct product_patch *patch,
+                      struct arena *a, struct product *out, struct err *e)
+{
+    struct db_conn *c;
+    int rc = -1;
+
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    if (db_begin(c, e))
+        goto out;
+    if (product_repo_get_for_update(c, product_id, a, out, e))
+        goto out;
+    product_apply_patch(out, patch);
+    if (product_repo_update(c, out, clock_now_us(), e) || db_commit(c, e))
+        goto out;
+    rc = 0;
+out:
+    db_release(s->db, c); /* rolls back what was not committed */
+    if (!rc)
+        product_svc_invalidate(s, product_id);
+    return rc;
+}
+
+struct top_load {
+    struct svc *svc;
+    int days, limit;
+};
+
+static int load_top(void *arg, struct arena *a, const char **value, struct err *e)
+{
+    struct top_load *ctx = arg;
+    struct product_rank *ranks;
+    struct db_conn *c;
+    size_t count;
+    /* Today and the days - 1 before it, in UTC days. */
+    int64_t since = clock_now_us() - (int64_t)(ctx->days - 1) * DAY_US;
+
+    if (db_acquire(ctx->svc->db, &c, e))
+        return -1;
+    int rc = sales_repo_top(c, since, ctx->limit, a, &ranks, &count, e);
+    db_release(ctx->svc->db, c);
+    if (rc)
+        return -1;
+    *value = product_top_to_json(ctx->days, ranks, count, a);
+    return 0;
+}
+
+int product_svc_top(struct svc *s, int days, int limit, struct arena *a, const char **json,
+                    struct err *e)
+{
+    struct top_load ctx = {s, days, limit};
+    char key[48];
+
+    snprintf(key, sizeof(key), "top-products:%d:%d", days, limit);
+    return cache_get(s->top, key, load_top, &ctx, a, json, e);
+}

@@ -1,0 +1,40 @@
+#ifndef SHOPD_SERVICE_PRODUCT_SVC_H
+#define SHOPD_SERVICE_PRODUCT_SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The catalog (API.md "Products"): product detail through the product cache, the list
+ * straight from MariaDB, admin create and patch (which invalidate after commit), and the top
+ * products through the top cache. Thread-safe. Errors: ERR_PRODUCT_NOT_FOUND, ERR_INVALID_INPUT,
+ * and ERR_UNAVAILABLE / ERR_INTERNAL from the database (never from Redis).
+ */
+
+struct arena;
+struct err;
+struct product;
+struct product_patch;
+struct svc;
+
+/* The product and its Product JSON (the cached text itself). */
+int product_svc_get(struct svc *s, int64_t product_id, struct arena *a, struct product *out,
+                    const char **json, struct err *e);
+
+int product_svc_list(struct svc *s, int64_t after_id, int limit, struct arena *a,
+                     struct product **out, size_t *count, int *more, struct err *e);
+
+int product_svc_create(struct svc *s, const struct product *p, struct arena *a, struct product *out,
+                       struct err *e);
+
+int product_svc_patch(struct svc *s, int64_t product_id, const struct product_patch *patch,
+                      struct arena *a, struct product *out, struct err *e);
+
+/* The ranking JSON of the top limit products over the last days UTC days. */
+int product_svc_top(struct svc *s, int days, int limit, struct arena *a, const char **json,
+                    struct err *e);
+
+/* After a commit that changed the product's stock or fields: drop its cached copy. */
+void product_svc_invalidate(struct svc *s, int64_t product_id);
+
+#endif
