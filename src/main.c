@@ -51,12 +51,12 @@ static void open_pools(const struct config *cfg, struct svc *s)
     s->cfg = cfg;
     s->db = db_pool_new(&dbo);
     s->redis = redis_pool_new(&ro);
-    svc_caches_init(s);
+    svc_redis_init(s);
 }
 
 static void close_pools(struct svc *s)
 {
-    svc_caches_release(s);
+    svc_redis_release(s);
     redis_pool_free(s->redis);
     db_pool_free(s->db);
 }

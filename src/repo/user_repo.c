@@ -2,6 +2,7 @@
 
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "domain/balance.h"
 #include "repo/db.h"
 
@@ -15,9 +16,10 @@ static const char sql_get[] = "SELECT id, name, balance_krw FROM users WHERE id 
  * LAST_INSERT_ID(expr) hands the new balance back with the reply (mysql_stmt_insert_id), which
  * saves a SELECT on the hot path.
  */
-static const char sql_add[] = "UPDATE users SET balance_krw = LAST_INSERT_ID(balance_krw + ?) "
-                              "WHERE id = ? AND balance_krw + ? BETWEEN 0 AND ?";
-static const char sql_balance[] = "SELECT balance_krw FROM users WHERE id = ?";
+static const char sql_add[] =
+    "UPDATE users SET balance_krw = LAST_INSERT_ID(balance_krw + ?), fence = GREATEST(fence, ?) "
+    "WHERE id = ? AND balance_krw + ? BETWEEN 0 AND ? AND fence <= ?";
+static const char sql_balance[] = "SELECT balance_krw, fence FROM users WHERE id = ?";
 
 int user_repo_insert(struct db_conn *c, const char *name, int64_t now_us, int64_t *user_id,
                      struct err *e)
@@ -44,9 +46,11 @@ int user_repo_get(struct db_conn *c, int64_t user_id, struct arena *a, struct us
 }
 
 int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw, int64_t max_krw,
-                          int64_t *balance_after_krw, struct err *e)
+                          int64_t fence, int64_t *balance_after_krw, struct err *e)
 {
-    struct db_val p[] = {DB_INT(amount_krw), DB_INT(user_id), DB_INT(amount_krw), DB_INT(max_krw)};
+    /* Unguarded (fence 0): no fence condition, and the stored fence stays as it is. */
+    struct db_val p[] = {DB_INT(amount_krw), DB_INT(fence),   DB_INT(user_id),
+                         DB_INT(amount_krw), DB_INT(max_krw), DB_INT(fence ? fence : INT64_MAX)};
     struct db_val q[] = {DB_INT(user_id)};
     struct arena a = ARENA_INIT;
     struct db_rows rows;
@@ -54,7 +58,7 @@ int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw
     int64_t after = 0;
     int rc = -1;
 
-    if (db_exec(c, sql_add, p, 4, &matched, &after, e))
+    if (db_exec(c, sql_add, p, 6, &matched, &after, e))
         return -1;
     if (matched) {
         *balance_after_krw = after;
@@ -65,6 +69,10 @@ int user_repo_add_balance(struct db_conn *c, int64_t user_id, int64_t amount_krw
         goto out;
     if (!rows.nrows) {
         rc = err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)user_id);
+    } else if (fence && db_int(&rows, 0, 1) > fence) {
+        metrics_inc(METRIC_LOCK_FENCE_REJECTIONS);
+        rc = err_set(e, ERR_UNAVAILABLE, "the lock on user %lld was lost to a newer holder",
+                     (long long)user_id);
     } else if (amount_krw > 0) {
         rc = err_set(e, ERR_BALANCE_LIMIT, "balance %lld + %lld would exceed the limit of %lld KRW",
                      (long long)db_int(&rows, 0, 0), (long long)amount_krw, (long long)max_krw);

@@ -1,10 +1,13 @@
 #include "service/balance_svc.h"
 
+#include <stdio.h>
+
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "domain/balance.h"
 #include "domain/money.h"
+#include "redis/dlock.h"
 #include "repo/balance_repo.h"
 #include "repo/db.h"
 #include "repo/user_repo.h"
@@ -45,6 +48,7 @@ int balance_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct user
 struct charge_ctx {
     int64_t user_id;
     int64_t amount_krw;
+    int64_t fence;
     idem_render_fn *render;
 };
 
@@ -55,7 +59,7 @@ static int charge_effect(struct db_conn *c, void *arg, struct arena *a, struct i
     struct charge_result res = {ctx->user_id, 0, ctx->amount_krw, clock_now_us()};
     struct balance_entry entry = {0};
 
-    if (user_repo_add_balance(c, ctx->user_id, ctx->amount_krw, MONEY_BALANCE_MAX_KRW,
+    if (user_repo_add_balance(c, ctx->user_id, ctx->amount_krw, MONEY_BALANCE_MAX_KRW, ctx->fence,
                               &res.balance_krw, e))
         return -1;
     entry.type = BALANCE_CHARGE;
@@ -73,12 +77,21 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
                        int64_t amount_krw, idem_render_fn *render, struct arena *a,
                        struct idem_response *out, struct err *e)
 {
-    struct charge_ctx ctx = {user_id, amount_krw, render};
+    struct charge_ctx ctx = {user_id, amount_krw, 0, render};
+    struct dlock lock;
+    char name[48];
 
     if (amount_krw < MONEY_CHARGE_MIN_KRW || amount_krw > MONEY_CHARGE_MAX_KRW)
         return err_set(e, ERR_INVALID_AMOUNT, "amount must be between %lld and %lld KRW",
                        MONEY_CHARGE_MIN_KRW, MONEY_CHARGE_MAX_KRW);
-    return idem_svc_run(s, idem, charge_effect, &ctx, a, out, e);
+    /* Per user, as the reference system did: lock → begin → work → commit → unlock. */
+    snprintf(name, sizeof(name), "user:%lld", (long long)user_id);
+    if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
+        return -1;
+    ctx.fence = lock.fence;
+    int rc = idem_svc_run(s, idem, &lock, charge_effect, &ctx, a, out, e);
+    dlock_release(s->locks, &lock);
+    return rc;
 }
 
 int balance_svc_history(struct svc *s, int64_t user_id, int64_t before_id, int limit,

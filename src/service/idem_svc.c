@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/metrics.h"
+#include "redis/dlock.h"
 #include "repo/db.h"
 #include "repo/idem_repo.h"
 #include "service/svc.h"
@@ -127,8 +128,8 @@ static void in_flight_on_timeout(struct db_conn *c, const struct idem_request *r
  * commit) or, at the latest, by the unique key, and its own effect is rolled back.
  */
 static enum attempt_result attempt(struct db_conn *c, const struct idem_request *r,
-                                   idem_effect_fn *effect, void *ctx, struct arena *a,
-                                   struct idem_response *out, struct err *e)
+                                   const struct dlock *guard, idem_effect_fn *effect, void *ctx,
+                                   struct arena *a, struct idem_response *out, struct err *e)
 {
     struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
     struct idem_row row;
@@ -152,6 +153,11 @@ static enum attempt_result attempt(struct db_conn *c, const struct idem_request 
         db_rollback(c);
         return settle(c, r, a, out, true, e);
     }
+    if (guard && !dlock_held(guard)) {
+        db_rollback(c);
+        err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before commit; retry");
+        return ATTEMPT_FAILED;
+    }
     if (db_commit(c, e))
         return ATTEMPT_FAILED;
     out->replayed = false;
@@ -164,8 +170,9 @@ failed:
     return ATTEMPT_FAILED;
 }
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect, void *ctx,
-                 struct arena *a, struct idem_response *out, struct err *e)
+int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
+                 idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
+                 struct err *e)
 {
     struct db_conn *c;
     int rc = -1;
@@ -173,7 +180,7 @@ int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *ef
     if (db_acquire(s->db, &c, e))
         return -1;
     for (int i = 0; i < MAX_ATTEMPTS; i++) {
-        enum attempt_result res = attempt(c, r, effect, ctx, a, out, e);
+        enum attempt_result res = attempt(c, r, guard, effect, ctx, a, out, e);
         if (res == ATTEMPT_DONE) {
             rc = 0;
             break;

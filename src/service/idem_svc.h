@@ -20,6 +20,8 @@
 
 struct arena;
 struct db_conn;
+struct dlock;
+struct dlock;
 struct err;
 struct svc;
 
@@ -58,8 +60,13 @@ int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method
 int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
                      unsigned char out[SHA256_LEN], struct err *e);
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, idem_effect_fn *effect, void *ctx,
-                 struct arena *a, struct idem_response *out, struct err *e);
+/*
+ * guard (may be NULL) is the distributed lock the caller holds around the effect: if its lease
+ * is lost before commit, the transaction rolls back (ERR_UNAVAILABLE) instead of committing.
+ */
+int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
+                 idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
+                 struct err *e);
 
 /* Deletes keys older than max_age_us, in batches; *purged (may be NULL) counts them. */
 int idem_svc_purge(struct svc *s, int64_t max_age_us, uint64_t *purged, struct err *e);

@@ -56,7 +56,7 @@ static int seed_user(struct db_conn *c, const char *name, int64_t balance_krw, i
     if (balance_krw > 0) {
         entry.type = BALANCE_CHARGE;
         entry.amount_krw = balance_krw;
-        if (user_repo_add_balance(c, id, balance_krw, MONEY_BALANCE_MAX_KRW,
+        if (user_repo_add_balance(c, id, balance_krw, MONEY_BALANCE_MAX_KRW, 0,
                                   &entry.balance_after_krw, e) ||
             balance_repo_append(c, id, &entry, &entry.entry_id, e))
             goto out;

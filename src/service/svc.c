@@ -5,12 +5,13 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "redis/cache.h"
+#include "redis/dlock.h"
 
 #include "core/banned.h"
 
 #define HOUR_MS (3600LL * 1000)
 
-void svc_caches_init(struct svc *s)
+void svc_redis_init(struct svc *s)
 {
     char prefix[80];
 
@@ -33,10 +34,14 @@ void svc_caches_init(struct svc *s)
     s->products = cache_new(s->redis, &products);
     s->carts = cache_new(s->redis, &carts);
     s->top = cache_new(s->redis, &top);
+    struct dlock_options locks = {s->cfg->redis_host, s->cfg->redis_port, s->cfg->redis_db, prefix};
+    s->locks = dlock_manager_new(s->redis, &locks);
 }
 
-void svc_caches_release(struct svc *s)
+void svc_redis_release(struct svc *s)
 {
+    dlock_manager_free(s->locks);
+    s->locks = NULL;
     cache_free(s->products);
     cache_free(s->carts);
     cache_free(s->top);

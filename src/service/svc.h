@@ -9,6 +9,7 @@
 struct cache;
 struct config;
 struct db_pool;
+struct dlock_manager;
 struct redis_pool;
 
 struct svc {
@@ -18,10 +19,16 @@ struct svc {
     struct cache *products; /* product:{id} → Product JSON, 1 h */
     struct cache *carts;    /* cart:user:{id} → the cart's lines, 1 day */
     struct cache *top;      /* top-products:{days}:{limit} → the ranking JSON, 5 min */
+    struct dlock_manager *locks;
 };
 
-/* Creates the caches, their keys under "<db name>:" so that databases never share keys. */
-void svc_caches_init(struct svc *s);
-void svc_caches_release(struct svc *s);
+/* How long a request waits for a distributed lock, and the lease it takes. */
+#define SVC_LOCK_WAIT_MS  5000
+#define SVC_LOCK_LEASE_MS 10000
+
+/* Creates the caches and the lock manager, their keys under "<db name>:" so that databases
+ * never share keys. */
+void svc_redis_init(struct svc *s);
+void svc_redis_release(struct svc *s);
 
 #endif

@@ -1,0 +1,73 @@
+#ifndef SHOPD_REDIS_DLOCK_H
+#define SHOPD_REDIS_DLOCK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Distributed locks in Redis with owner tokens, leases, renewal and fencing tokens; used as
+ * lock → begin → work → commit → unlock. They calm contention; MariaDB stays the judge.
+ *
+ * - dlock_acquire() takes "<prefix>lock:<name>" with SET NX PX and a random owner token, and
+ *   in the same Lua script a fencing token that only ever grows for that name (the counter
+ *   never goes back, even after Redis loses it: it restarts from Redis's clock in µs).
+ * - Waiters sleep until a release is published on "<prefix>lock-released:<name>" (one
+ *   subscriber thread per process wakes them), with a 50 ms timed fallback in case a message
+ *   is missed; they never spin, and give up after wait_ms with ERR_UNAVAILABLE.
+ * - While held, a watchdog thread renews the lease every lease/3 (only if the token is still
+ *   ours). If renewal finds the lock gone, or the lease ran out, dlock_held() turns false and
+ *   the holder must roll back instead of committing.
+ * - dlock_release() stops renewal first, then deletes the lock only if the token is ours
+ *   (compare-and-delete in Lua). Releasing twice, or after the lease was lost, is harmless.
+ * - Fencing: rows protected by a lock carry the highest fence that wrote them, and protected
+ *   writes are conditional on "fence <= mine", so a holder paused past its lease is rejected.
+ * - Redis unreachable: the lock is granted as "unguarded" (fence 0, dlock_fenced() false) and
+ *   the write goes on under MariaDB's own conditions alone: correct, only less calm.
+ *
+ * Thread-safe. A struct dlock belongs to the caller (usually on the stack) from acquire to
+ * release.
+ */
+
+struct err;
+struct redis_pool;
+struct dlock_manager;
+
+struct dlock_options {
+    const char *host; /* for the subscriber connection */
+    int port;
+    int db;
+    const char *prefix; /* namespace, e.g. the database name and a colon */
+};
+
+struct dlock {
+    char name[160];
+    char token[64];
+    int64_t fence; /* 0 when unguarded */
+    int64_t lease_ms;
+    int64_t expires_us; /* monotonic; moved on by each renewal */
+    atomic_bool lost;
+    bool held;
+    bool unguarded;
+    struct dlock *next; /* the manager's list of held locks */
+};
+
+struct dlock_manager *dlock_manager_new(struct redis_pool *pool, const struct dlock_options *o);
+void dlock_manager_free(struct dlock_manager *m);
+
+/* Takes the lock name, waiting at most wait_ms; ERR_UNAVAILABLE when it stays taken. */
+int dlock_acquire(struct dlock_manager *m, const char *name, int64_t wait_ms, int64_t lease_ms,
+                  struct dlock *out, struct err *e);
+
+/* False once the lease is known lost or ran out: roll back instead of committing. */
+bool dlock_held(const struct dlock *l);
+
+/* True when the lock carries a fencing token (Redis was reachable). */
+bool dlock_fenced(const struct dlock *l);
+
+void dlock_release(struct dlock_manager *m, struct dlock *l);
+
+/* For tests: stop renewing l (as if its process were paused) without releasing it. */
+void dlock_forget(struct dlock_manager *m, struct dlock *l);
+
+#endif
