@@ -1,4 +1,6 @@
--- bench/lib.lua: helpers shared by the shopd wrk scripts (balance_get.lua, charge.lua).
+-- bench/lib.lua: helpers shared by the shopd wrk scripts (balance_get.lua, charge.lua, and
+-- catalog.lua, which uses only the argument parsing, the token reader, the cursor and setup:
+-- it installs no response()/done(), see its header).
 --
 -- Not run on its own: the scripts load it with require("lib") from their own directory.
 -- It provides
