@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "api/api_cart.h"
+#include "api/api_coupons.h"
 #include "api/api_ops.h"
 #include "api/api_products.h"
 #include "api/api_users.h"
@@ -29,6 +30,11 @@ static const struct route table[] = {
     {"POST",   "/api/users/{userId}/cart/items",          api_cart_add,        ROUTE_SELF},
     {"PUT",    "/api/users/{userId}/cart/items/{productId}", api_cart_set,     ROUTE_SELF},
     {"DELETE", "/api/users/{userId}/cart/items/{productId}", api_cart_remove,  ROUTE_SELF},
+    /* Coupons */
+    {"POST",   "/api/admin/coupons",                      api_coupons_create,  ROUTE_ADMIN},
+    {"GET",    "/api/coupons/{couponId}",                 api_coupons_get,     ROUTE_PUBLIC},
+    {"POST",   "/api/coupons/{couponId}/issue",           api_coupons_issue,   ROUTE_USER},
+    {"GET",    "/api/users/{userId}/coupons",             api_coupons_mine,    ROUTE_SELF},
     /* Operations */
     {"GET",  "/healthz",                                  api_ops_healthz,   ROUTE_PUBLIC},
     {"GET",  "/readyz",                                   api_ops_readyz,    ROUTE_PUBLIC},

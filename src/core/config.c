@@ -133,5 +133,15 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
     cfg->threads = (int)threads;
     cfg->db_lock_wait_s = (int)lock_wait;
     cfg->access_log = access_log != 0;
+    v = get("SHOPD_COUPON_STRATEGY");
+    if (!v || !*v || !strcmp(v, "gate"))
+        cfg->coupon_strategy = CONFIG_COUPON_GATE;
+    else if (!strcmp(v, "lock"))
+        cfg->coupon_strategy = CONFIG_COUPON_LOCK;
+    else if (!strcmp(v, "db"))
+        cfg->coupon_strategy = CONFIG_COUPON_DB;
+    else
+        return err_set(e, ERR_INVALID_INPUT, "SHOPD_COUPON_STRATEGY '%s' is not gate, lock or db",
+                       v);
     return 0;
 }

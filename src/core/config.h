@@ -11,6 +11,13 @@
 
 struct err;
 
+/* How coupon issue guards its count (SHOPD_COUPON_STRATEGY), for comparison in benchmarks. */
+enum config_coupon_strategy {
+    CONFIG_COUPON_GATE, /* Redis admission, then MariaDB (default) */
+    CONFIG_COUPON_LOCK, /* the reference system's per-coupon distributed lock, then MariaDB */
+    CONFIG_COUPON_DB,   /* MariaDB alone */
+};
+
 struct config {
     char listen_host[64];
     int listen_port;
@@ -30,6 +37,7 @@ struct config {
     int threads;        /* requests served at once = MariaDB and Redis connections */
     int db_lock_wait_s; /* innodb_lock_wait_timeout for request connections */
     bool access_log;
+    enum config_coupon_strategy coupon_strategy;
 };
 
 /* Returns the value of a configuration variable or NULL; getenv in production. */

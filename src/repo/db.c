@@ -79,8 +79,9 @@ static int fail(struct db_pool *p, struct db_conn *c, unsigned no, const char *m
                 const char *what, struct err *e)
 {
     c->last_errno = no;
-    /* A duplicate key or a failed CHECK is expected by the repos that ask for it. */
-    if (no != ER_DUP_ENTRY && no != ER_CONSTRAINT_FAILED)
+    /* A duplicate key, a failed CHECK or a missing parent row is expected by the repos that
+     * ask for it. */
+    if (no != ER_DUP_ENTRY && no != ER_CONSTRAINT_FAILED && no != ER_NO_REFERENCED_ROW_2)
         metrics_inc(METRIC_DB_ERRORS);
     if (no == ER_LOCK_WAIT_TIMEOUT)
         return err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");

@@ -13,9 +13,9 @@
 
 void svc_redis_init(struct svc *s)
 {
-    char prefix[80];
+    char *prefix = s->key_prefix;
 
-    snprintf(prefix, sizeof(prefix), "%s:", s->cfg->db_name);
+    snprintf(s->key_prefix, sizeof(s->key_prefix), "%s:", s->cfg->db_name);
     struct cache_options products = {"product",
                                      prefix,
                                      HOUR_MS,

@@ -20,6 +20,7 @@ struct svc {
     struct cache *carts;    /* cart:user:{id} → the cart's lines, 1 day */
     struct cache *top;      /* top-products:{days}:{limit} → the ranking JSON, 5 min */
     struct dlock_manager *locks;
+    char key_prefix[80]; /* "<db name>:", the namespace of every Redis key */
 };
 
 /* How long a request waits for a distributed lock, and the lease it takes. */

@@ -1,0 +1,138 @@
+#include "api/api_coupons.h"
+
+#include "api/api_common.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "domain/coupon.h"
+#include "http/req.h"
+#include "http/resp.h"
+#include "service/coupon_svc.h"
+
+#include "core/banned.h"
+
+struct create_in {
+    const char *name;
+    const char *type;
+    int64_t value;
+    int64_t total_quantity;
+    const char *starts_at;
+    const char *ends_at;
+};
+
+static const struct json_spec create_spec[] = {
+    JSON_STR("name", JSON_REQUIRED, 1, COUPON_NAME_MAX, struct create_in, name),
+    JSON_STR("discountType", JSON_REQUIRED, 1, 16, struct create_in, type),
+    JSON_INT("discountValue", JSON_REQUIRED, 1, COUPON_FIXED_MAX_KRW, ERR_INVALID_INPUT,
+             struct create_in, value),
+    JSON_INT("totalQuantity", JSON_REQUIRED, 1, COUPON_QUANTITY_MAX, ERR_INVALID_INPUT,
+             struct create_in, total_quantity),
+    JSON_STR("startsAt", 0, 1, 64, struct create_in, starts_at),
+    JSON_STR("endsAt", 0, 1, 64, struct create_in, ends_at),
+    JSON_END,
+};
+
+struct issue_in {
+    int64_t user_id;
+};
+
+static const struct json_spec issue_spec[] = {
+    JSON_INT("userId", JSON_REQUIRED, 1, INT64_MAX, ERR_INVALID_INPUT, struct issue_in, user_id),
+    JSON_END,
+};
+
+static int parse_time(const char *text, const char *field, int64_t *out, struct err *e)
+{
+    if (clock_parse_rfc3339(text, out))
+        return err_set(e, ERR_INVALID_INPUT, "'%s' must be an RFC 3339 time", field);
+    return 0;
+}
+
+/* The request's coupon definition; the window defaults to "from now, no end". */
+static int decode_coupon(struct req *req, struct coupon *out, struct err *e)
+{
+    struct create_in in = {0};
+
+    if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e))
+        return -1;
+    if (coupon_type_parse(in.type, &out->type))
+        return err_set(e, ERR_INVALID_INPUT, "'discountType' must be RATE or FIXED");
+    out->name = in.name;
+    out->value = in.value;
+    out->total_quantity = in.total_quantity;
+    out->starts_us = clock_now_us();
+    out->ends_us = 0;
+    if (in.starts_at && parse_time(in.starts_at, "startsAt", &out->starts_us, e))
+        return -1;
+    if (in.ends_at && parse_time(in.ends_at, "endsAt", &out->ends_us, e))
+        return -1;
+    return 0;
+}
+
+int api_coupons_create(struct req *req, struct resp *resp, struct err *e)
+{
+    struct coupon in = {0}, out;
+    struct json_w w;
+
+    if (decode_coupon(req, &in, e) || coupon_svc_create(api_svc(req), &in, &out, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    coupon_write_json(&w, &out);
+    resp_json(resp, 201, &w);
+    return 0;
+}
+
+int api_coupons_get(struct req *req, struct resp *resp, struct err *e)
+{
+    struct coupon c;
+    struct json_w w;
+
+    if (coupon_svc_get(api_svc(req), req_param(req, 0), &req->arena, &c, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    coupon_write_json(&w, &c);
+    resp_json(resp, 200, &w);
+    return 0;
+}
+
+int api_coupons_issue(struct req *req, struct resp *resp, struct err *e)
+{
+    struct issue_in in = {0};
+    struct user_coupon uc;
+    struct json_w w;
+
+    if (json_decode(req->body, req->body_len, issue_spec, &in, &req->arena, e) ||
+        api_require_user(req, in.user_id, e) ||
+        coupon_svc_issue(api_svc(req), req_param(req, 0), in.user_id, &req->arena, &uc, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    user_coupon_write_json(&w, &uc, clock_now_us());
+    resp_json(resp, 201, &w);
+    return 0;
+}
+
+int api_coupons_mine(struct req *req, struct resp *resp, struct err *e)
+{
+    const char *status = req_query(req, "status");
+    enum coupon_status wanted = COUPON_AVAILABLE;
+    struct user_coupon *list;
+    size_t count;
+    struct json_w w;
+    int64_t now = clock_now_us();
+
+    if (status && *status && coupon_status_parse(status, &wanted))
+        return err_set(e, ERR_INVALID_INPUT, "'status' must be AVAILABLE, USED or EXPIRED");
+    if (coupon_svc_list(api_svc(req), req_param(req, 0), status && *status, (int)wanted,
+                        &req->arena, &list, &count, e))
+        return -1;
+    json_w_init(&w, &req->arena);
+    json_w_obj_begin(&w, NULL);
+    json_w_int(&w, "userId", req_param(req, 0));
+    json_w_arr_begin(&w, "coupons");
+    for (size_t i = 0; i < count; i++)
+        user_coupon_write_json(&w, &list[i], now);
+    json_w_arr_end(&w);
+    json_w_obj_end(&w);
+    resp_json(resp, 200, &w);
+    return 0;
+}

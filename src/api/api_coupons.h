@@ -1,0 +1,15 @@
+#ifndef SHOPD_API_API_COUPONS_H
+#define SHOPD_API_API_COUPONS_H
+
+/* Handlers of API.md "Coupons". */
+
+struct err;
+struct req;
+struct resp;
+
+int api_coupons_create(struct req *req, struct resp *resp, struct err *e);
+int api_coupons_get(struct req *req, struct resp *resp, struct err *e);
+int api_coupons_issue(struct req *req, struct resp *resp, struct err *e);
+int api_coupons_mine(struct req *req, struct resp *resp, struct err *e);
+
+#endif

@@ -1,0 +1,155 @@
+#include "redis/coupon_gate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <hiredis.h>
+
+#include "core/err.h"
+#include "core/xalloc.h"
+#include "domain/coupon.h"
+#include "redis/redis_pool.h"
+
+#include "core/banned.h"
+
+#define STATE_TTL_MS (7LL * 24 * 3600 * 1000)
+
+/*
+ * KEYS: gate, holders. ARGV: user, now µs. Returns 0 admitted, 1 sold out, 2 already issued,
+ * 3 not active, 4 unknown.
+ */
+static const char script_admit[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 4 end "
+    "local g = redis.call('HMGET', KEYS[1], 'remaining', 'starts', 'ends') "
+    "local now = tonumber(ARGV[2]) "
+    "if now < tonumber(g[2]) or (tonumber(g[3]) > 0 and now >= tonumber(g[3])) then return 3 end "
+    "if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 2 end "
+    "if tonumber(g[1]) <= 0 then return 1 end "
+    "redis.call('HINCRBY', KEYS[1], 'remaining', -1) "
+    "redis.call('SADD', KEYS[2], ARGV[1]) "
+    "return 0";
+
+/* KEYS: gate, holders. ARGV: user. */
+static const char script_undo[] =
+    "if redis.call('SREM', KEYS[2], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[1]) == 1 then "
+    "  redis.call('HINCRBY', KEYS[1], 'remaining', 1) end return 1";
+
+/* KEYS: gate, holders. ARGV: remaining, starts, ends, ttl ms, user ids... Only if absent. */
+static const char script_rebuild[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+    "redis.call('DEL', KEYS[2]) "
+    "for i = 5, #ARGV, 1000 do "
+    "  redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end "
+    "redis.call('HSET', KEYS[1], 'remaining', ARGV[1], 'starts', ARGV[2], 'ends', ARGV[3]) "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+    "if #ARGV >= 5 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end "
+    "return 1";
+
+struct gate_keys {
+    char gate[200], holders[200];
+};
+
+static void keys_of(const char *prefix, int64_t coupon_id, struct gate_keys *k)
+{
+    snprintf(k->gate, sizeof(k->gate), "%scoupon:%lld:gate", prefix, (long long)coupon_id);
+    snprintf(k->holders, sizeof(k->holders), "%scoupon:%lld:holders", prefix, (long long)coupon_id);
+}
+
+static redisReply *run(struct redis_pool *pool, int argc, const char **argv, const size_t *lens)
+{
+    struct redis_conn *conn;
+    struct err e;
+
+    if (redis_acquire(pool, &conn, &e))
+        return NULL;
+    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
+    if (!r)
+        redis_conn_failed(pool, conn);
+    redis_release(pool, conn);
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
+                                   int64_t user_id, int64_t now_us)
+{
+    static const enum gate_result results[] = {GATE_ADMITTED, GATE_SOLD_OUT, GATE_ALREADY_ISSUED,
+                                               GATE_NOT_ACTIVE, GATE_UNKNOWN};
+    struct gate_keys k;
+    char user[24], now[24];
+    const char *argv[] = {"EVAL", script_admit, "2", k.gate, k.holders, user, now};
+
+    keys_of(prefix, coupon_id, &k);
+    snprintf(user, sizeof(user), "%lld", (long long)user_id);
+    snprintf(now, sizeof(now), "%lld", (long long)now_us);
+    redisReply *r = run(pool, 7, argv, NULL);
+    if (!r)
+        return GATE_ERROR;
+    enum gate_result res = GATE_ERROR;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 4)
+        res = results[r->integer];
+    freeReplyObject(r);
+    return res;
+}
+
+void coupon_gate_undo(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
+                      int64_t user_id)
+{
+    struct gate_keys k;
+    char user[24];
+    const char *argv[] = {"EVAL", script_undo, "2", k.gate, k.holders, user};
+
+    keys_of(prefix, coupon_id, &k);
+    snprintf(user, sizeof(user), "%lld", (long long)user_id);
+    redisReply *r = run(pool, 6, argv, NULL);
+    if (r)
+        freeReplyObject(r);
+}
+
+void coupon_gate_forget(struct redis_pool *pool, const char *prefix, int64_t coupon_id)
+{
+    struct gate_keys k;
+    const char *argv[] = {"DEL", k.gate, k.holders};
+
+    keys_of(prefix, coupon_id, &k);
+    redisReply *r = run(pool, 3, argv, NULL);
+    if (r)
+        freeReplyObject(r);
+}
+
+int coupon_gate_rebuild(struct redis_pool *pool, const char *prefix, const struct coupon *c,
+                        const int64_t *holders, size_t count)
+{
+    struct gate_keys k;
+    size_t argc = 9 + count;
+    const char **argv = xcalloc(argc, sizeof(*argv));
+    char *numbers = xcalloc(count + 4, 24);
+    int rc = 0;
+
+    keys_of(prefix, c->coupon_id, &k);
+    argv[0] = "EVAL";
+    argv[1] = script_rebuild;
+    argv[2] = "2";
+    argv[3] = k.gate;
+    argv[4] = k.holders;
+    snprintf(numbers, 24, "%lld", (long long)(c->total_quantity - c->issued_quantity));
+    snprintf(numbers + 24, 24, "%lld", (long long)c->starts_us);
+    snprintf(numbers + 48, 24, "%lld", (long long)c->ends_us);
+    snprintf(numbers + 72, 24, "%lld", STATE_TTL_MS);
+    for (size_t i = 0; i < 4 + count; i++) {
+        if (i >= 4)
+            snprintf(numbers + i * 24, 24, "%lld", (long long)holders[i - 4]);
+        argv[5 + i] = numbers + i * 24;
+    }
+    redisReply *r = run(pool, (int)argc, argv, NULL);
+    if (!r)
+        rc = -1;
+    else
+        freeReplyObject(r);
+    free(numbers);
+    free(argv);
+    return rc;
+}
