@@ -5,6 +5,7 @@
 #include "api/api_cart.h"
 #include "api/api_coupons.h"
 #include "api/api_ops.h"
+#include "api/api_orders.h"
 #include "api/api_products.h"
 #include "api/api_users.h"
 #include "core/err.h"
@@ -35,6 +36,12 @@ static const struct route table[] = {
     {"GET",    "/api/coupons/{couponId}",                 api_coupons_get,     ROUTE_PUBLIC},
     {"POST",   "/api/coupons/{couponId}/issue",           api_coupons_issue,   ROUTE_USER},
     {"GET",    "/api/users/{userId}/coupons",             api_coupons_mine,    ROUTE_SELF},
+    /* Orders and payments */
+    {"POST",   "/api/orders",                             api_orders_create,   ROUTE_USER},
+    {"GET",    "/api/orders/{orderId}",                   api_orders_get,      ROUTE_USER},
+    {"GET",    "/api/users/{userId}/orders",              api_orders_mine,     ROUTE_SELF},
+    {"POST",   "/api/orders/{orderId}/payment",           api_orders_pay,      ROUTE_USER},
+    {"POST",   "/api/orders/{orderId}/cancel",            api_orders_cancel,   ROUTE_USER},
     /* Operations */
     {"GET",  "/healthz",                                  api_ops_healthz,   ROUTE_PUBLIC},
     {"GET",  "/readyz",                                   api_ops_readyz,    ROUTE_PUBLIC},

@@ -8,17 +8,19 @@
 #include "core/banned.h"
 
 static const char sql_insert[] =
-    "INSERT INTO products (name, description, price_krw, stock, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)";
+    "INSERT INTO products (name, description, price_krw, stock, stock_added, created_at, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 static const char sql_get[] =
     "SELECT id, name, description, price_krw, stock FROM products WHERE id = ?";
 /* Locks the row: an admin patch is a read-modify-write that must not lose a concurrent
  * stock change. */
 static const char sql_get_for_update[] =
     "SELECT id, name, description, price_krw, stock FROM products WHERE id = ? FOR UPDATE";
+/* An admin's stock change is stock put in or taken out: stock_added follows it (assignments
+ * run left to right, so stock_added sees the old stock). */
 static const char sql_update[] =
-    "UPDATE products SET name = ?, description = ?, price_krw = ?, stock = ?, updated_at = ? "
-    "WHERE id = ?";
+    "UPDATE products SET name = ?, description = ?, price_krw = ?, "
+    "stock_added = stock_added + ? - stock, stock = ?, updated_at = ? WHERE id = ?";
 static const char sql_page[] = "SELECT id, name, description, price_krw, stock FROM products "
                                "WHERE id > ? ORDER BY id LIMIT ?";
 
@@ -26,9 +28,10 @@ int product_repo_insert(struct db_conn *c, const struct product *p, int64_t now_
                         int64_t *product_id, struct err *e)
 {
     struct db_val params[] = {DB_STR(p->name),  DB_STR(p->description), DB_INT(p->price_krw),
-                              DB_INT(p->stock), DB_TIME(now_us),        DB_TIME(now_us)};
+                              DB_INT(p->stock), DB_INT(p->stock),       DB_TIME(now_us),
+                              DB_TIME(now_us)};
 
-    return db_exec(c, sql_insert, params, 6, NULL, product_id, e);
+    return db_exec(c, sql_insert, params, 7, NULL, product_id, e);
 }
 
 static void row_to_product(const struct db_rows *rows, size_t i, struct product *out)
@@ -70,9 +73,85 @@ int product_repo_get_for_update(struct db_conn *c, int64_t product_id, struct ar
 int product_repo_update(struct db_conn *c, const struct product *p, int64_t now_us, struct err *e)
 {
     struct db_val params[] = {DB_STR(p->name),  DB_STR(p->description), DB_INT(p->price_krw),
-                              DB_INT(p->stock), DB_TIME(now_us),        DB_INT(p->product_id)};
+                              DB_INT(p->stock), DB_INT(p->stock),       DB_TIME(now_us),
+                              DB_INT(p->product_id)};
 
-    return db_exec(c, sql_update, params, 6, NULL, NULL, e);
+    return db_exec(c, sql_update, params, 7, NULL, NULL, e);
+}
+
+/* Never below zero: each movement is conditional on what it takes from. */
+static const char sql_reserve[] = "UPDATE products SET stock = stock - ?, reserved = reserved + ? "
+                                  "WHERE id = ? AND stock >= ?";
+static const char sql_release[] = "UPDATE products SET stock = stock + ?, reserved = reserved - ? "
+                                  "WHERE id = ? AND reserved >= ?";
+static const char sql_sell[] = "UPDATE products SET sold = sold + ?, reserved = reserved - ? "
+                               "WHERE id = ? AND reserved >= ?";
+static const char sql_restock[] = "UPDATE products SET stock = stock + ?, sold = sold - ? "
+                                  "WHERE id = ? AND sold >= ?";
+static const char sql_exists[] = "SELECT stock FROM products WHERE id = ?";
+
+static int move(struct db_conn *c, const char *sql, int64_t product_id, int64_t quantity,
+                uint64_t *matched, struct err *e)
+{
+    struct db_val p[] = {DB_INT(quantity), DB_INT(quantity), DB_INT(product_id),
+                         DB_INT(quantity)};
+
+    return db_exec(c, sql, p, 4, matched, NULL, e);
+}
+
+int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity,
+                         struct err *e)
+{
+    struct db_val p[] = {DB_INT(product_id)};
+    struct arena a = ARENA_INIT;
+    struct db_rows rows;
+    uint64_t matched = 0;
+    int rc;
+
+    if (move(c, sql_reserve, product_id, quantity, &matched, e))
+        return -1;
+    if (matched)
+        return 0;
+    rc = db_query(c, sql_exists, p, 1, &a, &rows, e);
+    if (!rc && !rows.nrows)
+        rc = err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist",
+                     (long long)product_id);
+    else if (!rc)
+        rc = err_set(e, ERR_OUT_OF_STOCK, "product %lld has %lld in stock, %lld wanted",
+                     (long long)product_id, (long long)db_int(&rows, 0, 0), (long long)quantity);
+    arena_release(&a);
+    return rc;
+}
+
+/* The other movements only undo or settle a reservation the order holds. */
+static int settle(struct db_conn *c, const char *sql, const char *what, int64_t product_id,
+                  int64_t quantity, struct err *e)
+{
+    uint64_t matched = 0;
+
+    if (move(c, sql, product_id, quantity, &matched, e))
+        return -1;
+    if (!matched)
+        return err_set(e, ERR_INTERNAL, "product %lld: cannot %s %lld units",
+                       (long long)product_id, what, (long long)quantity);
+    return 0;
+}
+
+int product_repo_release(struct db_conn *c, int64_t product_id, int64_t quantity,
+                         struct err *e)
+{
+    return settle(c, sql_release, "release", product_id, quantity, e);
+}
+
+int product_repo_sell(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e)
+{
+    return settle(c, sql_sell, "sell", product_id, quantity, e);
+}
+
+int product_repo_restock(struct db_conn *c, int64_t product_id, int64_t quantity,
+                         struct err *e)
+{
+    return settle(c, sql_restock, "restock", product_id, quantity, e);
 }
 
 int product_repo_page(struct db_conn *c, int64_t after_id, int limit, struct arena *a,

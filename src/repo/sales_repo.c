@@ -11,6 +11,10 @@ static const char sql_add[] =
     "INSERT INTO product_sales_daily (day, product_id, quantity, revenue_krw) "
     "VALUES (DATE(?), ?, ?, ?) ON DUPLICATE KEY UPDATE "
     "quantity = quantity + VALUES(quantity), revenue_krw = revenue_krw + VALUES(revenue_krw)";
+/* A correction (a cancelled payment) takes back from the row its payment added to. */
+static const char sql_subtract[] =
+    "UPDATE product_sales_daily SET quantity = quantity + ?, revenue_krw = revenue_krw + ? "
+    "WHERE day = DATE(?) AND product_id = ?";
 static const char sql_top[] =
     "SELECT s.product_id, p.name, SUM(s.quantity) AS sold, SUM(s.revenue_krw) "
     "FROM product_sales_daily s JOIN products p ON p.id = s.product_id "
@@ -20,9 +24,22 @@ static const char sql_top[] =
 int sales_repo_add(struct db_conn *c, int64_t at_us, int64_t product_id, int64_t quantity,
                    int64_t revenue_krw, struct err *e)
 {
-    struct db_val p[] = {DB_TIME(at_us), DB_INT(product_id), DB_INT(quantity), DB_INT(revenue_krw)};
+    struct db_val add[] = {DB_TIME(at_us), DB_INT(product_id), DB_INT(quantity),
+                           DB_INT(revenue_krw)};
+    struct db_val sub[] = {DB_INT(quantity), DB_INT(revenue_krw), DB_TIME(at_us),
+                           DB_INT(product_id)};
+    uint64_t matched = 0;
 
-    return db_exec(c, sql_add, p, 4, NULL, NULL, e);
+    /* The CHECK (quantity >= 0) applies to the row INSERT would add, so a negative amount
+     * cannot go through INSERT … ON DUPLICATE KEY UPDATE. */
+    if (quantity >= 0 && revenue_krw >= 0)
+        return db_exec(c, sql_add, add, 4, NULL, NULL, e);
+    if (db_exec(c, sql_subtract, sub, 4, &matched, NULL, e))
+        return -1;
+    if (!matched)
+        return err_set(e, ERR_INTERNAL, "no sales of product %lld to correct that day",
+                       (long long)product_id);
+    return 0;
 }
 
 int sales_repo_top(struct db_conn *c, int64_t since_us, int limit, struct arena *a,

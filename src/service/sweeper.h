@@ -2,9 +2,10 @@
 #define SHOPD_SERVICE_SWEEPER_H
 
 /*
- * The housekeeping thread every `shopd serve` runs: it purges idempotency keys older than
- * 24 hours once a minute. Every instance sweeps; the work is idempotent, so several at once is
- * safe. sweeper_stop() wakes it and joins it.
+ * The housekeeping thread every `shopd serve` runs: each second it expires the unpaid orders
+ * whose time ran out, and once a minute it purges idempotency keys older than 24 hours. Every
+ * instance sweeps; orders are claimed with SKIP LOCKED and moved conditionally, so several at
+ * once is safe. sweeper_stop() wakes it and joins it.
  */
 
 struct svc;
