@@ -18,6 +18,7 @@
 #include "http/auth.h"
 #include "http/server.h"
 #include "redis/redis_pool.h"
+#include "repo/check_repo.h"
 #include "repo/db.h"
 #include "repo/migrate.h"
 #include "service/seed_svc.h"
@@ -33,6 +34,7 @@
 static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
                             "       shopd migrate\n"
                             "       shopd seed\n"
+                            "       shopd check\n"
                             "       shopd token (USER_ID | --admin) [--ttl SECONDS]\n"
                             "Configuration comes from the environment; see README.md.\n";
 
@@ -171,6 +173,38 @@ static int cmd_seed(struct config *cfg)
     return rc;
 }
 
+/* Verifies every invariant of the database; exit status 1 if any fails. */
+static int cmd_check(struct config *cfg)
+{
+    struct svc s;
+    struct db_conn *c;
+    struct err e;
+    int failed = 0;
+
+    open_pools(cfg, &s);
+    if (db_acquire(s.db, &c, &e)) {
+        log_error("check: %s", e.detail);
+        close_pools(&s);
+        return 2;
+    }
+    for (size_t i = 0; i < check_invariants_count; i++) {
+        int64_t bad = 0;
+        if (check_repo_count(c, &check_invariants[i], &bad, &e)) {
+            printf("ERROR %s: %s\n", check_invariants[i].name, e.detail);
+            failed++;
+        } else if (bad) {
+            printf("FAIL  %s (%lld rows break it)\n", check_invariants[i].name, (long long)bad);
+            failed++;
+        } else {
+            printf("PASS  %s\n", check_invariants[i].name);
+        }
+    }
+    db_release(s.db, c);
+    close_pools(&s);
+    printf("%zu invariants, %d failed\n", check_invariants_count, failed);
+    return failed ? 1 : 0;
+}
+
 static int cmd_token(struct config *cfg, int argc, char **argv)
 {
     int64_t user_id = 0, ttl = DEFAULT_TOKEN_TTL_S;
@@ -231,6 +265,8 @@ int main(int argc, char **argv)
         rc = cmd_serve(&cfg, argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "migrate")) {
         rc = cmd_migrate(&cfg);
+    } else if (!strcmp(argv[1], "check")) {
+        rc = cmd_check(&cfg);
     } else if (!strcmp(argv[1], "seed")) {
         rc = cmd_seed(&cfg);
     } else {

@@ -23,8 +23,8 @@ struct create_in {
 static const struct json_spec item_spec[] = {
     JSON_INT("productId", JSON_REQUIRED, 1, INT64_MAX, ERR_INVALID_INPUT, struct order_item,
              product_id),
-    JSON_INT("quantity", JSON_REQUIRED, 1, ORDER_QUANTITY_MAX, ERR_INVALID_INPUT,
-             struct order_item, quantity),
+    JSON_INT("quantity", JSON_REQUIRED, 1, ORDER_QUANTITY_MAX, ERR_INVALID_INPUT, struct order_item,
+             quantity),
     JSON_END,
 };
 

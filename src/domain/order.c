@@ -108,8 +108,7 @@ void payment_write_json(struct json_w *w, const struct payment *p)
     json_w_obj_end(w);
 }
 
-void order_write_event(struct json_w *w, const char *type, const struct order *o,
-                       int64_t at_us)
+void order_write_event(struct json_w *w, const char *type, const struct order *o, int64_t at_us)
 {
     json_w_obj_begin(w, NULL);
     json_w_str(w, "type", type);

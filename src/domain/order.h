@@ -65,7 +65,6 @@ void order_write_json(struct json_w *w, const struct order *o);
 void payment_write_json(struct json_w *w, const struct payment *p);
 
 /* The data platform's event for a paid or cancelled order. */
-void order_write_event(struct json_w *w, const char *type, const struct order *o,
-                       int64_t at_us);
+void order_write_event(struct json_w *w, const char *type, const struct order *o, int64_t at_us);
 
 #endif

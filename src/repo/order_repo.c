@@ -16,8 +16,8 @@ static const char sql_insert[] =
 static const char sql_insert_item[] =
     "INSERT INTO order_items (order_id, product_id, product_name, quantity, unit_price_krw, "
     "subtotal_krw) VALUES (?, ?, ?, ?, ?, ?)";
-#define ORDER_COLUMNS                                                                            \
-    "SELECT id, user_id, status, subtotal_krw, discount_krw, total_krw, coupon_id, "           \
+#define ORDER_COLUMNS                                                                \
+    "SELECT id, user_id, status, subtotal_krw, discount_krw, total_krw, coupon_id, " \
     "user_coupon_id, created_at, expires_at, paid_at FROM orders "
 static const char sql_get[] = ORDER_COLUMNS "WHERE id = ?";
 /* Locks the order: pay, cancel and expiry each move it at most once from its state. */
@@ -25,7 +25,8 @@ static const char sql_get_for_update[] = ORDER_COLUMNS "WHERE id = ? FOR UPDATE"
 static const char sql_items[] =
     "SELECT product_id, product_name, quantity, unit_price_krw, subtotal_krw FROM order_items "
     "WHERE order_id = ? ORDER BY product_id";
-static const char sql_page[] = ORDER_COLUMNS "WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
+static const char sql_page[] =
+    ORDER_COLUMNS "WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char sql_page_status[] =
     ORDER_COLUMNS "WHERE user_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char sql_transition[] =
@@ -75,8 +76,8 @@ int order_repo_insert(struct db_conn *c, struct order *o, struct err *e)
     }
     for (size_t i = 0; i < o->count; i++) {
         const struct order_item *it = &o->items[i];
-        struct db_val q[] = {DB_INT(o->order_id),       DB_INT(it->product_id),
-                             DB_STR(it->product_name),  DB_INT(it->quantity),
+        struct db_val q[] = {DB_INT(o->order_id),        DB_INT(it->product_id),
+                             DB_STR(it->product_name),   DB_INT(it->quantity),
                              DB_INT(it->unit_price_krw), DB_INT(it->subtotal_krw)};
         if (db_exec(c, sql_insert_item, q, 6, NULL, NULL, e))
             return -1;
@@ -89,8 +90,7 @@ static int row_to_order(const struct db_rows *rows, size_t i, struct order *o, s
     o->order_id = db_int(rows, i, 0);
     o->user_id = db_int(rows, i, 1);
     if (order_status_parse(db_str(rows, i, 2), &o->status))
-        return err_set(e, ERR_INTERNAL, "order %lld has an unknown status",
-                       (long long)o->order_id);
+        return err_set(e, ERR_INTERNAL, "order %lld has an unknown status", (long long)o->order_id);
     o->subtotal_krw = db_int(rows, i, 3);
     o->discount_krw = db_int(rows, i, 4);
     o->total_krw = db_int(rows, i, 5);
@@ -168,8 +168,7 @@ int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int s
 {
     int64_t before = before_id ? before_id : INT64_MAX;
     struct db_val all[] = {DB_INT(user_id), DB_INT(before), DB_INT(limit)};
-    struct db_val some[] = {DB_INT(user_id),
-                            DB_STR(order_status_name((enum order_status)status)),
+    struct db_val some[] = {DB_INT(user_id), DB_STR(order_status_name((enum order_status)status)),
                             DB_INT(before), DB_INT(limit)};
     struct db_rows rows;
 
@@ -184,8 +183,8 @@ int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int s
     return 0;
 }
 
-int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct arena *a,
-                       int64_t **ids, size_t *count, struct err *e)
+int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct arena *a, int64_t **ids,
+                       size_t *count, struct err *e)
 {
     struct db_val p[] = {DB_TIME(now_us), DB_INT(limit)};
     struct db_rows rows;
@@ -200,8 +199,7 @@ int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct aren
 }
 
 int order_repo_insert_payment(struct db_conn *c, int64_t order_id, int64_t user_id,
-                              int64_t amount_krw, int64_t at_us, int64_t *payment_id,
-                              struct err *e)
+                              int64_t amount_krw, int64_t at_us, int64_t *payment_id, struct err *e)
 {
     struct db_val p[] = {DB_INT(order_id), DB_INT(user_id), DB_INT(amount_krw), DB_TIME(at_us)};
 

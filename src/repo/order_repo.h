@@ -34,8 +34,8 @@ int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int s
                     size_t *count, struct err *e);
 
 /* PENDING orders whose time ran out, oldest first, at most limit (skipping locked ones). */
-int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct arena *a,
-                       int64_t **ids, size_t *count, struct err *e);
+int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct arena *a, int64_t **ids,
+                       size_t *count, struct err *e);
 
 /* The payment row (unique per order: a second one is ERR_ORDER_NOT_PAYABLE). */
 int order_repo_insert_payment(struct db_conn *c, int64_t order_id, int64_t user_id,

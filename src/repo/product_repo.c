@@ -72,8 +72,8 @@ int product_repo_get_for_update(struct db_conn *c, int64_t product_id, struct ar
 
 int product_repo_update(struct db_conn *c, const struct product *p, int64_t now_us, struct err *e)
 {
-    struct db_val params[] = {DB_STR(p->name),  DB_STR(p->description), DB_INT(p->price_krw),
-                              DB_INT(p->stock), DB_INT(p->stock),       DB_TIME(now_us),
+    struct db_val params[] = {DB_STR(p->name),      DB_STR(p->description), DB_INT(p->price_krw),
+                              DB_INT(p->stock),     DB_INT(p->stock),       DB_TIME(now_us),
                               DB_INT(p->product_id)};
 
     return db_exec(c, sql_update, params, 7, NULL, NULL, e);
@@ -93,14 +93,12 @@ static const char sql_exists[] = "SELECT stock FROM products WHERE id = ?";
 static int move(struct db_conn *c, const char *sql, int64_t product_id, int64_t quantity,
                 uint64_t *matched, struct err *e)
 {
-    struct db_val p[] = {DB_INT(quantity), DB_INT(quantity), DB_INT(product_id),
-                         DB_INT(quantity)};
+    struct db_val p[] = {DB_INT(quantity), DB_INT(quantity), DB_INT(product_id), DB_INT(quantity)};
 
     return db_exec(c, sql, p, 4, matched, NULL, e);
 }
 
-int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity,
-                         struct err *e)
+int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e)
 {
     struct db_val p[] = {DB_INT(product_id)};
     struct arena a = ARENA_INIT;
@@ -114,8 +112,8 @@ int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity
         return 0;
     rc = db_query(c, sql_exists, p, 1, &a, &rows, e);
     if (!rc && !rows.nrows)
-        rc = err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist",
-                     (long long)product_id);
+        rc =
+            err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long)product_id);
     else if (!rc)
         rc = err_set(e, ERR_OUT_OF_STOCK, "product %lld has %lld in stock, %lld wanted",
                      (long long)product_id, (long long)db_int(&rows, 0, 0), (long long)quantity);
@@ -132,13 +130,12 @@ static int settle(struct db_conn *c, const char *sql, const char *what, int64_t 
     if (move(c, sql, product_id, quantity, &matched, e))
         return -1;
     if (!matched)
-        return err_set(e, ERR_INTERNAL, "product %lld: cannot %s %lld units",
-                       (long long)product_id, what, (long long)quantity);
+        return err_set(e, ERR_INTERNAL, "product %lld: cannot %s %lld units", (long long)product_id,
+                       what, (long long)quantity);
     return 0;
 }
 
-int product_repo_release(struct db_conn *c, int64_t product_id, int64_t quantity,
-                         struct err *e)
+int product_repo_release(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e)
 {
     return settle(c, sql_release, "release", product_id, quantity, e);
 }
@@ -148,8 +145,7 @@ int product_repo_sell(struct db_conn *c, int64_t product_id, int64_t quantity, s
     return settle(c, sql_sell, "sell", product_id, quantity, e);
 }
 
-int product_repo_restock(struct db_conn *c, int64_t product_id, int64_t quantity,
-                         struct err *e)
+int product_repo_restock(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e)
 {
     return settle(c, sql_restock, "restock", product_id, quantity, e);
 }

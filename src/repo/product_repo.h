@@ -35,13 +35,10 @@ int product_repo_update(struct db_conn *c, const struct product *p, int64_t now_
  *   sell:     reserved → sold (payment)
  *   restock:  sold → stock (cancel of a PAID order)
  */
-int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity,
-                         struct err *e);
-int product_repo_release(struct db_conn *c, int64_t product_id, int64_t quantity,
-                         struct err *e);
+int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
+int product_repo_release(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
 int product_repo_sell(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
-int product_repo_restock(struct db_conn *c, int64_t product_id, int64_t quantity,
-                         struct err *e);
+int product_repo_restock(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
 
 /* Up to limit products with id > after_id, by id. */
 int product_repo_page(struct db_conn *c, int64_t after_id, int limit, struct arena *a,

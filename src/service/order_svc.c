@@ -67,15 +67,14 @@ static int apply_coupon(struct db_conn *c, struct order *o, int64_t now, struct 
                               &cp.value, e))
         return -1;
     if (coupon_type_parse(type, &cp.type))
-        return err_set(e, ERR_INTERNAL, "coupon %lld has an unknown type",
-                       (long long)o->coupon_id);
+        return err_set(e, ERR_INTERNAL, "coupon %lld has an unknown type", (long long)o->coupon_id);
     order_total(o, 0);
     order_total(o, coupon_discount(&cp, o->subtotal_krw));
     return 0;
 }
 
-static int create_effect(struct db_conn *c, void *arg, struct arena *a,
-                         struct idem_response *out, struct err *e)
+static int create_effect(struct db_conn *c, void *arg, struct arena *a, struct idem_response *out,
+                         struct err *e)
 {
     struct create_ctx *ctx = arg;
     struct order *o = &ctx->order;
@@ -90,8 +89,7 @@ static int create_effect(struct db_conn *c, void *arg, struct arena *a,
     o->status = ORDER_PENDING;
     o->created_us = now;
     o->expires_us = now + ctx->svc->cfg->order_ttl_s * 1000000;
-    if (reserve_lines(c, o, a, e) || apply_coupon(c, o, now, a, e) ||
-        order_repo_insert(c, o, e))
+    if (reserve_lines(c, o, a, e) || apply_coupon(c, o, now, a, e) || order_repo_insert(c, o, e))
         return -1;
     if (o->user_coupon_id && order_repo_attach_coupon(c, o->user_coupon_id, o->order_id, now, e))
         return -1;
@@ -112,8 +110,8 @@ static void key_lock_name(const struct idem_request *idem, char *buf, size_t siz
     unsigned char h[SHA256_LEN];
 
     sha256(idem->key, strlen(idem->key), h);
-    snprintf(buf, size, "order-key:%lld:%02x%02x%02x%02x%02x%02x%02x%02x",
-             (long long)idem->user_id, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+    snprintf(buf, size, "order-key:%lld:%02x%02x%02x%02x%02x%02x%02x%02x", (long long)idem->user_id,
+             h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
 }
 
 int order_svc_create(struct svc *s, const struct idem_request *idem, struct order_request *rq,
@@ -150,8 +148,7 @@ struct order_ctx {
 };
 
 /* The caller's order, locked; someone else's order does not exist for them. */
-static int lock_own_order(struct db_conn *c, struct order_ctx *ctx, struct arena *a,
-                          struct err *e)
+static int lock_own_order(struct db_conn *c, struct order_ctx *ctx, struct arena *a, struct err *e)
 {
     if (order_repo_get(c, ctx->order_id, 1, a, &ctx->order, e))
         return -1;
@@ -161,8 +158,8 @@ static int lock_own_order(struct db_conn *c, struct order_ctx *ctx, struct arena
     return 0;
 }
 
-static int add_event(struct db_conn *c, const struct order *o, const char *type,
-                     const char *suffix, int64_t now, struct arena *a, struct err *e)
+static int add_event(struct db_conn *c, const struct order *o, const char *type, const char *suffix,
+                     int64_t now, struct arena *a, struct err *e)
 {
     struct json_w w;
     char event_id[64];
@@ -212,8 +209,8 @@ static int pay_effect(struct db_conn *c, void *arg, struct arena *a, struct idem
                        (long long)o->order_id, order_status_name(o->status));
     if (order_repo_transition(c, o->order_id, ORDER_PENDING, ORDER_PAID, now, ctx->fence, e) ||
         move_balance(c, o, BALANCE_PAYMENT, -o->total_krw, now, &pay.remaining_balance_krw, e) ||
-        order_repo_insert_payment(c, o->order_id, o->user_id, o->total_krw, now,
-                                  &pay.payment_id, e))
+        order_repo_insert_payment(c, o->order_id, o->user_id, o->total_krw, now, &pay.payment_id,
+                                  e))
         return -1;
     for (size_t i = 0; i < o->count; i++)
         if (product_repo_sell(c, o->items[i].product_id, o->items[i].quantity, e) ||
@@ -233,9 +230,9 @@ static int pay_effect(struct db_conn *c, void *arg, struct arena *a, struct idem
 }
 
 /* Runs an effect on one order under its lock (payment and cancel, as the reference did). */
-static int under_order_lock(struct svc *s, const struct idem_request *idem,
-                            struct order_ctx *ctx, idem_effect_fn *effect, struct arena *a,
-                            struct idem_response *out, struct err *e)
+static int under_order_lock(struct svc *s, const struct idem_request *idem, struct order_ctx *ctx,
+                            idem_effect_fn *effect, struct arena *a, struct idem_response *out,
+                            struct err *e)
 {
     struct dlock lock;
     char name[48];
@@ -249,9 +246,8 @@ static int under_order_lock(struct svc *s, const struct idem_request *idem,
     return rc;
 }
 
-int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_id,
-                  int64_t user_id, idem_render_fn *render, struct arena *a,
-                  struct idem_response *out, struct err *e)
+int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_id, int64_t user_id,
+                  idem_render_fn *render, struct arena *a, struct idem_response *out, struct err *e)
 {
     struct order_ctx ctx = {s, order_id, user_id, 0, render, {0}};
     int rc = under_order_lock(s, idem, &ctx, pay_effect, a, out, e);
@@ -291,8 +287,8 @@ static int undo_payment(struct db_conn *c, const struct order *o, int64_t now, s
     return add_event(c, o, "order.cancelled", "cancelled", now, a, e);
 }
 
-static int cancel_effect(struct db_conn *c, void *arg, struct arena *a,
-                         struct idem_response *out, struct err *e)
+static int cancel_effect(struct db_conn *c, void *arg, struct arena *a, struct idem_response *out,
+                         struct err *e)
 {
     struct order_ctx *ctx = arg;
     struct order *o = &ctx->order;
@@ -301,8 +297,8 @@ static int cancel_effect(struct db_conn *c, void *arg, struct arena *a,
     if (lock_own_order(c, ctx, a, e))
         return -1;
     if (!order_can_cancel(o->status))
-        return err_set(e, ERR_ORDER_NOT_CANCELLABLE, "order %lld is %s",
-                       (long long)o->order_id, order_status_name(o->status));
+        return err_set(e, ERR_ORDER_NOT_CANCELLABLE, "order %lld is %s", (long long)o->order_id,
+                       order_status_name(o->status));
     enum order_status was = o->status;
     if (order_repo_transition(c, o->order_id, was, ORDER_CANCELLED, now, ctx->fence, e))
         return -1;
@@ -374,8 +370,8 @@ int order_svc_expire_due(struct svc *s, size_t *expired, struct err *e)
 
 /* ---- reads ---- */
 
-int order_svc_get(struct svc *s, int64_t order_id, int64_t user_id, int is_admin,
-                  struct arena *a, struct order *out, struct err *e)
+int order_svc_get(struct svc *s, int64_t order_id, int64_t user_id, int is_admin, struct arena *a,
+                  struct order *out, struct err *e)
 {
     struct db_conn *c;
 
@@ -388,18 +384,18 @@ int order_svc_get(struct svc *s, int64_t order_id, int64_t user_id, int is_admin
     return rc;
 }
 
-int order_svc_list(struct svc *s, int64_t user_id, int status_filter, int status,
-                   int64_t before_id, int limit, struct arena *a, struct order **out,
-                   size_t *count, int *more, struct err *e)
+int order_svc_list(struct svc *s, int64_t user_id, int status_filter, int status, int64_t before_id,
+                   int limit, struct arena *a, struct order **out, size_t *count, int *more,
+                   struct err *e)
 {
     struct db_conn *c;
     struct user u;
 
     if (db_acquire(s->db, &c, e))
         return -1;
-    int rc = user_repo_get(c, user_id, a, &u, e) ||
-             order_repo_page(c, user_id, status_filter, status, before_id, limit + 1, a, out,
-                             count, e);
+    int rc =
+        user_repo_get(c, user_id, a, &u, e) ||
+        order_repo_page(c, user_id, status_filter, status, before_id, limit + 1, a, out, count, e);
     db_release(s->db, c);
     if (rc)
         return -1;

@@ -33,9 +33,9 @@ int order_svc_create(struct svc *s, const struct idem_request *idem, struct orde
                      struct err *e);
 
 /* Pays the user's PENDING order from the balance; render gets a struct payment (200). */
-int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_id,
-                  int64_t user_id, idem_render_fn *render, struct arena *a,
-                  struct idem_response *out, struct err *e);
+int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_id, int64_t user_id,
+                  idem_render_fn *render, struct arena *a, struct idem_response *out,
+                  struct err *e);
 
 /* Cancels a PENDING or PAID order of the user; render gets the struct order (200). */
 int order_svc_cancel(struct svc *s, const struct idem_request *idem, int64_t order_id,
@@ -43,12 +43,12 @@ int order_svc_cancel(struct svc *s, const struct idem_request *idem, int64_t ord
                      struct idem_response *out, struct err *e);
 
 /* The order, if it is the user's (or admin); another user's order is ERR_ORDER_NOT_FOUND. */
-int order_svc_get(struct svc *s, int64_t order_id, int64_t user_id, int is_admin,
-                  struct arena *a, struct order *out, struct err *e);
+int order_svc_get(struct svc *s, int64_t order_id, int64_t user_id, int is_admin, struct arena *a,
+                  struct order *out, struct err *e);
 
-int order_svc_list(struct svc *s, int64_t user_id, int status_filter, int status,
-                   int64_t before_id, int limit, struct arena *a, struct order **out,
-                   size_t *count, int *more, struct err *e);
+int order_svc_list(struct svc *s, int64_t user_id, int status_filter, int status, int64_t before_id,
+                   int limit, struct arena *a, struct order **out, size_t *count, int *more,
+                   struct err *e);
 
 /* Expires PENDING orders whose time ran out (stock and coupon back); *expired counts them.
  * Safe with several instances sweeping at once. */

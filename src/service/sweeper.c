@@ -13,9 +13,9 @@
 
 #include "core/banned.h"
 
-#define TICK_S             1  /* unpaid orders expire within a second of their time */
-#define PURGE_EVERY_TICKS  60
-#define IDEM_MAX_AGE_US    (24LL * 3600 * 1000000)
+#define TICK_S            1 /* unpaid orders expire within a second of their time */
+#define PURGE_EVERY_TICKS 60
+#define IDEM_MAX_AGE_US   (24LL * 3600 * 1000000)
 
 struct sweeper {
     struct svc *svc;
