@@ -63,6 +63,7 @@ int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method
     if (check_key(r->key, e))
         return -1;
     r->user_id = user_id;
+    r->lookup_first = false;
     r->method = method;
     r->path = path;
     return idem_fingerprint(body, body_len, a, r->fingerprint, e);
@@ -179,6 +180,15 @@ int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock
 
     if (db_acquire(s->db, &c, e))
         return -1;
+    err_clear(e);
+    if (r->lookup_first) {
+        /* Done already: replayed. Another body, or the lookup failed: e says so. */
+        enum attempt_result res = settle(c, r, a, out, false, e);
+        if (res == ATTEMPT_DONE || e->code != ERR_NONE) {
+            db_release(s->db, c);
+            return res == ATTEMPT_DONE ? 0 : -1;
+        }
+    }
     for (int i = 0; i < MAX_ATTEMPTS; i++) {
         enum attempt_result res = attempt(c, r, guard, effect, ctx, a, out, e);
         if (res == ATTEMPT_DONE) {

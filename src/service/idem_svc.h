@@ -31,6 +31,9 @@ struct idem_request {
     const char *path; /* concrete, canonical */
     const char *key;
     unsigned char fingerprint[SHA256_LEN];
+    /* Look the key up before the effect: worth one round trip where duplicates are common
+     * and their effect is costly (order creation under its per-key lock). */
+    bool lookup_first;
 };
 
 /* The response the first request gave; replayed when it comes from a stored key. */

@@ -128,8 +128,13 @@ int order_svc_create(struct svc *s, const struct idem_request *idem, struct orde
                        (long long)dup);
     key_lock_name(idem, name, sizeof(name));
     if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
-        return -1;
-    int rc = idem_svc_run(s, idem, &lock, create_effect, &ctx, a, out, e);
+        /* Only requests with this very key take this lock: one of them is still running. */
+        return err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                       "a request with idempotency key '%.64s' is still in progress", idem->key);
+    /* Under the per-key lock a duplicate finds the first one's key at once. */
+    struct idem_request first = *idem;
+    first.lookup_first = true;
+    int rc = idem_svc_run(s, &first, &lock, create_effect, &ctx, a, out, e);
     dlock_release(s->locks, &lock);
     if (!rc && !out->replayed)
         invalidate_products(s, &ctx.order);
