@@ -31,7 +31,7 @@ static const char script_acquire[] =
     "  local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
     "  local f = tonumber(redis.call('GET', KEYS[2]) or '0') + 1 "
     "  if f < now then f = now end "
-    "  redis.call('SET', KEYS[2], string.format('%d', f)) "
+    "  redis.call('SET', KEYS[2], string.format('%d', f), 'PX', 604800000) "
     "  return f "
     "end "
     "return 0";
@@ -169,13 +169,23 @@ static void *subscriber_main(void *arg)
 
 /* ---- Redis calls ---- */
 
-static redisReply *run(struct dlock_manager *m, int argc, const char **argv)
+/*
+ * Runs one command. NULL when Redis failed; *busy (may be NULL) is set instead when Redis is
+ * healthy but every pooled connection was in use: that is contention, not an outage, and must
+ * not grant an unguarded lock.
+ */
+static redisReply *run(struct dlock_manager *m, int argc, const char **argv, bool *busy)
 {
     struct redis_conn *conn;
     struct err e;
 
-    if (redis_acquire(m->pool, &conn, &e))
+    if (busy)
+        *busy = false;
+    if (redis_acquire(m->pool, &conn, &e)) {
+        if (busy)
+            *busy = redis_pool_healthy(m->pool);
         return NULL;
+    }
     redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, NULL);
     if (!r)
         redis_conn_failed(m->pool, conn);
@@ -202,10 +212,10 @@ static void renew(struct dlock_manager *m, struct dlock *l, int64_t now)
 
     key_of(m, l->name, key, sizeof(key));
     snprintf(lease, sizeof(lease), "%lld", (long long)l->lease_ms);
-    redisReply *r = run(m, 6, argv);
+    redisReply *r = run(m, 6, argv, NULL);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        l->expires_us = now + l->lease_ms * 1000;
-    } else if (r || now >= l->expires_us) {
+        atomic_store(&l->expires_us, now + l->lease_ms * 1000);
+    } else if (r || now >= atomic_load(&l->expires_us)) {
         /* The token is gone (someone else holds it now), or we cannot tell and time is up. */
         if (!atomic_exchange(&l->lost, true))
             metrics_inc(METRIC_LOCK_LOST);
@@ -226,12 +236,13 @@ static void *watchdog_main(void *arg)
          * never races with a renewal of the same lock. */
         pthread_mutex_lock(&m->held_lock);
         for (struct dlock *l = m->held; l; l = l->next)
-            if (!atomic_load(&l->lost) && now >= l->expires_us - l->lease_ms * 1000 * 2 / 3)
+            if (!atomic_load(&l->lost) &&
+                now >= atomic_load(&l->expires_us) - l->lease_ms * 1000 * 2 / 3)
                 renew(m, l, now);
         pthread_mutex_unlock(&m->held_lock);
         pthread_mutex_lock(&m->lock);
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
@@ -256,9 +267,14 @@ struct dlock_manager *dlock_manager_new(struct redis_pool *pool, const struct dl
     m->db = o->db;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->held_lock, NULL);
-    pthread_cond_init(&m->stop_cond, NULL);
+    /* Timed waits run on the monotonic clock: a wall-clock step must not stall renewal. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->stop_cond, &attr);
     for (int i = 0; i < BUCKETS; i++)
-        pthread_cond_init(&m->buckets[i].cond, NULL);
+        pthread_cond_init(&m->buckets[i].cond, &attr);
+    pthread_condattr_destroy(&attr);
     if (pipe(m->stop_pipe))
         BUG("cannot create the dlock stop pipe");
     if (pthread_create(&m->subscriber, NULL, subscriber_main, m) ||
@@ -299,16 +315,21 @@ static enum attempt try_take(struct dlock_manager *m, struct dlock *l)
 {
     char key[256], fence_key[272], lease[24];
     const char *argv[] = {"EVAL", script_acquire, "2", key, fence_key, l->token, lease};
+    bool busy;
 
     key_of(m, l->name, key, sizeof(key));
     snprintf(fence_key, sizeof(fence_key), "%s:fence", key);
     snprintf(lease, sizeof(lease), "%lld", (long long)l->lease_ms);
-    redisReply *r = run(m, 7, argv);
+    /* Redis starts the lease when it runs the script, which is after we send it: counting from
+     * the send time (less a margin for clock drift) never overstates how long we hold it. */
+    int64_t sent = clock_monotonic_us();
+    redisReply *r = run(m, 7, argv, &busy);
     if (!r)
-        return REDIS_DOWN;
+        return busy ? TAKEN_BY_OTHER : REDIS_DOWN;
     enum attempt res = TAKEN_BY_OTHER;
     if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         l->fence = r->integer;
+        atomic_store(&l->expires_us, sent + l->lease_ms * 1000 * 9 / 10);
         res = TAKEN_BY_US;
     }
     freeReplyObject(r);
@@ -318,7 +339,6 @@ static enum attempt try_take(struct dlock_manager *m, struct dlock *l)
 static void hold(struct dlock_manager *m, struct dlock *l)
 {
     l->held = true;
-    l->expires_us = clock_monotonic_us() + l->lease_ms * 1000;
     pthread_mutex_lock(&m->held_lock);
     l->next = m->held;
     m->held = l;
@@ -347,7 +367,7 @@ static void wait_for_release(struct dlock_manager *m, const char *name, unsigned
 
     if (wait_us <= 0)
         return;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += wait_us / 1000000;
     until.tv_nsec += (wait_us % 1000000) * 1000;
     if (until.tv_nsec >= 1000000000L) {
@@ -414,7 +434,7 @@ bool dlock_held(const struct dlock *l)
 {
     if (!l->held || atomic_load(&l->lost))
         return false;
-    return l->unguarded || clock_monotonic_us() < l->expires_us;
+    return l->unguarded || clock_monotonic_us() < atomic_load(&l->expires_us);
 }
 
 bool dlock_fenced(const struct dlock *l)
@@ -451,7 +471,7 @@ void dlock_release(struct dlock_manager *m, struct dlock *l)
     unlink_held(m, l); /* renewal stops before the lock goes */
     key_of(m, l->name, key, sizeof(key));
     snprintf(channel, sizeof(channel), "%slock-released:%s", m->prefix, l->name);
-    redisReply *r = run(m, 6, argv);
+    redisReply *r = run(m, 6, argv, NULL);
     if (r)
         freeReplyObject(r);
     /* Waiters of this process need no message to learn of it. */

@@ -20,6 +20,8 @@
  *   the holder must roll back instead of committing.
  * - dlock_release() stops renewal first, then deletes the lock only if the token is ours
  *   (compare-and-delete in Lua). Releasing twice, or after the lease was lost, is harmless.
+ *   NEEDSWORK: renewals run one after another under the held-list mutex, so a slow Redis
+ *   delays other locks' hold and release; a per-lock renewal state would lift that.
  * - Fencing: rows protected by a lock carry the highest fence that wrote them, and protected
  *   writes are conditional on "fence <= mine", so a holder paused past its lease is rejected.
  * - Redis unreachable: the lock is granted as "unguarded" (fence 0, dlock_fenced() false) and
@@ -45,7 +47,7 @@ struct dlock {
     char token[64];
     int64_t fence; /* 0 when unguarded */
     int64_t lease_ms;
-    int64_t expires_us; /* monotonic; moved on by each renewal */
+    atomic_llong expires_us; /* monotonic; moved on by each renewal */
     atomic_bool lost;
     bool held;
     bool unguarded;
