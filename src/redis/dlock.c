@@ -84,7 +84,10 @@ static void wake(struct dlock_manager *m, const char *name)
 
     pthread_mutex_lock(&m->lock);
     b->gen++;
-    pthread_cond_broadcast(&b->cond);
+    /* One waiter per process per release: the rest would only lose the race in Redis. A
+     * waiter woken for another name of the bucket retries and sleeps again; the timed
+     * fallback bounds what that costs the right one. */
+    pthread_cond_signal(&b->cond);
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -151,8 +151,10 @@ void redis_release(struct redis_pool *p, struct redis_conn *c)
 
 void redis_conn_failed(struct redis_pool *p, struct redis_conn *c)
 {
+    /* The connection may only be stale (Redis restarted): it is reconnected on its next
+     * checkout, and only a failed connect marks Redis down for the whole pool. */
     c->broken = true;
-    mark_down(p);
+    metrics_inc(METRIC_REDIS_ERRORS);
 }
 
 void *redis_conn_context(struct redis_conn *c)

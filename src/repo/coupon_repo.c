@@ -16,6 +16,14 @@ static const char sql_insert[] =
 static const char sql_get[] =
     "SELECT id, name, discount_type, discount_value, total_quantity, issued_quantity, "
     "starts_at, ends_at FROM coupons WHERE id = ?";
+/*
+ * Locks the coupon before an issue: issued <= total is decided on this row, and taking it
+ * first keeps issuers from deadlocking (the user_coupons foreign key takes a shared lock on it,
+ * which two issuers would otherwise both hold while each waits to upgrade it).
+ */
+static const char sql_get_for_update[] =
+    "SELECT id, name, discount_type, discount_value, total_quantity, issued_quantity, "
+    "starts_at, ends_at FROM coupons WHERE id = ? FOR UPDATE";
 static const char sql_insert_user_coupon[] = "INSERT INTO user_coupons (coupon_id, user_id, "
                                              "status, issued_at) VALUES (?, ?, 'AVAILABLE', ?)";
 /* The invariant issued <= total, checked and applied in one step; the fence refuses a lock
@@ -62,17 +70,29 @@ static int row_to_coupon(const struct db_rows *rows, size_t i, size_t first, str
     return 0;
 }
 
-int coupon_repo_get(struct db_conn *c, int64_t coupon_id, struct arena *a, struct coupon *out,
-                    struct err *e)
+static int get_one(struct db_conn *c, const char *sql, int64_t coupon_id, struct arena *a,
+                   struct coupon *out, struct err *e)
 {
     struct db_val p[] = {DB_INT(coupon_id)};
     struct db_rows rows;
 
-    if (db_query(c, sql_get, p, 1, a, &rows, e))
+    if (db_query(c, sql, p, 1, a, &rows, e))
         return -1;
     if (!rows.nrows)
         return err_set(e, ERR_COUPON_NOT_FOUND, "coupon %lld does not exist", (long long)coupon_id);
     return row_to_coupon(&rows, 0, 0, out, e);
+}
+
+int coupon_repo_get(struct db_conn *c, int64_t coupon_id, struct arena *a, struct coupon *out,
+                    struct err *e)
+{
+    return get_one(c, sql_get, coupon_id, a, out, e);
+}
+
+int coupon_repo_get_for_update(struct db_conn *c, int64_t coupon_id, struct arena *a,
+                               struct coupon *out, struct err *e)
+{
+    return get_one(c, sql_get_for_update, coupon_id, a, out, e);
 }
 
 /* Why the conditional UPDATE matched nothing. */

@@ -21,6 +21,10 @@ int coupon_repo_insert(struct db_conn *c, const struct coupon *cp, int64_t now_u
 int coupon_repo_get(struct db_conn *c, int64_t coupon_id, struct arena *a, struct coupon *out,
                     struct err *e);
 
+/* The same, with the coupon row locked until the transaction ends. */
+int coupon_repo_get_for_update(struct db_conn *c, int64_t coupon_id, struct arena *a,
+                               struct coupon *out, struct err *e);
+
 /*
  * Issues one coupon to the user: the (coupon, user) row first (a second one is
  * ERR_COUPON_ALREADY_ISSUED, a missing user ERR_USER_NOT_FOUND), then the issued count, only

@@ -58,7 +58,7 @@ static int issue_in_db(struct svc *s, int64_t coupon_id, int64_t user_id, const 
 
     if (db_acquire(s->db, &c, e))
         return -1;
-    if (db_begin(c, e) || coupon_repo_get(c, coupon_id, a, &cp, e))
+    if (db_begin(c, e) || coupon_repo_get_for_update(c, coupon_id, a, &cp, e))
         goto out;
     if (!coupon_active_at(&cp, now)) {
         err_set(e, ERR_COUPON_NOT_ACTIVE, "coupon %lld is outside its issue window",
@@ -147,8 +147,15 @@ static int issue_under_lock(struct svc *s, int64_t coupon_id, int64_t user_id, s
                             struct user_coupon *out, struct err *e)
 {
     struct dlock lock;
+    struct coupon cp;
     char name[48];
 
+    /* A plain read first: once the coupon is gone, nobody needs to queue for its lock. */
+    if (coupon_svc_get(s, coupon_id, a, &cp, e))
+        return -1;
+    if (cp.issued_quantity >= cp.total_quantity)
+        return err_set(e, ERR_COUPON_SOLD_OUT, "coupon %lld has no quantity left",
+                       (long long)coupon_id);
     snprintf(name, sizeof(name), "coupon:%lld", (long long)coupon_id);
     if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
         return -1;
