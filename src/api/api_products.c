@@ -29,13 +29,13 @@ static const struct json_spec create_spec[] = {
 };
 
 static const struct json_spec patch_spec[] = {
-    JSON_STR_P("name", 0, 1, PRODUCT_NAME_MAX, struct product_patch, name, has_name),
-    JSON_STR_P("description", 0, 0, PRODUCT_DESCRIPTION_MAX, struct product_patch, description,
-               has_description),
-    JSON_INT_P("price", 0, 0, PRODUCT_PRICE_MAX_KRW, ERR_INVALID_INPUT, struct product_patch,
-               price_krw, has_price),
-    JSON_INT_P("stock", 0, 0, PRODUCT_STOCK_MAX, ERR_INVALID_INPUT, struct product_patch, stock,
-               has_stock),
+    JSON_STR_P("name", JSON_NOT_NULL, 1, PRODUCT_NAME_MAX, struct product_patch, name, has_name),
+    JSON_STR_P("description", JSON_NOT_NULL, 0, PRODUCT_DESCRIPTION_MAX, struct product_patch,
+               description, has_description),
+    JSON_INT_P("price", JSON_NOT_NULL, 0, PRODUCT_PRICE_MAX_KRW, ERR_INVALID_INPUT,
+               struct product_patch, price_krw, has_price),
+    JSON_INT_P("stock", JSON_NOT_NULL, 0, PRODUCT_STOCK_MAX, ERR_INVALID_INPUT,
+               struct product_patch, stock, has_stock),
     JSON_END,
 };
 

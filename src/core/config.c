@@ -108,7 +108,7 @@ static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t
 int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
 {
     const char *v;
-    int64_t threads = 64, ttl = 600, lock_wait = 5, access_log = 1;
+    int64_t threads = 64, ttl = 600, lock_wait = 5, access_log = 1, dlock_wait = 5;
 
     memset(cfg, 0, sizeof(*cfg));
     v = get("SHOPD_LISTEN");
@@ -127,11 +127,13 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
     if (int_var(get, "SHOPD_ORDER_TTL", 1, 86400 * 30, &ttl, e) ||
         int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
         int_var(get, "SHOPD_DB_LOCK_WAIT", 1, 3600, &lock_wait, e) ||
+        int_var(get, "SHOPD_LOCK_WAIT", 1, 3600, &dlock_wait, e) ||
         int_var(get, "SHOPD_ACCESS_LOG", 0, 1, &access_log, e))
         return -1;
     cfg->order_ttl_s = ttl;
     cfg->threads = (int)threads;
     cfg->db_lock_wait_s = (int)lock_wait;
+    cfg->lock_wait_s = (int)dlock_wait;
     cfg->access_log = access_log != 0;
     v = get("SHOPD_COUPON_STRATEGY");
     if (!v || !*v || !strcmp(v, "gate"))

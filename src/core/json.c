@@ -116,6 +116,8 @@ static int decode_object(json_t *obj, const struct json_spec *spec, void *out, c
         if (!v || json_is_null(v)) {
             if (f->flags & JSON_REQUIRED)
                 return err_set(e, ERR_INVALID_INPUT, "'%s' is required", name);
+            if (v && (f->flags & JSON_NOT_NULL))
+                return err_set(e, ERR_INVALID_INPUT, "'%s' must not be null", name);
             continue;
         }
         if (decode_field(v, f, out, name, a, e))

@@ -37,6 +37,7 @@ enum json_type {
 
 enum json_flags {
     JSON_REQUIRED = 1 << 0,
+    JSON_NOT_NULL = 1 << 1, /* optional, but null is an error (a PATCH cannot unset it) */
 };
 
 struct json_spec {

@@ -86,7 +86,7 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
                        MONEY_CHARGE_MIN_KRW, MONEY_CHARGE_MAX_KRW);
     /* Per user, as the reference system did: lock → begin → work → commit → unlock. */
     snprintf(name, sizeof(name), "user:%lld", (long long)user_id);
-    if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
+    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
         return -1;
     ctx.fence = lock.fence;
     int rc = idem_svc_run(s, idem, &lock, charge_effect, &ctx, a, out, e);

@@ -157,7 +157,7 @@ static int issue_under_lock(struct svc *s, int64_t coupon_id, int64_t user_id, s
         return err_set(e, ERR_COUPON_SOLD_OUT, "coupon %lld has no quantity left",
                        (long long)coupon_id);
     snprintf(name, sizeof(name), "coupon:%lld", (long long)coupon_id);
-    if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
+    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
         return -1;
     int rc = issue_in_db(s, coupon_id, user_id, &lock, a, out, e);
     dlock_release(s->locks, &lock);

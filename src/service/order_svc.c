@@ -127,7 +127,7 @@ int order_svc_create(struct svc *s, const struct idem_request *idem, struct orde
         return err_set(e, ERR_INVALID_INPUT, "product %lld appears twice in 'items'",
                        (long long)dup);
     key_lock_name(idem, name, sizeof(name));
-    if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
+    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
         /* Only requests with this very key take this lock: one of them is still running. */
         return err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
                        "a request with idempotency key '%.64s' is still in progress", idem->key);
@@ -212,6 +212,10 @@ static int pay_effect(struct db_conn *c, void *arg, struct arena *a, struct idem
     if (!order_can_pay(o->status))
         return err_set(e, ERR_ORDER_NOT_PAYABLE, "order %lld is %s, not PENDING",
                        (long long)o->order_id, order_status_name(o->status));
+    /* Its time ran out: the sweeper will expire it in a moment; it cannot be paid now. */
+    if (now >= o->expires_us)
+        return err_set(e, ERR_ORDER_NOT_PAYABLE, "order %lld expired at its time limit",
+                       (long long)o->order_id);
     if (order_repo_transition(c, o->order_id, ORDER_PENDING, ORDER_PAID, now, ctx->fence, e) ||
         move_balance(c, o, BALANCE_PAYMENT, -o->total_krw, now, &pay.remaining_balance_krw, e) ||
         order_repo_insert_payment(c, o->order_id, o->user_id, o->total_krw, now, &pay.payment_id,
@@ -243,7 +247,7 @@ static int under_order_lock(struct svc *s, const struct idem_request *idem, stru
     char name[48];
 
     snprintf(name, sizeof(name), "order:%lld", (long long)ctx->order_id);
-    if (dlock_acquire(s->locks, name, SVC_LOCK_WAIT_MS, SVC_LOCK_LEASE_MS, &lock, e))
+    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
         return -1;
     ctx->fence = lock.fence;
     int rc = idem_svc_run(s, idem, &lock, effect, ctx, a, out, e);

@@ -38,6 +38,11 @@ void svc_redis_init(struct svc *s)
     s->locks = dlock_manager_new(s->redis, &locks);
 }
 
+int64_t svc_lock_wait_ms(const struct svc *s)
+{
+    return (int64_t)s->cfg->lock_wait_s * 1000;
+}
+
 void svc_redis_release(struct svc *s)
 {
     dlock_manager_free(s->locks);

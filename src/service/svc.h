@@ -1,6 +1,8 @@
 #ifndef SHOPD_SERVICE_SVC_H
 #define SHOPD_SERVICE_SVC_H
 
+#include <stdint.h>
+
 /*
  * What every service function works with: the configuration and the connection pools, built
  * once in main.c and shared read-only by all threads.
@@ -23,9 +25,11 @@ struct svc {
     char key_prefix[80]; /* "<db name>:", the namespace of every Redis key */
 };
 
-/* How long a request waits for a distributed lock, and the lease it takes. */
-#define SVC_LOCK_WAIT_MS  5000
+/* The lease a distributed lock takes (renewed while held). The wait is SHOPD_LOCK_WAIT. */
 #define SVC_LOCK_LEASE_MS 10000
+
+/* How long a request waits for a distributed lock, in ms. */
+int64_t svc_lock_wait_ms(const struct svc *s);
 
 /* Creates the caches and the lock manager, their keys under "<db name>:" so that databases
  * never share keys. */
