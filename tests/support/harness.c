@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -301,4 +303,179 @@ bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
         nanosleep(&tick, NULL);
     }
     return true;
+}
+
+int64_t harness_metric(const struct harness_server *s, const char *series)
+{
+    struct http_result r;
+    char url[128];
+    size_t n = strlen(series);
+    int64_t v = -1;
+
+    snprintf(url, sizeof(url), "%s/metrics", s->url);
+    if (http_once("GET", url, NULL, NULL, NULL, &r) == 0 && r.status == 200) {
+        for (const char *p = r.body; p && *p;) {
+            if (!strncmp(p, series, n) && p[n] == ' ') {
+                v = strtoll(p + n + 1, NULL, 10);
+                break;
+            }
+            p = strchr(p, '\n');
+            p = p ? p + 1 : NULL;
+        }
+    }
+    http_result_free(&r);
+    return v;
+}
+
+int64_t harness_create_product(struct harness *h, const struct harness_server *s, const char *name,
+                               int64_t price, int64_t stock)
+{
+    char url[128];
+    struct http_result r;
+    json_t *req = json_pack("{s:s, s:I, s:I}", "name", name, "price", (json_int_t)price, "stock",
+                            (json_int_t)stock);
+    char *body = json_dumps(req, JSON_COMPACT);
+    char *token = harness_admin_token(h);
+    int64_t id = -1;
+
+    snprintf(url, sizeof(url), "%s/api/admin/products", s->url);
+    if (http_once("POST", url, token, body, NULL, &r) == 0 && r.status == 201) {
+        json_t *root = json_loads(r.body, 0, NULL);
+        id = json_integer_value(json_object_get(root, "productId"));
+        json_decref(root);
+    }
+    http_result_free(&r);
+    free(token);
+    free(body);
+    json_decref(req);
+    return id;
+}
+
+bool harness_redis_ping(const struct harness_redis *r)
+{
+    struct sockaddr_in a = {0};
+    struct timeval tv = {1, 0};
+    char reply[16] = {0};
+    size_t got = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = false;
+
+    if (fd < 0)
+        return false;
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)r->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (!connect(fd, (struct sockaddr *)&a, sizeof(a)) &&
+        send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
+        /* "+PONG\r\n" may come in pieces. */
+        while (got < 5) {
+            ssize_t n = read(fd, reply + got, sizeof(reply) - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        ok = !strncmp(reply, "+PONG", 5);
+    }
+    close(fd);
+    return ok;
+}
+
+static bool redis_answers(void *arg)
+{
+    struct harness_redis *r = arg;
+    int status;
+
+    if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+        r->pid = -1;
+        return true; /* exited: stop waiting; the caller sees pid -1 */
+    }
+    return harness_redis_ping(r);
+}
+
+static int redis_spawn(struct harness_redis *r)
+{
+    char port[16], dir[256];
+    const char *log_dir = getenv("SHOPD_TEST_LOG_DIR");
+
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(dir, sizeof(dir), "%s", log_dir && *log_dir ? log_dir : "/tmp");
+    fflush(NULL);
+    r->pid = fork();
+    if (r->pid < 0)
+        return -1;
+    if (r->pid == 0) {
+        char *argv[] = {
+            "redis-server", "--port", port,          "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no",     "--daemonize", "no",     "--dir",     dir,      NULL};
+        int fd = open(r->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        /* A test binary that dies (ASan abort, a crash) must not leave Redis behind. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execvp(argv[0], argv);
+        perror("harness: execvp redis-server");
+        _exit(127);
+    }
+    if (!harness_wait_for(redis_answers, r, 20000) || r->pid < 0) {
+        fprintf(stderr, "harness: redis-server on port %d did not answer PING; see %s\n", r->port,
+                r->log_path);
+        if (r->pid > 0)
+            harness_redis_kill(r);
+        return -1;
+    }
+    return 0;
+}
+
+int harness_redis_start(struct harness *h, struct harness_redis *r)
+{
+    const char *dir = getenv("SHOPD_TEST_LOG_DIR");
+
+    memset(r, 0, sizeof(*r));
+    r->port = free_port();
+    if (r->port < 0)
+        return -1;
+    snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", r->port);
+    snprintf(r->env, sizeof(r->env), "SHOPD_REDIS_URL=%s", r->url);
+    snprintf(r->log_path, sizeof(r->log_path), "%s/%s-redis-%d.log", dir && *dir ? dir : "/tmp",
+             h->db_name, r->port);
+    return redis_spawn(r);
+}
+
+int harness_redis_restart(struct harness_redis *r)
+{
+    if (r->pid > 0 || r->port <= 0)
+        return -1;
+    return redis_spawn(r);
+}
+
+void harness_redis_kill(struct harness_redis *r)
+{
+    int status;
+
+    if (r->pid <= 0)
+        return;
+    kill(r->pid, SIGKILL);
+    while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    r->pid = 0;
+}
+
+int harness_redis_stop(struct harness_redis *r)
+{
+    int status = 0;
+
+    if (r->pid <= 0)
+        return -1;
+    kill(r->pid, SIGTERM);
+    while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    r->pid = 0;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }

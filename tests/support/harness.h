@@ -54,4 +54,36 @@ int64_t harness_sql_int(struct harness *h, const char *sql, int nparams, ...);
  * sleep. Returns whether it came true. */
 bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* The value of one series of the server's /metrics, named exactly as it is printed
+ * (`shopd_cache_hits_total{cache="product"}`); -1 when it is absent or /metrics failed. */
+int64_t harness_metric(const struct harness_server *s, const char *series);
+
+/* Creates a product through the admin API (no description); returns its id or -1. */
+int64_t harness_create_product(struct harness *h, const struct harness_server *s, const char *name,
+                               int64_t price, int64_t stock);
+
+/*
+ * A private `redis-server` (the binary on PATH) on a free loopback port, for tests that kill
+ * Redis and must leave the shared one alone: no persistence, its log beside the servers' logs.
+ * Pass env in harness_server_start's extra_env to point shopd at it.
+ */
+struct harness_redis {
+    pid_t pid;
+    int port;
+    char url[64]; /* redis://127.0.0.1:PORT/0 */
+    char env[96]; /* SHOPD_REDIS_URL=<url> */
+    char log_path[256];
+};
+
+/* Starts it and waits until it answers PING; 0, or -1 (reason on stderr). */
+int harness_redis_start(struct harness *h, struct harness_redis *r);
+/* Starts it again on the same port (after harness_redis_kill) and waits for PING. */
+int harness_redis_restart(struct harness_redis *r);
+/* SIGKILL and wait: a crash, as a test injects it. The port stays reserved in r. */
+void harness_redis_kill(struct harness_redis *r);
+/* SIGTERM and wait; returns the exit status (0 for a clean stop). */
+int harness_redis_stop(struct harness_redis *r);
+/* True when something on r's port answers PING with +PONG within a second. */
+bool harness_redis_ping(const struct harness_redis *r);
+
 #endif
