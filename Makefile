@@ -23,7 +23,7 @@ status:
 
 build: deps
 	@cmake --preset release >/dev/null
-	@cmake --build build/release -j$(JOBS)
+	@cmake --build build/release -j$(JOBS) --target shopd
 	@ln -sfn release/shopd build/shopd
 
 debug: deps
