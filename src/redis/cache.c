@@ -59,9 +59,6 @@ struct flight {
     char key[KEY_MAX];
     int waiters;
     bool done;
-    int rc;
-    char *value;
-    struct err err;
     pthread_cond_t cond;
     struct flight *next;
 };
@@ -351,26 +348,28 @@ static void unlink_flight(struct cache *c, struct flight *f)
 static void flight_free(struct flight *f)
 {
     pthread_cond_destroy(&f->cond);
-    free(f->value);
     free(f);
 }
 
-static int wait_for_leader(struct cache *c, struct flight *f, struct arena *a, const char **value,
-                           struct err *e)
+/*
+ * Waits until this process's leader for the key is done. The waiter does not take the
+ * leader's value: that load may have begun before a write whose response came before this
+ * request did. It reads Redis again instead, where a load is stored only if no invalidation
+ * overtook it. Returns with c->lock released.
+ */
+static void wait_for_leader(struct cache *c, struct flight *f)
 {
     while (!f->done)
         pthread_cond_wait(&f->cond, &c->lock);
-    int rc = f->rc;
-    if (rc)
-        *e = f->err;
-    else
-        *value = arena_strdup(a, f->value);
     if (--f->waiters == 0)
         flight_free(f);
     pthread_mutex_unlock(&c->lock);
-    return rc;
 }
 
+#define FLIGHT_ENDED 1
+
+/* Leads the key's flight in this process (0 or -1, as load), or waits for its leader
+ * (FLIGHT_ENDED: read again). */
 static int single_flight(struct cache *c, const struct keys *k, cache_load_fn *loader, void *ctx,
                          struct arena *a, const char **value, struct err *e)
 {
@@ -378,8 +377,10 @@ static int single_flight(struct cache *c, const struct keys *k, cache_load_fn *l
 
     pthread_mutex_lock(&c->lock);
     struct flight *f = join(c, k->value, &leader);
-    if (!leader)
-        return wait_for_leader(c, f, a, value, e);
+    if (!leader) {
+        wait_for_leader(c, f);
+        return FLIGHT_ENDED;
+    }
     f->waiters = 1;
     pthread_mutex_unlock(&c->lock);
 
@@ -388,17 +389,32 @@ static int single_flight(struct cache *c, const struct keys *k, cache_load_fn *l
     pthread_mutex_lock(&c->lock);
     unlink_flight(c, f);
     f->done = true;
-    f->rc = rc;
-    if (rc)
-        f->err = *e;
-    else
-        f->value = xstrdup(*value);
     pthread_cond_broadcast(&f->cond);
     if (--f->waiters == 0)
         flight_free(f);
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
+
+enum read_result { READ_HIT, READ_MISS, READ_ERROR };
+
+static enum read_result read_value(struct cache *c, const struct keys *k, struct arena *a,
+                                   const char **value)
+{
+    const char *argv[] = {"GET", k->value};
+    redisReply *r = run(c, 2, argv);
+    enum read_result res = r ? READ_MISS : READ_ERROR;
+
+    if (r && r->type == REDIS_REPLY_STRING) {
+        *value = arena_memdup(a, r->str, r->len);
+        res = READ_HIT;
+    }
+    if (r)
+        freeReplyObject(r);
+    return res;
+}
+
+#define READ_ROUNDS 4
 
 int cache_get(struct cache *c, const char *key, cache_load_fn *loader, void *ctx, struct arena *a,
               const char **value, struct err *e)
@@ -408,16 +424,24 @@ int cache_get(struct cache *c, const char *key, cache_load_fn *loader, void *ctx
     if (make_keys(c, key, &k))
         BUG("cache key too long");
     flush_pending(c);
-    const char *argv[] = {"GET", k.value};
-    redisReply *r = run(c, 2, argv);
-    if (r && r->type == REDIS_REPLY_STRING) {
-        *value = arena_memdup(a, r->str, r->len);
-        freeReplyObject(r);
-        metrics_inc(c->opt.metrics.hits);
-        return 0;
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        switch (read_value(c, &k, a, value)) {
+        case READ_HIT:
+            metrics_inc(c->opt.metrics.hits);
+            return 0;
+        case READ_ERROR:
+            /* Without Redis nothing is shared, not even in this process: a shared load might
+             * predate a write that this request must see. MariaDB answers each read. */
+            return load(c, loader, ctx, a, value, e);
+        case READ_MISS:
+            break;
+        }
+        if (round == 0)
+            metrics_inc(c->opt.metrics.misses);
+        int rc = single_flight(c, &k, loader, ctx, a, value, e);
+        if (rc != FLIGHT_ENDED)
+            return rc;
     }
-    if (r)
-        freeReplyObject(r);
-    metrics_inc(c->opt.metrics.misses);
-    return single_flight(c, &k, loader, ctx, a, value, e);
+    /* The value keeps being invalidated under us: read MariaDB directly. */
+    return load(c, loader, ctx, a, value, e);
 }

@@ -13,13 +13,17 @@
  * - A read is one GET. On a miss the value is loaded from MariaDB once, not once per waiting
  *   request: threads of this process wait for one leader (in-process single flight), and the
  *   leaders of all processes agree through a short Redis lease (SET NX PX) on who loads; the
- *   others poll for the value with growing pauses until the lease ends.
+ *   others poll for the value with growing pauses until the lease ends. Waiters then read
+ *   Redis again rather than take the leader's value, which may predate a write they must see.
  * - cache_invalidate(), called after the writer's transaction commits, bumps the key's
  *   generation and deletes the value. A load stores its value only if the generation is still
  *   the one it saw before reading MariaDB, so a reader that loaded before the write can never
  *   put the old value back.
- * - Redis errors are never the caller's problem: reads load from MariaDB (correct, slower),
- *   failed invalidations are retried once Redis answers again, and the metrics count it all.
+ * - Redis errors are never the caller's problem: reads load from MariaDB (correct, slower;
+ *   no sharing of loads then), failed invalidations are retried by the writing process once
+ *   Redis answers again, and the metrics count it all. NEEDSWORK: while such a retry is
+ *   pending (Redis slow rather than down), other processes may serve the old value from
+ *   Redis until the retry or the TTL; a write-ahead invalidation log would close that.
  *
  * Keys are "<prefix><key>", with "<key>:gen" and "<key>:lease" beside. Thread-safe.
  */

@@ -14,15 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/arena.h"
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "redis/cache.h"
+#include "redis/redis_pool.h"
 #include "repo/db.h"
 #include "repo/sales_repo.h"
 
@@ -995,6 +1001,206 @@ static void no_stale_read_after_a_patch_under_concurrent_loads(void **state)
     assert_true(reads > 0);
 }
 
+/*
+ * The same race made deterministic, in-process against the shared Redis: two caches stand for
+ * two processes, and the load of the first is overtaken by the second's invalidation (a writer
+ * committing while the reader is in MariaDB). The overtaken load may answer its own request,
+ * but it must not be stored.
+ */
+struct overtaken {
+    struct cache *writer;
+    const char *key;
+    int loads;
+};
+
+static int load_then_invalidate(void *ctx, struct arena *ar, const char **value, struct err *e)
+{
+    struct overtaken *o = ctx;
+
+    if (++o->loads == 1) {
+        *value = "{\"price\":1}";
+        cache_invalidate(o->writer, o->key);
+    } else {
+        *value = "{\"price\":2}";
+    }
+    return 0;
+}
+
+static void a_load_overtaken_by_an_invalidation_is_not_stored(void **state)
+{
+    struct config cfg;
+    struct err e;
+    char prefix[128];
+    struct arena ar = ARENA_INIT;
+    const char *value;
+
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(config_parse_redis_url(&cfg, h.redis_url, &e), 0);
+    struct redis_options ro = {cfg.redis_host, cfg.redis_port, cfg.redis_db, 4, 1000};
+    struct redis_pool *pool = redis_pool_new(&ro);
+    snprintf(prefix, sizeof(prefix), "%s:in-process:", h.db_name);
+    struct cache_options co = {"product",
+                               prefix,
+                               60000,
+                               {METRIC_CACHE_PRODUCT_HITS, METRIC_CACHE_PRODUCT_MISSES,
+                                METRIC_CACHE_PRODUCT_LOADS, METRIC_CACHE_PRODUCT_ERRORS}};
+    struct cache *reader = cache_new(pool, &co), *writer = cache_new(pool, &co);
+    struct overtaken o = {writer, "product:1", 0};
+
+    assert_int_equal(cache_get(reader, o.key, load_then_invalidate, &o, &ar, &value, &e), 0);
+    assert_string_equal(value, "{\"price\":1}");
+    /* The next read through either cache loads again and sees the write... */
+    assert_int_equal(cache_get(reader, o.key, load_then_invalidate, &o, &ar, &value, &e), 0);
+    assert_string_equal(value, "{\"price\":2}");
+    assert_int_equal(o.loads, 2);
+    /* ...and that load, not overtaken, is stored: a hit, with no third load. */
+    assert_int_equal(cache_get(writer, o.key, load_then_invalidate, &o, &ar, &value, &e), 0);
+    assert_string_equal(value, "{\"price\":2}");
+    assert_int_equal(o.loads, 2);
+    cache_free(reader);
+    cache_free(writer);
+    redis_pool_free(pool);
+    arena_release(&ar);
+}
+
+/*
+ * A read that begins after a write's response must not be handed the value of a load that began
+ * before it. Thread 1 misses and loads; while it is in "MariaDB", another process (the second
+ * cache) commits and invalidates; then thread 2 of the first process misses and waits on the
+ * same key. Thread 1 may answer with what it read, but thread 2 began after the write.
+ */
+struct held_load {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool loading, release;
+    int loads;
+};
+
+static int held_loader(void *ctx, struct arena *ar, const char **value, struct err *e)
+{
+    struct held_load *l = ctx;
+
+    pthread_mutex_lock(&l->lock);
+    if (++l->loads == 1) {
+        l->loading = true;
+        pthread_cond_broadcast(&l->cond);
+        while (!l->release)
+            pthread_cond_wait(&l->cond, &l->lock);
+        *value = "{\"price\":1}";
+    } else {
+        *value = "{\"price\":2}";
+    }
+    pthread_mutex_unlock(&l->lock);
+    return 0;
+}
+
+struct held_reader {
+    struct cache *cache;
+    struct held_load *load;
+    atomic_long tid;
+    atomic_bool done;
+    char value[32];
+};
+
+static void *held_reader(void *arg)
+{
+    struct held_reader *r = arg;
+    struct arena ar = ARENA_INIT;
+    struct err e;
+    const char *value = NULL;
+
+    atomic_store(&r->tid, (long)syscall(SYS_gettid));
+    if (!cache_get(r->cache, "product:7", held_loader, r->load, &ar, &value, &e))
+        snprintf(r->value, sizeof(r->value), "%s", value);
+    arena_release(&ar);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static bool load_in_progress(void *arg)
+{
+    struct held_load *l = arg;
+
+    pthread_mutex_lock(&l->lock);
+    bool loading = l->loading;
+    pthread_mutex_unlock(&l->lock);
+    return loading;
+}
+
+struct second_reader_wait {
+    struct held_reader *reader;
+    uint64_t misses_before;
+};
+
+/*
+ * Thread 2 has missed and now waits (asleep on a futex, or polling the lease with sleeps), or it
+ * has already finished without waiting for thread 1.
+ */
+static bool second_reader_waits(void *arg)
+{
+    struct second_reader_wait *w = arg;
+    char path[64], line[64] = "";
+    long tid = atomic_load(&w->reader->tid);
+
+    if (atomic_load(&w->reader->done))
+        return true;
+    if (!tid || metrics_get(METRIC_CACHE_PRODUCT_MISSES) <= w->misses_before)
+        return false;
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    long nr = got && line[0] != 'r' ? strtol(line, NULL, 10) : -1;
+    return nr == SYS_futex || nr == SYS_nanosleep || nr == SYS_clock_nanosleep;
+}
+
+static void a_read_after_an_invalidation_does_not_get_an_older_load(void **state)
+{
+    struct config cfg;
+    struct err e;
+    char prefix[128];
+    struct held_load load = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, 0};
+    pthread_t t1, t2;
+
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(config_parse_redis_url(&cfg, h.redis_url, &e), 0);
+    struct redis_options ro = {cfg.redis_host, cfg.redis_port, cfg.redis_db, 4, 1000};
+    struct redis_pool *pool = redis_pool_new(&ro);
+    snprintf(prefix, sizeof(prefix), "%s:in-process-2:", h.db_name);
+    struct cache_options co = {"product",
+                               prefix,
+                               60000,
+                               {METRIC_CACHE_PRODUCT_HITS, METRIC_CACHE_PRODUCT_MISSES,
+                                METRIC_CACHE_PRODUCT_LOADS, METRIC_CACHE_PRODUCT_ERRORS}};
+    struct cache *process = cache_new(pool, &co), *other_process = cache_new(pool, &co);
+    struct held_reader first = {process, &load, 0, false, ""},
+                       second = {process, &load, 0, false, ""};
+
+    pthread_create(&t1, NULL, held_reader, &first);
+    assert_true(harness_wait_for(load_in_progress, &load, 10000));
+    cache_invalidate(other_process, "product:7"); /* the write's response goes out now */
+    struct second_reader_wait w = {&second, metrics_get(METRIC_CACHE_PRODUCT_MISSES)};
+    pthread_create(&t2, NULL, held_reader, &second);
+    bool waited = harness_wait_for(second_reader_waits, &w, 10000);
+    pthread_mutex_lock(&load.lock);
+    load.release = true;
+    pthread_cond_broadcast(&load.cond);
+    pthread_mutex_unlock(&load.lock);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    cache_free(process);
+    cache_free(other_process);
+    redis_pool_free(pool);
+
+    assert_true(waited);
+    assert_string_equal(first.value, "{\"price\":1}");
+    if (strcmp(second.value, "{\"price\":2}"))
+        fail_msg("the read that began after the invalidation got %s, the value loaded before it",
+                 second.value);
+}
+
 /* ---- the cache: stampede ---- */
 
 #define STAMPEDE_THREADS 200
@@ -1503,6 +1709,8 @@ int main(void)
         cmocka_unit_test(cart_shows_a_new_price_in_both_processes_at_once),
         cmocka_unit_test(cart_change_through_one_process_is_seen_through_the_other),
         cmocka_unit_test(no_stale_read_after_a_patch_under_concurrent_loads),
+        cmocka_unit_test(a_load_overtaken_by_an_invalidation_is_not_stored),
+        cmocka_unit_test(a_read_after_an_invalidation_does_not_get_an_older_load),
         cmocka_unit_test(cold_product_read_200_times_is_loaded_at_most_twice),
         cmocka_unit_test(cache_metrics_are_exported),
         cmocka_unit_test(bad_inputs_change_nothing),

@@ -176,6 +176,8 @@ static void exec_server(struct harness *h, struct harness_server *s, const char 
         dup2(fd, STDERR_FILENO);
         close(fd);
     }
+    /* A test binary that dies (a crash, an ASan abort) must not leave servers behind. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     char *argv[] = {bin, "serve", NULL};
     execve(bin, argv, (char *const *)env);
     perror("harness: execve shopd");
