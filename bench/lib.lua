@@ -1,6 +1,6 @@
--- bench/lib.lua: helpers shared by the shopd wrk scripts (balance_get.lua, charge.lua, and
--- catalog.lua, which uses only the argument parsing, the token reader, the cursor and setup:
--- it installs no response()/done(), see its header).
+-- bench/lib.lua: helpers shared by the shopd wrk scripts (balance_get.lua, charge.lua,
+-- coupon_rush.lua, orders.lua, and catalog.lua, which uses only the argument parsing, the token
+-- reader, the cursor and setup: it installs no response()/done(), see its header).
 --
 -- Not run on its own: the scripts load it with require("lib") from their own directory.
 -- It provides
@@ -8,9 +8,12 @@
 --   * the token file reader (one line "userId token" per user, written by scripts/bench.sh),
 --   * a per-thread user cursor that spreads requests over distinct users,
 --   * the setup/response/done hooks: every response is counted by status in the thread's own
---     Lua state, and done() sums the threads and prints one machine-readable line
+--     Lua state (and every non-2xx also by the `code` of its problem+json body), and done() sums
+--     the threads and prints two machine-readable lines
 --       shopd-bench: responses=N 2xx=N non2xx=N replayed=N statuses=200:N,409:N
---     plus a few sample bodies of non-2xx responses. scripts/bench.sh parses that line.
+--       shopd-bench: codes=409/COUPON_SOLD_OUT:N,503/UNAVAILABLE:N   ("-" when none)
+--     plus one sample body of each kind (status and code) of non-2xx response met.
+--     scripts/bench.sh parses those lines.
 --
 -- wrk runs one Lua state for setup()/done() and one more per thread for init()/request()/
 -- response(); values cross between them only through thread:set()/thread:get().
@@ -74,24 +77,33 @@ function M.setup(thread)
    thread:set("tid", #threads)
 end
 
+-- The threads (main state only), for scripts whose done() sums counters of their own.
+M.threads = threads
+
 -- Thread state: counters, read back by done() with thread:get().
 statuses = {}        -- status code -> count
-replayed = 0         -- responses carrying Idempotent-Replayed (must stay 0: keys are unique)
-samples = {}         -- a few "status body" strings of non-2xx responses
+codes = {}           -- "status/CODE" -> count, for non-2xx responses ("-" when no code)
+replayed = 0         -- responses carrying Idempotent-Replayed (0 unless keys repeat on purpose)
+samples = {}         -- "status body" of the first non-2xx response of each status/code
 
 function M.response(status, headers, body)
    statuses[status] = (statuses[status] or 0) + 1
    if headers["Idempotent-Replayed"] or headers["idempotent-replayed"] then
       replayed = replayed + 1
    end
-   if (status < 200 or status > 299) and #samples < 3 then
-      samples[#samples + 1] = status .. " " .. (body or ""):sub(1, 300):gsub("%s+", " ")
+   if status < 200 or status > 299 then
+      local kind = status .. "/" .. ((body or ""):match('"code"%s*:%s*"([%w_]+)"') or "-")
+      local n = codes[kind]
+      if not n and #samples < 8 then
+         samples[#samples + 1] = status .. " " .. (body or ""):sub(1, 300):gsub("%s+", " ")
+      end
+      codes[kind] = (n or 0) + 1
    end
 end
 
 -- Main state: sum the threads' counters and print the machine-readable line.
 function M.done(summary, latency, requests)
-   local total, ok, rep, by = 0, 0, 0, {}
+   local total, ok, rep, by, kinds = 0, 0, 0, {}, {}
    local shown = {}
    for _, t in ipairs(threads) do
       for status, n in pairs(t:get("statuses") or {}) do
@@ -99,18 +111,22 @@ function M.done(summary, latency, requests)
          total = total + n
          if status >= 200 and status <= 299 then ok = ok + n end
       end
+      for kind, n in pairs(t:get("codes") or {}) do kinds[kind] = (kinds[kind] or 0) + n end
       rep = rep + (t:get("replayed") or 0)
       for _, s in ipairs(t:get("samples") or {}) do
-         if #shown < 5 then shown[#shown + 1] = s end
+         if #shown < 10 then shown[#shown + 1] = s end
       end
    end
-   local codes = {}
-   for status in pairs(by) do codes[#codes + 1] = status end
-   table.sort(codes)
-   local parts = {}
-   for _, c in ipairs(codes) do parts[#parts + 1] = c .. ":" .. by[c] end
+   local function joined(tbl)
+      local keys, parts = {}, {}
+      for k in pairs(tbl) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do parts[#parts + 1] = k .. ":" .. tbl[k] end
+      return #parts > 0 and table.concat(parts, ",") or "-"
+   end
    io.write(string.format("shopd-bench: responses=%d 2xx=%d non2xx=%d replayed=%d statuses=%s\n",
-                          total, ok, total - ok, rep, #parts > 0 and table.concat(parts, ",") or "-"))
+                          total, ok, total - ok, rep, joined(by)))
+   io.write("shopd-bench: codes=" .. joined(kinds) .. "\n")
    for _, s in ipairs(shown) do io.write("shopd-bench: sample non-2xx: " .. s .. "\n") end
 end
 
