@@ -279,10 +279,18 @@ int db_ping(struct db_pool *p, struct err *e)
 
 /* ---- transactions ---- */
 
+/* A connection lost earlier in this checkout stays unusable until it is released. */
+static int lost(struct err *e)
+{
+    return err_set(e, ERR_UNAVAILABLE, "the database connection was lost; retry");
+}
+
 int db_begin(struct db_conn *c, struct err *e)
 {
     static const char begin[] = "START TRANSACTION";
 
+    if (!c->mysql)
+        return lost(e);
     if (c->in_tx)
         BUG("nested transaction");
     if (mysql_real_query(c->mysql, begin, sizeof(begin) - 1))
@@ -294,6 +302,8 @@ int db_begin(struct db_conn *c, struct err *e)
 int db_commit(struct db_conn *c, struct err *e)
 {
     c->in_tx = false;
+    if (!c->mysql)
+        return lost(e);
     if (mysql_commit(c->mysql))
         return conn_fail(c, "commit", e);
     return 0;
@@ -312,6 +322,10 @@ void db_rollback(struct db_conn *c)
 
 static MYSQL_STMT *prepared(struct db_conn *c, const char *sql, struct err *e)
 {
+    if (!c->mysql) {
+        lost(e);
+        return NULL;
+    }
     for (int i = 0; i < c->nstmts; i++)
         if (c->stmts[i].sql == sql)
             return c->stmts[i].stmt;
@@ -532,6 +546,8 @@ int db_exec_script(struct db_conn *c, const char *sql, struct err *e)
 {
     int status;
 
+    if (!c->mysql)
+        return lost(e);
     if (mysql_set_server_option(c->mysql, MYSQL_OPTION_MULTI_STATEMENTS_ON))
         return conn_fail(c, "enable multi statements", e);
     if (mysql_real_query(c->mysql, sql, (unsigned long)strlen(sql)))
