@@ -4,9 +4,8 @@
  * inputs that must change nothing, and a held row lock that must not stall anyone else.
  */
 #include <pthread.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -23,6 +23,7 @@
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "json_check.h"
 #include "repo/db.h"
 #include "service/idem_svc.h"
 #include "service/svc.h"
@@ -63,28 +64,6 @@ static int group_teardown(void **state)
 
 /* ---- helpers ---- */
 
-static json_t *parse(const struct http_result *r)
-{
-    json_t *j = json_loads(r->body, 0, NULL);
-    if (!j)
-        fail_msg("response is not JSON: %s", r->body);
-    return j;
-}
-
-static int64_t jint(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static long charge(struct http_client *c, const struct harness_server *s, int64_t user,
                    const char *token, int64_t amount, const char *key, struct http_result *r)
 {
@@ -121,7 +100,7 @@ static void charge_then_read(void **state)
     assert_true(user > 0);
     http_client_init(&c);
     assert_int_equal(charge(&c, &a, user, token, 5000, "basic-1", &r), 200);
-    json_t *j = parse(&r);
+    json_t *j = parse_body(r.body);
     assert_int_equal(jint(j, "userId"), user);
     assert_int_equal(jint(j, "balance"), 5000);
     assert_int_equal(jint(j, "chargedAmount"), 5000);
@@ -133,7 +112,7 @@ static void charge_then_read(void **state)
     snprintf(url, sizeof(url), "%s/api/users/%lld/balance", b.url, (long long)user);
     assert_int_equal(http_do(&c, "GET", url, token, NULL, NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
-    j = parse(&r);
+    j = parse_body(r.body);
     assert_int_equal(jint(j, "balance"), 5000);
     json_decref(j);
     http_result_free(&r);
@@ -145,7 +124,7 @@ static void charge_then_read(void **state)
                              strlen(body), NULL, &r),
                      0);
     assert_int_equal(r.status, 200);
-    j = parse(&r);
+    j = parse_body(r.body);
     assert_int_equal(jint(j, "balance"), 5700);
     json_decref(j);
     http_result_free(&r);
@@ -181,7 +160,7 @@ static void history_pages_newest_first(void **state)
                      (long long)user);
         assert_int_equal(http_do(&c, "GET", url, token, NULL, NULL, 0, NULL, &r), 0);
         assert_int_equal(r.status, 200);
-        json_t *j = parse(&r);
+        json_t *j = parse_body(r.body);
         json_t *entries = json_object_get(j, "entries");
         assert_int_equal(json_array_size(entries), page < 2 ? 2 : 1);
         for (size_t i = 0; i < json_array_size(entries); i++) {
@@ -353,7 +332,7 @@ static void reused_key_with_other_body_is_422(void **state)
     assert_int_equal(charge(&c, &a, user, token, 100, "reuse", &r), 200);
     http_result_free(&r);
     assert_int_equal(charge(&c, &b, user, token, 200, "reuse", &r), 422);
-    json_t *j = parse(&r);
+    json_t *j = parse_body(r.body);
     assert_string_equal(jstr(j, "code"), "IDEMPOTENCY_KEY_REUSED");
     json_decref(j);
     http_result_free(&r);
@@ -388,7 +367,7 @@ static void failures_are_not_stored(void **state)
 
     http_client_init(&c);
     assert_int_equal(charge(&c, &a, user, token, 6, "limit", &r), 409);
-    json_t *j = parse(&r);
+    json_t *j = parse_body(r.body);
     assert_string_equal(jstr(j, "code"), "BALANCE_LIMIT");
     json_decref(j);
     http_result_free(&r);
@@ -542,7 +521,7 @@ static void bad_inputs_change_nothing(void **state)
                          0);
         if (r.status != t->status)
             fail_msg("%s: status %ld, want %ld: %s", t->name, r.status, t->status, r.body);
-        json_t *j = parse(&r);
+        json_t *j = parse_body(r.body);
         if (!jstr(j, "code") || strcmp(jstr(j, "code"), t->code))
             fail_msg("%s: code %s, want %s", t->name, jstr(j, "code"), t->code);
         assert_int_equal(jint(j, "status"), t->status);

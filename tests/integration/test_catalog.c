@@ -27,6 +27,7 @@
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "json_check.h"
 #include "redis/cache.h"
 #include "redis/redis_pool.h"
 #include "repo/db.h"
@@ -111,36 +112,6 @@ static int stop_outage(void **state)
 }
 
 /* ---- helpers ---- */
-
-static json_t *parse_body(const char *body)
-{
-    json_t *j = json_loads(body, 0, NULL);
-    if (!j)
-        fail_msg("response is not JSON: %s", body);
-    return j;
-}
-
-static int64_t jint(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static bool jbool(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    if (!json_is_boolean(v))
-        fail_msg("'%s' is not a boolean", key);
-    return json_is_true(v);
-}
 
 /*
  * Sends method to server s at the formatted path with token and a JSON body (both may be NULL)

@@ -32,6 +32,7 @@
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "json_check.h"
 #include "repo/db.h"
 
 #define SERVERS     3
@@ -152,28 +153,6 @@ static int start_outage(void **state)
 }
 
 /* ---- helpers ---- */
-
-static json_t *parse_body(const char *body)
-{
-    json_t *j = json_loads(body, 0, NULL);
-    if (!j)
-        fail_msg("response is not JSON: %.200s", body);
-    return j;
-}
-
-static int64_t jint(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 static void assert_jstr(json_t *j, const char *key, const char *want)
 {

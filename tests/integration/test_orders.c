@@ -31,6 +31,7 @@
 #include "core/err.h"
 #include "harness.h"
 #include "http_client.h"
+#include "json_check.h"
 #include "repo/db.h"
 
 extern char **environ;
@@ -144,28 +145,6 @@ static int stop_check(void **state)
 }
 
 /* ---- JSON and problem helpers ---- */
-
-static json_t *parse_body(const char *body)
-{
-    json_t *j = json_loads(body, 0, NULL);
-    if (!j)
-        fail_msg("response is not JSON: %s", body);
-    return j;
-}
-
-static int64_t jint(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v))
-        fail_msg("'%s' is not an integer", key);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
 
 static int64_t jtime(json_t *j, const char *key)
 {
