@@ -122,31 +122,11 @@ __attribute__((format(printf, 6, 7))) static long call(const struct harness_serv
                                                        const char *body, json_t **out,
                                                        const char *fmt, ...)
 {
-    char path[512], url[600];
-    struct http_result r;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
+    long status = call_json_v(&cl, s->url, method, token, body, out, fmt, ap);
     va_end(ap);
-    snprintf(url, sizeof(url), "%s%s", s->url, path);
-    int rc = http_do(&cl, method, url, token, body ? "application/json" : NULL, body,
-                     body ? strlen(body) : 0, NULL, &r);
-    long status = r.status;
-    json_t *j = rc ? NULL : json_loads(r.body, 0, NULL);
-    if (rc || (out && !j)) {
-        char msg[1024];
-        snprintf(msg, sizeof(msg), "%s %s: curl error %d, status %ld, body %.150s", method, path,
-                 r.curl_error, r.status, r.body);
-        http_result_free(&r);
-        json_decref(j);
-        fail_msg("%s", msg);
-    }
-    http_result_free(&r);
-    if (out)
-        *out = j;
-    else
-        json_decref(j);
     return status;
 }
 

@@ -202,43 +202,13 @@ static int64_t sql2(const char *sql, int64_t a, int64_t b)
 static int64_t sql_str_int(const char *sql, const char *s, int64_t a)
 {
     struct db_val p[] = {DB_STR(s), DB_INT(a)};
-    struct arena ar = ARENA_INIT;
-    struct db_rows rows;
-    struct db_conn *c;
-    struct err e;
-    int64_t v = 0;
-
-    if (db_acquire(h.pool, &c, &e))
-        fail_msg("db_acquire: %s", e.detail);
-    int rc = db_query(c, sql, p, 2, &ar, &rows, &e);
-    if (!rc)
-        v = rows.nrows && !db_is_null(&rows, 0, 0) ? db_int(&rows, 0, 0) : 0;
-    db_release(h.pool, c);
-    arena_release(&ar);
-    if (rc)
-        fail_msg("query failed: %s: %s", sql, e.detail);
-    return v;
+    return harness_sql_vals(&h, sql, p, 2);
 }
 
 static int64_t sql_int_str(const char *sql, int64_t a, const char *s)
 {
     struct db_val p[] = {DB_INT(a), DB_STR(s)};
-    struct arena ar = ARENA_INIT;
-    struct db_rows rows;
-    struct db_conn *c;
-    struct err e;
-    int64_t v = 0;
-
-    if (db_acquire(h.pool, &c, &e))
-        fail_msg("db_acquire: %s", e.detail);
-    int rc = db_query(c, sql, p, 2, &ar, &rows, &e);
-    if (!rc)
-        v = rows.nrows && !db_is_null(&rows, 0, 0) ? db_int(&rows, 0, 0) : 0;
-    db_release(h.pool, c);
-    arena_release(&ar);
-    if (rc)
-        fail_msg("query failed: %s: %s", sql, e.detail);
-    return v;
+    return harness_sql_vals(&h, sql, p, 2);
 }
 
 /* Runs a statement with one integer parameter straight on the database; rows matched. */

@@ -272,20 +272,27 @@ int64_t harness_create_user(struct harness *h, const struct harness_server *s, c
 int64_t harness_sql_int(struct harness *h, const char *sql, int nparams, ...)
 {
     struct db_val params[16];
-    struct arena a = ARENA_INIT;
-    struct db_rows rows;
-    struct db_conn *c;
-    struct err e;
     va_list ap;
-    int64_t v = -1;
 
     va_start(ap, nparams);
     for (int i = 0; i < nparams && i < 16; i++)
         params[i] = DB_INT(va_arg(ap, int64_t));
     va_end(ap);
+    return harness_sql_vals(h, sql, params, (size_t)nparams);
+}
+
+int64_t harness_sql_vals(struct harness *h, const char *sql, const struct db_val *params,
+                         size_t nparams)
+{
+    struct arena a = ARENA_INIT;
+    struct db_rows rows;
+    struct db_conn *c;
+    struct err e;
+    int64_t v = -1;
+
     if (db_acquire(h->pool, &c, &e))
         return -1;
-    if (!db_query(c, sql, params, (size_t)nparams, &a, &rows, &e))
+    if (!db_query(c, sql, params, nparams, &a, &rows, &e))
         v = rows.nrows && !db_is_null(&rows, 0, 0) ? db_int(&rows, 0, 0) : 0;
     else
         fprintf(stderr, "harness: query failed: %s\n", e.detail);

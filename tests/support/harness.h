@@ -50,6 +50,11 @@ int64_t harness_create_user(struct harness *h, const struct harness_server *s, c
 /* Runs a query with int64 parameters that returns one integer (NULL → 0); -1 on error. */
 int64_t harness_sql_int(struct harness *h, const char *sql, int nparams, ...);
 
+/* The same with parameters of any type. */
+struct db_val;
+int64_t harness_sql_vals(struct harness *h, const char *sql, const struct db_val *params,
+                         size_t nparams);
+
 /* Polls cond(arg) every 5 ms for at most timeout_ms: a wait on a condition, never a fixed
  * sleep. Returns whether it came true. */
 bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
