@@ -21,6 +21,10 @@
 #include "repo/check_repo.h"
 #include "repo/db.h"
 #include "repo/migrate.h"
+#include "service/event_consumer.h"
+#include "service/outbox_relay.h"
+#include "service/platform_svc.h"
+#include "service/ranking_svc.h"
 #include "service/seed_svc.h"
 #include "service/svc.h"
 #include "service/sweeper.h"
@@ -32,6 +36,7 @@
 #define DEFAULT_TOKEN_TTL_S (24 * 3600)
 
 static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
+                            "       shopd platform [--listen HOST:PORT]\n"
                             "       shopd migrate\n"
                             "       shopd seed\n"
                             "       shopd check\n"
@@ -90,7 +95,7 @@ static int wait_for_signal(void)
 
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
-    struct svc s;
+    struct svc s = {0};
     struct err e;
     sigset_t set;
 
@@ -132,12 +137,78 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         return 1;
     }
     struct sweeper *sweeper = sweeper_start(&s);
+    s.relay = outbox_relay_start(&s);
+    struct event_consumer *ranking = event_consumer_start(&s, &ranking_group);
     log_info("serving on http://%s:%d with %d database connections", cfg->listen_host,
              cfg->listen_port, cfg->threads);
     int sig = wait_for_signal();
     log_info("signal %d: stopping; requests in flight get %d ms", sig, SHUTDOWN_GRACE_MS);
     server_stop(srv, SHUTDOWN_GRACE_MS);
+    event_consumer_stop(ranking);
+    outbox_relay_stop(s.relay);
+    s.relay = NULL;
     sweeper_stop(sweeper);
+    close_pools(&s);
+    log_info("stopped");
+    return 0;
+}
+
+/* The data platform: the "platform" consumer group, until SIGTERM or SIGINT; with --listen,
+ * /healthz and /metrics too. */
+static int cmd_platform(struct config *cfg, int argc, char **argv)
+{
+    struct svc s = {0};
+    struct server *srv = NULL;
+    struct err e;
+    sigset_t set;
+    bool listen = false;
+
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+            if (config_parse_listen(cfg, argv[++i], &e)) {
+                log_error("%s", e.detail);
+                return 2;
+            }
+            listen = true;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    open_pools(cfg, &s);
+    if (migrate(&s)) {
+        close_pools(&s);
+        return 1;
+    }
+    if (listen) {
+        metrics_routes_init(platform_routes_names(), (int)platform_routes_count);
+        struct server_options opt = {cfg->listen_host,
+                                     cfg->listen_port,
+                                     platform_routes,
+                                     platform_routes_count,
+                                     "",
+                                     &s,
+                                     false,
+                                     64};
+        srv = server_start(&opt, &e);
+        if (!srv) {
+            log_error("%s", e.detail);
+            close_pools(&s);
+            return 1;
+        }
+    }
+    struct event_consumer *consumer = event_consumer_start(&s, &platform_group);
+    log_info("platform: consuming the event stream%s", listen ? " (metrics on --listen)" : "");
+    int sig = wait_for_signal();
+    log_info("signal %d: stopping", sig);
+    event_consumer_stop(consumer);
+    if (srv)
+        server_stop(srv, SHUTDOWN_GRACE_MS);
     close_pools(&s);
     log_info("stopped");
     return 0;
@@ -145,7 +216,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
 
 static int cmd_migrate(struct config *cfg)
 {
-    struct svc s;
+    struct svc s = {0};
 
     open_pools(cfg, &s);
     int rc = migrate(&s);
@@ -155,7 +226,7 @@ static int cmd_migrate(struct config *cfg)
 
 static int cmd_seed(struct config *cfg)
 {
-    struct svc s;
+    struct svc s = {0};
     struct err e;
     int created = 0;
     int rc = 1;
@@ -176,7 +247,7 @@ static int cmd_seed(struct config *cfg)
 /* Verifies every invariant of the database; exit status 1 if any fails. */
 static int cmd_check(struct config *cfg)
 {
-    struct svc s;
+    struct svc s = {0};
     struct db_conn *c;
     struct err e;
     int failed = 0;
@@ -263,6 +334,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "serve")) {
         rc = cmd_serve(&cfg, argc - 2, argv + 2);
+    } else if (!strcmp(argv[1], "platform")) {
+        rc = cmd_platform(&cfg, argc - 2, argv + 2);
     } else if (!strcmp(argv[1], "migrate")) {
         rc = cmd_migrate(&cfg);
     } else if (!strcmp(argv[1], "check")) {

@@ -50,20 +50,45 @@ static const struct route table[] = {
 };
 /* clang-format on */
 
+/* `shopd platform --listen`: only what an operator probes. */
+static const struct route platform_table[] = {
+    {"GET", "/healthz", api_ops_healthz, ROUTE_PUBLIC},
+    {"GET", "/metrics", api_ops_metrics, ROUTE_PUBLIC},
+};
+
+#define COUNT(t)     (sizeof(t) / sizeof((t)[0]))
+#define NAME_MAX_LEN 128
+
 const struct route *const routes = table;
-const size_t routes_count = sizeof(table) / sizeof(table[0]);
+const size_t routes_count = COUNT(table);
+const struct route *const platform_routes = platform_table;
+const size_t platform_routes_count = COUNT(platform_table);
 
-const char *const *routes_names(void)
+static void name_routes(const struct route *t, size_t n, char (*storage)[NAME_MAX_LEN],
+                        const char **names)
 {
-    static char storage[sizeof(table) / sizeof(table[0])][128];
-    static const char *names[sizeof(table) / sizeof(table[0])];
-
-    for (size_t i = 0; i < routes_count; i++) {
-        int n =
-            snprintf(storage[i], sizeof(storage[i]), "%s %s", routes[i].method, routes[i].pattern);
-        if (n < 0 || (size_t)n >= sizeof(storage[i]))
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(storage[i], NAME_MAX_LEN, "%s %s", t[i].method, t[i].pattern);
+        if (len < 0 || len >= NAME_MAX_LEN)
             BUG("route name too long");
         names[i] = storage[i];
     }
+}
+
+const char *const *routes_names(void)
+{
+    static char storage[COUNT(table)][NAME_MAX_LEN];
+    static const char *names[COUNT(table)];
+
+    name_routes(table, COUNT(table), storage, names);
+    return names;
+}
+
+const char *const *platform_routes_names(void)
+{
+    static char storage[COUNT(platform_table)][NAME_MAX_LEN];
+    static const char *names[COUNT(platform_table)];
+
+    name_routes(platform_table, COUNT(platform_table), storage, names);
     return names;
 }

@@ -153,3 +153,10 @@ int clock_parse_rfc3339(const char *s, int64_t *epoch_us)
     *epoch_us = clock_from_civil(&c) - (int64_t)offset_min * 60 * 1000000;
     return 0;
 }
+
+int64_t clock_day_start_us(int64_t epoch_us)
+{
+    int64_t r = epoch_us % CLOCK_DAY_US;
+
+    return epoch_us - (r < 0 ? r + CLOCK_DAY_US : r);
+}

@@ -13,6 +13,10 @@
 int64_t clock_now_us(void);       /* wall clock, UTC */
 int64_t clock_monotonic_us(void); /* for durations and deadlines only */
 
+#define CLOCK_DAY_US (86400LL * 1000000)
+/* The start of the UTC day of epoch_us. */
+int64_t clock_day_start_us(int64_t epoch_us);
+
 struct clock_civil {
     int year, month, day, hour, minute, second, microsecond;
 };

@@ -109,6 +109,7 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
 {
     const char *v;
     int64_t threads = 64, ttl = 600, lock_wait = 5, access_log = 1, dlock_wait = 5;
+    int64_t claim_idle = 30000, max_deliveries = 5;
 
     memset(cfg, 0, sizeof(*cfg));
     v = get("SHOPD_LISTEN");
@@ -128,8 +129,12 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
         int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
         int_var(get, "SHOPD_DB_LOCK_WAIT", 1, 3600, &lock_wait, e) ||
         int_var(get, "SHOPD_LOCK_WAIT", 1, 3600, &dlock_wait, e) ||
-        int_var(get, "SHOPD_ACCESS_LOG", 0, 1, &access_log, e))
+        int_var(get, "SHOPD_ACCESS_LOG", 0, 1, &access_log, e) ||
+        int_var(get, "SHOPD_EVENTS_CLAIM_IDLE_MS", 50, 86400000, &claim_idle, e) ||
+        int_var(get, "SHOPD_EVENTS_MAX_DELIVERIES", 1, 1000, &max_deliveries, e))
         return -1;
+    cfg->events_claim_idle_ms = claim_idle;
+    cfg->events_max_deliveries = (int)max_deliveries;
     cfg->order_ttl_s = ttl;
     cfg->threads = (int)threads;
     cfg->db_lock_wait_s = (int)lock_wait;

@@ -39,6 +39,8 @@ struct config {
     int lock_wait_s;    /* how long a request waits for a distributed lock */
     bool access_log;
     enum config_coupon_strategy coupon_strategy;
+    int64_t events_claim_idle_ms; /* a pending event idle this long is taken over */
+    int events_max_deliveries;    /* deliveries without success before the dead-letter stream */
 };
 
 /* Returns the value of a configuration variable or NULL; getenv in production. */

@@ -116,6 +116,7 @@ void order_write_event(struct json_w *w, const char *type, const struct order *o
     json_w_int(w, "userId", o->user_id);
     json_w_int(w, "totalAmount", o->total_krw);
     json_w_time(w, "occurredAt", at_us);
+    json_w_time(w, "paidAt", o->paid_us);
     write_items(w, o);
     json_w_obj_end(w);
 }

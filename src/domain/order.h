@@ -64,7 +64,8 @@ void order_total(struct order *o, int64_t discount_krw);
 void order_write_json(struct json_w *w, const struct order *o);
 void payment_write_json(struct json_w *w, const struct payment *p);
 
-/* The data platform's event for a paid or cancelled order. */
+/* The data platform's event for a paid or cancelled order (which was paid: paidAt is the day
+ * both count on); read back by domain/order_event.h. */
 void order_write_event(struct json_w *w, const char *type, const struct order *o, int64_t at_us);
 
 #endif

@@ -35,6 +35,13 @@ struct product_patch {
     bool has_name, has_description, has_price, has_stock;
 };
 
+/* A product's sales on one day, or a change to them (negative for a cancelled payment). */
+struct product_sales {
+    int64_t product_id;
+    int64_t quantity;
+    int64_t revenue_krw;
+};
+
 /* One line of the top-products ranking. */
 struct product_rank {
     int64_t product_id;

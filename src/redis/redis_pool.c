@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
+#include "redis/redis_cmd.h"
 
 #include "core/banned.h"
 
@@ -183,4 +184,27 @@ int redis_ping(struct redis_pool *p, struct err *e)
 bool redis_pool_healthy(struct redis_pool *p)
 {
     return atomic_load(&p->failed_at) == 0;
+}
+
+redisReply *redis_cmd(struct redis_pool *p, int argc, const char **argv, const size_t *lens,
+                      struct err *e)
+{
+    struct redis_conn *conn;
+
+    if (redis_acquire(p, &conn, e))
+        return NULL;
+    redisReply *r = redisCommandArgv(conn->ctx, argc, argv, lens);
+    if (!r) {
+        err_set(e, ERR_UNAVAILABLE, "redis %s: %s", argv[0], conn->ctx->errstr);
+        redis_conn_failed(p, conn);
+        redis_release(p, conn);
+        return NULL;
+    }
+    redis_release(p, conn);
+    if (r->type == REDIS_REPLY_ERROR) {
+        err_set(e, ERR_INTERNAL, "redis %s: %s", argv[0], r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
 }

@@ -21,7 +21,7 @@
 #include "core/banned.h"
 
 #define MAX_STMTS          128
-#define MAX_PARAMS         64
+#define MAX_PARAMS         (DB_IN_MAX + 8)
 #define MAX_COLS           48
 #define ACQUIRE_WAIT_S     5
 #define CONNECT_BACKOFF_US 500000 /* after a failed connect, fail fast for this long */
@@ -285,18 +285,34 @@ static int lost(struct err *e)
     return err_set(e, ERR_UNAVAILABLE, "the database connection was lost; retry");
 }
 
-int db_begin(struct db_conn *c, struct err *e)
+static int begin_with(struct db_conn *c, const char *const *statements, size_t n, struct err *e)
 {
-    static const char begin[] = "START TRANSACTION";
-
     if (!c->mysql)
         return lost(e);
     if (c->in_tx)
         BUG("nested transaction");
-    if (mysql_real_query(c->mysql, begin, sizeof(begin) - 1))
-        return conn_fail(c, "begin", e);
+    for (size_t i = 0; i < n; i++)
+        if (mysql_real_query(c->mysql, statements[i], strlen(statements[i])))
+            return conn_fail(c, "begin", e);
     c->in_tx = true;
     return 0;
+}
+
+int db_begin(struct db_conn *c, struct err *e)
+{
+    static const char *const begin[] = {"START TRANSACTION"};
+
+    return begin_with(c, begin, 1, e);
+}
+
+int db_begin_snapshot(struct db_conn *c, struct err *e)
+{
+    /* The session's READ COMMITTED would give each statement its own view; this transaction
+     * alone reads one view, taken at its start. */
+    static const char *const begin[] = {"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"};
+
+    return begin_with(c, begin, 2, e);
 }
 
 int db_commit(struct db_conn *c, struct err *e)

@@ -61,6 +61,14 @@ struct db_rows {
     struct db_val *cells;
 };
 
+/* "(?, …, ?)" with DB_IN_MAX placeholders, for a fixed statement that takes up to that many
+ * ids; callers pad the unused places with an id that matches nothing (0). */
+#define DB_IN_MAX 64
+#define DB_IN_8_  "?,?,?,?,?,?,?,?"
+#define DB_IN_64                                                                               \
+    "(" DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ \
+    "," DB_IN_8_ ")"
+
 #define DB_ER_DUP_ENTRY 1062
 #define DB_ER_LOCK_WAIT 1205
 #define DB_ER_DEADLOCK  1213
@@ -78,6 +86,8 @@ int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e);
 void db_release(struct db_pool *p, struct db_conn *c);
 
 int db_begin(struct db_conn *c, struct err *e);
+/* A read-only transaction whose every read sees the same snapshot, taken now. */
+int db_begin_snapshot(struct db_conn *c, struct err *e);
 int db_commit(struct db_conn *c, struct err *e);
 void db_rollback(struct db_conn *c);
 

@@ -21,6 +21,13 @@ static const char sql_top[] =
     "WHERE s.day >= DATE(?) GROUP BY s.product_id, p.name HAVING sold > 0 "
     "ORDER BY sold DESC, s.product_id ASC LIMIT ?";
 
+static const char sql_day[] =
+    "SELECT product_id, quantity, revenue_krw FROM product_sales_daily WHERE day = DATE(?)";
+static const char sql_day_events[] =
+    "SELECT x.event_id FROM orders o JOIN outbox x ON x.aggregate_id = o.id "
+    "WHERE o.paid_at >= ? AND o.paid_at < ? + INTERVAL 1 DAY";
+static const char sql_names[] = "SELECT id, name FROM products WHERE id IN " DB_IN_64;
+
 int sales_repo_add(struct db_conn *c, int64_t at_us, int64_t product_id, int64_t quantity,
                    int64_t revenue_krw, struct err *e)
 {
@@ -58,5 +65,57 @@ int sales_repo_top(struct db_conn *c, int64_t since_us, int limit, struct arena 
         (*out)[i].revenue_krw = db_int(&rows, i, 3);
     }
     *count = rows.nrows;
+    return 0;
+}
+
+int sales_repo_day(struct db_conn *c, int64_t day_us, struct arena *a, struct product_sales **out,
+                   size_t *count, struct err *e)
+{
+    struct db_val p[] = {DB_TIME(day_us)};
+    struct db_rows rows;
+
+    if (db_query(c, sql_day, p, 1, a, &rows, e))
+        return -1;
+    *out = arena_calloc(a, rows.nrows + 1, sizeof(**out));
+    for (size_t i = 0; i < rows.nrows; i++) {
+        (*out)[i].product_id = db_int(&rows, i, 0);
+        (*out)[i].quantity = db_int(&rows, i, 1);
+        (*out)[i].revenue_krw = db_int(&rows, i, 2);
+    }
+    *count = rows.nrows;
+    return 0;
+}
+
+int sales_repo_day_events(struct db_conn *c, int64_t day_us, struct arena *a,
+                          const char ***event_ids, size_t *count, struct err *e)
+{
+    struct db_val p[] = {DB_TIME(day_us), DB_TIME(day_us)};
+    struct db_rows rows;
+
+    if (db_query(c, sql_day_events, p, 2, a, &rows, e))
+        return -1;
+    *event_ids = arena_calloc(a, rows.nrows + 1, sizeof(**event_ids));
+    for (size_t i = 0; i < rows.nrows; i++)
+        (*event_ids)[i] = db_str(&rows, i, 0);
+    *count = rows.nrows;
+    return 0;
+}
+
+int sales_repo_name_ranks(struct db_conn *c, struct product_rank *ranks, size_t count,
+                          struct arena *a, struct err *e)
+{
+    for (size_t from = 0; from < count; from += DB_IN_MAX) {
+        struct db_val p[DB_IN_MAX];
+        struct db_rows rows;
+
+        for (size_t i = 0; i < DB_IN_MAX; i++)
+            p[i] = DB_INT(from + i < count ? ranks[from + i].product_id : 0);
+        if (db_query(c, sql_names, p, DB_IN_MAX, a, &rows, e))
+            return -1;
+        for (size_t r = 0; r < rows.nrows; r++)
+            for (size_t i = from; i < count && i < from + DB_IN_MAX; i++)
+                if (ranks[i].product_id == db_int(&rows, r, 0))
+                    ranks[i].name = db_str(&rows, r, 1);
+    }
     return 0;
 }

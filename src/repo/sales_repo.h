@@ -14,6 +14,7 @@ struct arena;
 struct db_conn;
 struct err;
 struct product_rank;
+struct product_sales;
 
 /* Adds quantity and revenue (either may be negative) to the product's row for the UTC day of
  * at_us, creating it. */
@@ -24,5 +25,17 @@ int sales_repo_add(struct db_conn *c, int64_t at_us, int64_t product_id, int64_t
  * (ties by lower product id); products that sold nothing are left out. */
 int sales_repo_top(struct db_conn *c, int64_t since_us, int limit, struct arena *a,
                    struct product_rank **out, size_t *count, struct err *e);
+
+/* The roll-up rows of the UTC day starting at day_us, and the ids of the outbox events of the
+ * orders paid that day (order.paid, and order.cancelled of those later cancelled): read in one
+ * snapshot inside the caller's transaction, so the rows are exactly the sum of those events. */
+int sales_repo_day(struct db_conn *c, int64_t day_us, struct arena *a, struct product_sales **out,
+                   size_t *count, struct err *e);
+int sales_repo_day_events(struct db_conn *c, int64_t day_us, struct arena *a,
+                          const char ***event_ids, size_t *count, struct err *e);
+
+/* Fills in the names of the ranked products. */
+int sales_repo_name_ranks(struct db_conn *c, struct product_rank *ranks, size_t count,
+                          struct arena *a, struct err *e);
 
 #endif

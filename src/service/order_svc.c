@@ -21,6 +21,7 @@
 #include "repo/product_repo.h"
 #include "repo/sales_repo.h"
 #include "repo/user_repo.h"
+#include "service/outbox_relay.h"
 #include "service/product_svc.h"
 #include "service/svc.h"
 
@@ -163,6 +164,13 @@ static int lock_own_order(struct db_conn *c, struct order_ctx *ctx, struct arena
     return 0;
 }
 
+/* Wakes this process's relay: the event goes out now rather than at its next poll. */
+static void event_committed(struct svc *s)
+{
+    if (s->relay)
+        outbox_relay_nudge(s->relay);
+}
+
 static int add_event(struct db_conn *c, const struct order *o, const char *type, const char *suffix,
                      int64_t now, struct arena *a, struct err *e)
 {
@@ -261,8 +269,10 @@ int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_
     struct order_ctx ctx = {s, order_id, user_id, 0, render, {0}};
     int rc = under_order_lock(s, idem, &ctx, pay_effect, a, out, e);
 
-    if (!rc && !out->replayed)
+    if (!rc && !out->replayed) {
         invalidate_products(s, &ctx.order);
+        event_committed(s);
+    }
     return rc;
 }
 
@@ -326,8 +336,10 @@ int order_svc_cancel(struct svc *s, const struct idem_request *idem, int64_t ord
     struct order_ctx ctx = {s, order_id, user_id, 0, render, {0}};
     int rc = under_order_lock(s, idem, &ctx, cancel_effect, a, out, e);
 
-    if (!rc && !out->replayed)
+    if (!rc && !out->replayed) {
         invalidate_products(s, &ctx.order);
+        event_committed(s); /* a cancel of a paid order wrote one */
+    }
     return rc;
 }
 

@@ -10,11 +10,10 @@
 #include "repo/db.h"
 #include "repo/product_repo.h"
 #include "repo/sales_repo.h"
+#include "service/ranking_svc.h"
 #include "service/svc.h"
 
 #include "core/banned.h"
-
-#define DAY_US (86400LL * 1000000)
 
 struct product_load {
     struct svc *svc;
@@ -123,16 +122,9 @@ static int load_top(void *arg, struct arena *a, const char **value, struct err *
 {
     struct top_load *ctx = arg;
     struct product_rank *ranks;
-    struct db_conn *c;
     size_t count;
-    /* Today and the days - 1 before it, in UTC days. */
-    int64_t since = clock_now_us() - (int64_t)(ctx->days - 1) * DAY_US;
 
-    if (db_acquire(ctx->svc->db, &c, e))
-        return -1;
-    int rc = sales_repo_top(c, since, ctx->limit, a, &ranks, &count, e);
-    db_release(ctx->svc->db, c);
-    if (rc)
+    if (ranking_svc_top(ctx->svc, ctx->days, ctx->limit, a, &ranks, &count, e))
         return -1;
     *value = product_top_to_json(ctx->days, ranks, count, a);
     return 0;

@@ -12,6 +12,7 @@ struct cache;
 struct config;
 struct db_pool;
 struct dlock_manager;
+struct outbox_relay;
 struct redis_pool;
 
 struct svc {
@@ -22,7 +23,8 @@ struct svc {
     struct cache *carts;    /* cart:user:{id} → the cart's lines, 1 day */
     struct cache *top;      /* top-products:{days}:{limit} → the ranking JSON, 5 min */
     struct dlock_manager *locks;
-    char key_prefix[80]; /* "<db name>:", the namespace of every Redis key */
+    struct outbox_relay *relay; /* in `shopd serve`: nudged after a commit that wrote an event */
+    char key_prefix[80];        /* "<db name>:", the namespace of every Redis key */
 };
 
 /* The lease a distributed lock takes (renewed while held). The wait is SHOPD_LOCK_WAIT. */

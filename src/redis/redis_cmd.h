@@ -1,0 +1,21 @@
+#ifndef SHOPD_REDIS_REDIS_CMD_H
+#define SHOPD_REDIS_REDIS_CMD_H
+
+#include <stddef.h>
+
+#include <hiredis.h>
+
+/*
+ * One command on a pooled connection, for the modules of src/redis/ (the only code that
+ * includes hiredis). A failed connection is marked broken (ERR_UNAVAILABLE); an error reply
+ * is ERR_INTERNAL with Redis's message in e->detail (a script's own error, "EPOCH" say, can be
+ * recognised there). The reply belongs to the caller: freeReplyObject().
+ */
+
+struct err;
+struct redis_pool;
+
+redisReply *redis_cmd(struct redis_pool *p, int argc, const char **argv, const size_t *lens,
+                      struct err *e);
+
+#endif
