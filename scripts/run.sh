@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: migrate, seed the demo data, print a demo token, then serve in the foreground.
-# Every SHOPD_* variable already set is honoured; only a missing JWT secret gets a
-# development default.
+# `make run`: migrate, seed the demo data, print a demo token, then serve in the foreground with
+# the data platform (`shopd platform`, the consumer of the paid-order events) beside it; both
+# stop on Ctrl-C. Every SHOPD_* variable already set is honoured; only a missing JWT secret
+# gets a development default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +16,17 @@ admin_token=$(build/shopd token --admin)
 listen=${SHOPD_LISTEN:-127.0.0.1:8080}
 cat <<MSG
 
-  shopd on http://$listen
+  shopd on http://$listen   (data platform: var/log/platform.log)
   demo user 1 token:  $user_token
   admin token:        $admin_token
 
   curl -s http://$listen/api/users/1/balance -H "Authorization: Bearer $user_token"
 
 MSG
-exec build/shopd serve
+mkdir -p var/log
+build/shopd platform >>var/log/platform.log 2>&1 &
+platform_pid=$!
+stop_platform() { kill -TERM "$platform_pid" 2>/dev/null && wait "$platform_pid" 2>/dev/null || true; }
+trap stop_platform EXIT
+trap 'exit 130' INT TERM
+build/shopd serve
