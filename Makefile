@@ -2,10 +2,14 @@
 #   make run     install what is missing, start MariaDB + Redis under var/, build, migrate,
 #                seed, print a demo token, serve on 127.0.0.1:8080 (Ctrl-C stops it)
 #   make test    the same set-up, then every test under ASan + UBSan; ends "N passed, N failed"
-#   make bench   wrk scenarios against a release build; writes docs/bench/
+#   make bench   the load suite against one instance and a 3-instance cluster, the ceilings, the
+#                sweep and the profile; writes docs/PERFORMANCE.md and docs/perf/*.png (about 50 min)
+#   make cluster N=3   N `shopd serve` + nginx on 127.0.0.1:8080 + `shopd platform`, detached;
+#                make cluster-down stops them (scripts/cluster.sh, by pid)
 JOBS ?= $(shell nproc)
+N ?= 3
 
-.PHONY: all deps services services-down status build debug asan run test bench format clean
+.PHONY: all deps services services-down status build debug asan run test bench cluster cluster-down format clean
 
 all: build
 
@@ -42,6 +46,12 @@ test: services
 
 bench: services build
 	@scripts/bench.sh
+
+cluster: services build
+	@scripts/cluster.sh up $(N)
+
+cluster-down:
+	@scripts/cluster.sh down
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

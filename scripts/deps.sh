@@ -8,7 +8,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libmariadb-dev libhiredis-dev libjwt-dev libssl-dev
   libcmocka-dev libcurl4-openssl-dev
   mariadb-server mariadb-client redis-server redis-tools
-  curl jq wrk nginx-light gnuplot-nox
+  curl jq wrk nginx-light gnuplot-nox linux-perf
 )
 
 missing=()

@@ -51,6 +51,7 @@ run check/layers scripts/check-layers.sh
 run check/error-codes scripts/check-contract.sh
 for t in build/asan/unit_test_*; do run "unit/${t##*/unit_}" "$t"; done
 for t in build/asan/it_test_*; do run "integration/${t##*/it_}" "$t"; done
+run bench/smoke scripts/bench.sh --smoke   # every load scenario for 3 s against a 2-instance cluster (release build)
 
 # A server that leaked or crashed under ASan says so in its log.
 if grep -l -a -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log_dir"/*.log 2>/dev/null; then

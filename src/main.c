@@ -40,7 +40,7 @@ static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
                             "       shopd migrate\n"
                             "       shopd seed\n"
                             "       shopd check\n"
-                            "       shopd token (USER_ID | --admin) [--ttl SECONDS]\n"
+                            "       shopd token [--admin] [USER_ID...] [--ttl SECONDS]\n"
                             "Configuration comes from the environment; see README.md.\n";
 
 static const char *env(const char *name)
@@ -93,32 +93,50 @@ static int wait_for_signal(void)
     return sig;
 }
 
-static int cmd_serve(struct config *cfg, int argc, char **argv)
+/* The only flag of serve and platform: --listen HOST:PORT. 0, or 2 after the usage. */
+static int parse_listen_flag(struct config *cfg, int argc, char **argv, bool *given)
 {
-    struct svc s = {0};
     struct err e;
-    sigset_t set;
 
+    *given = false;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
-            if (config_parse_listen(cfg, argv[++i], &e)) {
-                log_error("%s", e.detail);
-                return 2;
-            }
-        } else {
+        if (strcmp(argv[i], "--listen") || i + 1 == argc) {
             fputs(usage, stderr);
             return 2;
         }
+        if (config_parse_listen(cfg, argv[++i], &e)) {
+            log_error("%s", e.detail);
+            return 2;
+        }
+        *given = true;
     }
-    if (!cfg->jwt_secret[0]) {
-        log_error("SHOPD_JWT_SECRET is not set; refusing to serve without a token secret");
-        return 2;
-    }
-    /* Every thread started from here on inherits the blocked signals; main takes them. */
+    return 0;
+}
+
+/* Every thread started from here on inherits the blocked signals; main takes them. */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static int cmd_serve(struct config *cfg, int argc, char **argv)
+{
+    struct svc s = {0};
+    struct err e;
+    bool listen_given;
+
+    if (parse_listen_flag(cfg, argc, argv, &listen_given))
+        return 2;
+    if (!cfg->jwt_secret[0]) {
+        log_error("SHOPD_JWT_SECRET is not set; refusing to serve without a token secret");
+        return 2;
+    }
+    block_stop_signals();
 
     open_pools(cfg, &s);
     if (migrate(&s)) {
@@ -160,25 +178,11 @@ static int cmd_platform(struct config *cfg, int argc, char **argv)
     struct svc s = {0};
     struct server *srv = NULL;
     struct err e;
-    sigset_t set;
-    bool listen = false;
+    bool listen;
 
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
-            if (config_parse_listen(cfg, argv[++i], &e)) {
-                log_error("%s", e.detail);
-                return 2;
-            }
-            listen = true;
-        } else {
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (parse_listen_flag(cfg, argc, argv, &listen))
+        return 2;
+    block_stop_signals();
 
     open_pools(cfg, &s);
     if (migrate(&s)) {
@@ -276,11 +280,27 @@ static int cmd_check(struct config *cfg)
     return failed ? 1 : 0;
 }
 
+static int print_token(const struct config *cfg, int64_t user_id, bool admin, int64_t ttl)
+{
+    struct err e;
+    char *token = auth_issue(cfg->jwt_secret, user_id, admin, clock_now_us() / 1000000, ttl, &e);
+
+    if (!token) {
+        log_error("%s", e.detail);
+        return 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    return 0;
+}
+
+/* One token per line: the admin's with --admin, then one per user id, in argument order (the
+ * benchmarks mint thousands in one process). */
 static int cmd_token(struct config *cfg, int argc, char **argv)
 {
-    int64_t user_id = 0, ttl = DEFAULT_TOKEN_TTL_S;
+    int64_t ttl = DEFAULT_TOKEN_TTL_S, user_id;
     bool admin = false;
-    struct err e;
+    int users = 0;
 
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--admin")) {
@@ -290,21 +310,25 @@ static int cmd_token(struct config *cfg, int argc, char **argv)
                 goto usage;
         } else if (num_parse_i64(argv[i], 1, INT64_MAX, &user_id)) {
             goto usage;
+        } else {
+            users++;
         }
     }
-    if (!admin && !user_id)
+    if (!admin && !users)
         goto usage;
     if (!cfg->jwt_secret[0]) {
         log_error("SHOPD_JWT_SECRET is not set");
         return 2;
     }
-    char *token = auth_issue(cfg->jwt_secret, user_id, admin, clock_now_us() / 1000000, ttl, &e);
-    if (!token) {
-        log_error("%s", e.detail);
+    if (admin && print_token(cfg, 0, true, ttl))
         return 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--ttl"))
+            i++;
+        else if (strcmp(argv[i], "--admin") && (num_parse_i64(argv[i], 1, INT64_MAX, &user_id) ||
+                                                print_token(cfg, user_id, false, ttl)))
+            return 1;
     }
-    printf("%s\n", token);
-    free(token);
     return 0;
 usage:
     fputs(usage, stderr);

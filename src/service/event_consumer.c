@@ -53,12 +53,16 @@ static int process(struct event_consumer *c, struct stream_event *evs, size_t n,
 {
     const struct event_group *g = c->group;
     const char **done = arena_alloc(a, (n + 1) * sizeof(*done));
+    enum event_outcome *outcomes = arena_alloc(a, (n + 1) * sizeof(*outcomes));
+    struct err *errs = arena_alloc(a, (n + 1) * sizeof(*errs));
     size_t ndone = 0;
     int rc = 0;
 
+    if (!n)
+        return 0;
+    g->handle(c->svc, evs, n, outcomes, errs, a);
     for (size_t i = 0; i < n && !rc; i++) {
-        struct err he;
-        switch (g->handle(c->svc, &evs[i], a, &he)) {
+        switch (outcomes[i]) {
         case EVENT_DONE:
             metrics_inc(g->consumed);
             done[ndone++] = evs[i].stream_id;
@@ -70,10 +74,11 @@ static int process(struct event_consumer *c, struct stream_event *evs, size_t n,
         case EVENT_FAILED:
             metrics_inc(g->failed);
             log_warn("events[%s]: entry %s (%s) failed, delivery %lld: %s", g->name,
-                     evs[i].stream_id, evs[i].event_id, (long long)evs[i].deliveries, he.detail);
+                     evs[i].stream_id, evs[i].event_id, (long long)evs[i].deliveries,
+                     errs[i].detail);
             break;
         case EVENT_UNAVAILABLE:
-            *e = he;
+            *e = errs[i];
             rc = -1;
             break;
         }

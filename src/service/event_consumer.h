@@ -1,6 +1,8 @@
 #ifndef SHOPD_SERVICE_EVENT_CONSUMER_H
 #define SHOPD_SERVICE_EVENT_CONSUMER_H
 
+#include <stddef.h>
+
 #include "core/metrics.h"
 
 /*
@@ -32,8 +34,10 @@ enum event_outcome {
     EVENT_UNAVAILABLE, /* MariaDB or Redis is away: back off, retry later */
 };
 
-typedef enum event_outcome event_handler_fn(struct svc *s, const struct stream_event *ev,
-                                            struct arena *a, struct err *e);
+/* Handles the n entries of a batch, in order, setting outcomes[i] for each; errs[i] says why
+ * for EVENT_FAILED and EVENT_UNAVAILABLE. A handler may commit a batch in one transaction. */
+typedef void event_handler_fn(struct svc *s, const struct stream_event *evs, size_t n,
+                              enum event_outcome *outcomes, struct err *errs, struct arena *a);
 
 struct event_group {
     const char *name;

@@ -1,7 +1,9 @@
 #include "service/platform_svc.h"
 
+#include <stdbool.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "domain/order_event.h"
@@ -12,35 +14,91 @@
 
 #include "core/banned.h"
 
-static enum event_outcome handle(struct svc *s, const struct stream_event *ev, struct arena *a,
-                                 struct err *e)
+/* Checks an entry and reads its payload; false (with e) when it is not a valid event. */
+static bool read_event(const struct stream_event *ev, struct arena *a, struct order_event *oe,
+                       struct err *e)
 {
-    struct order_event oe;
-    struct db_conn *c;
-    bool duplicate = false;
-
-    if (order_event_parse(ev->payload, strlen(ev->payload), a, &oe, e))
-        return EVENT_FAILED;
+    if (order_event_parse(ev->payload, strlen(ev->payload), a, oe, e))
+        return false;
     if (!ev->event_id[0] ||
-        strcmp(ev->type, oe.cancelled ? ORDER_EVENT_CANCELLED : ORDER_EVENT_PAID) ||
-        ev->order_id != oe.order_id) {
+        strcmp(ev->type, oe->cancelled ? ORDER_EVENT_CANCELLED : ORDER_EVENT_PAID) ||
+        ev->order_id != oe->order_id) {
         err_set(e, ERR_INVALID_INPUT, "the entry's fields do not match its payload");
-        return EVENT_FAILED;
+        return false;
     }
-    if (db_acquire(s->db, &c, e))
-        return EVENT_UNAVAILABLE;
-    int64_t sign = oe.cancelled ? -1 : 1;
-    if (db_begin(c, e) ||
-        platform_repo_record(c, ev->event_id, ev->type, oe.order_id, ev->occurred_us,
-                             clock_now_us(), &duplicate, e) ||
-        (!duplicate && platform_repo_add_sales(c, oe.paid_us, sign, sign * oe.total_krw, e)) ||
-        db_commit(c, e)) {
-        enum err_code code = e->code;
+    return true;
+}
+
+/* Records one event and applies its effect inside the caller's transaction. */
+static int apply(struct db_conn *c, const struct stream_event *ev, const struct order_event *oe,
+                 bool *duplicate, struct err *e)
+{
+    int64_t sign = oe->cancelled ? -1 : 1;
+
+    if (platform_repo_record(c, ev->event_id, ev->type, oe->order_id, ev->occurred_us,
+                             clock_now_us(), duplicate, e))
+        return -1;
+    return *duplicate ? 0 : platform_repo_add_sales(c, oe->paid_us, sign, sign * oe->total_krw, e);
+}
+
+static enum event_outcome failure(const struct err *e)
+{
+    return e->code == ERR_UNAVAILABLE ? EVENT_UNAVAILABLE : EVENT_FAILED;
+}
+
+/*
+ * The valid events of a batch in one transaction (one commit, one log flush, for up to a
+ * whole batch); if that fails, each in a transaction of its own, so that one bad event cannot
+ * hold back the others.
+ */
+static void handle(struct svc *s, const struct stream_event *evs, size_t n,
+                   enum event_outcome *outcomes, struct err *errs, struct arena *a)
+{
+    struct order_event *oes = arena_alloc(a, n * sizeof(*oes));
+    bool *dup = arena_calloc(a, n, sizeof(*dup));
+    struct db_conn *c;
+    struct err e;
+    size_t valid = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        outcomes[i] = read_event(&evs[i], a, &oes[i], &errs[i]) ? EVENT_DONE : EVENT_FAILED;
+        valid += outcomes[i] == EVENT_DONE;
+    }
+    if (!valid)
+        return;
+    if (db_acquire(s->db, &c, &e)) {
+        for (size_t i = 0; i < n; i++)
+            if (outcomes[i] == EVENT_DONE) {
+                outcomes[i] = EVENT_UNAVAILABLE;
+                errs[i] = e;
+            }
+        return;
+    }
+    bool batch_ok = !db_begin(c, &e);
+    for (size_t i = 0; i < n && batch_ok; i++)
+        if (outcomes[i] == EVENT_DONE && apply(c, &evs[i], &oes[i], &dup[i], &e))
+            batch_ok = false;
+    if (batch_ok && !db_commit(c, &e)) {
+        for (size_t i = 0; i < n; i++)
+            if (outcomes[i] == EVENT_DONE && dup[i])
+                outcomes[i] = EVENT_DUPLICATE;
         db_release(s->db, c);
-        return code == ERR_UNAVAILABLE ? EVENT_UNAVAILABLE : EVENT_FAILED;
+        return;
+    }
+    db_rollback(c);
+    for (size_t i = 0; i < n; i++) {
+        if (outcomes[i] != EVENT_DONE)
+            continue;
+        dup[i] = false;
+        if (db_begin(c, &errs[i]) || apply(c, &evs[i], &oes[i], &dup[i], &errs[i]) ||
+            db_commit(c, &errs[i])) {
+            db_rollback(c);
+            outcomes[i] = failure(&errs[i]);
+        } else if (dup[i]) {
+            outcomes[i] = EVENT_DUPLICATE;
+        }
     }
     db_release(s->db, c);
-    return duplicate ? EVENT_DUPLICATE : EVENT_DONE;
 }
 
 const struct event_group platform_group = {

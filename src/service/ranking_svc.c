@@ -30,8 +30,8 @@ static int64_t oldest_kept_day_us(void)
     return clock_day_start_us(clock_now_us()) - (RANKING_DAYS_KEPT - 1) * CLOCK_DAY_US;
 }
 
-enum event_outcome ranking_svc_handle(struct svc *s, const struct stream_event *ev, struct arena *a,
-                                      struct err *e)
+static enum event_outcome handle_one(struct svc *s, const struct stream_event *ev, struct arena *a,
+                                     struct err *e)
 {
     struct order_event oe;
     enum ranking_applied applied;
@@ -59,6 +59,14 @@ enum event_outcome ranking_svc_handle(struct svc *s, const struct stream_event *
         log_warn("ranking: rebuilding day %lld failed: %s", (long long)order_event_day(day_us),
                  e->detail);
     return EVENT_DONE;
+}
+
+void ranking_svc_handle(struct svc *s, const struct stream_event *evs, size_t n,
+                        enum event_outcome *outcomes, struct err *errs, struct arena *a)
+{
+    /* One script per event: each is atomic in Redis, so nothing to batch for exactness. */
+    for (size_t i = 0; i < n; i++)
+        outcomes[i] = handle_one(s, &evs[i], a, &errs[i]);
 }
 
 int ranking_svc_rebuild_day(struct svc *s, int64_t day_us, struct err *e)

@@ -20,8 +20,8 @@ struct svc;
 
 /* The ranking group's handler: adds a paid order's lines to its day, takes a cancelled one's
  * off. */
-enum event_outcome ranking_svc_handle(struct svc *s, const struct stream_event *ev, struct arena *a,
-                                      struct err *e);
+void ranking_svc_handle(struct svc *s, const struct stream_event *evs, size_t n,
+                        enum event_outcome *outcomes, struct err *errs, struct arena *a);
 
 extern const struct event_group ranking_group;
 
