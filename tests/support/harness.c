@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -148,14 +149,19 @@ static bool healthy(void *arg)
     return ok;
 }
 
-static void exec_server(struct harness *h, struct harness_server *s, const char *const *extra)
+/* The command a started process runs: `shopd serve`, or `shopd platform --listen`. */
+enum proc_kind { PROC_SERVE, PROC_PLATFORM };
+
+static void exec_process(struct harness *h, struct harness_server *s, enum proc_kind kind,
+                         const char *const *extra)
 {
-    char bin[600], listen[64], db[300], redis[300], secret[128];
+    char bin[600], listen[64], db[300], redis[300], secret[128], addr[32];
     const char *env[256];
     int n = 0;
 
     binary_path(bin, sizeof(bin));
-    snprintf(listen, sizeof(listen), "SHOPD_LISTEN=127.0.0.1:%d", s->port);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", s->port);
+    snprintf(listen, sizeof(listen), "SHOPD_LISTEN=%s", addr);
     snprintf(db, sizeof(db), "SHOPD_DB_URL=%s", h->db_url);
     snprintf(redis, sizeof(redis), "SHOPD_REDIS_URL=%s", h->redis_url);
     snprintf(secret, sizeof(secret), "SHOPD_JWT_SECRET=%s", h->secret);
@@ -178,37 +184,107 @@ static void exec_server(struct harness *h, struct harness_server *s, const char 
     }
     /* A test binary that dies (a crash, an ASan abort) must not leave servers behind. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    char *argv[] = {bin, "serve", NULL};
-    execve(bin, argv, (char *const *)env);
+    char *serve_argv[] = {bin, "serve", NULL};
+    char *platform_argv[] = {bin, "platform", "--listen", addr, NULL};
+    execve(bin, kind == PROC_SERVE ? serve_argv : platform_argv, (char *const *)env);
     perror("harness: execve shopd");
     _exit(127);
 }
 
-int harness_server_start(struct harness *h, struct harness_server *s, const char *const *extra_env)
+/* Forks kind on a free port with its log under SHOPD_TEST_LOG_DIR and waits for /healthz. */
+static int start_process(struct harness *h, struct harness_server *s, enum proc_kind kind,
+                         const char *const *extra_env)
 {
     const char *dir = getenv("SHOPD_TEST_LOG_DIR");
+    const char *what = kind == PROC_SERVE ? "" : "platform-";
 
     memset(s, 0, sizeof(*s));
     s->port = free_port();
     if (s->port < 0)
         return -1;
     snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
-    snprintf(s->log_path, sizeof(s->log_path), "%s/%s-%d.log", dir && *dir ? dir : "/tmp",
-             h->db_name, s->port);
+    snprintf(s->log_path, sizeof(s->log_path), "%s/%s-%s%d.log", dir && *dir ? dir : "/tmp",
+             h->db_name, what, s->port);
     fflush(NULL);
     s->pid = fork();
     if (s->pid < 0)
         return -1;
     if (s->pid == 0)
-        exec_server(h, s, extra_env);
+        exec_process(h, s, kind, extra_env);
     if (!harness_wait_for(healthy, s, 60000) || s->pid < 0) {
-        fprintf(stderr, "harness: shopd on port %d did not become healthy; see %s\n", s->port,
-                s->log_path);
+        fprintf(stderr, "harness: shopd %s on port %d did not become healthy; see %s\n",
+                kind == PROC_SERVE ? "serve" : "platform", s->port, s->log_path);
         if (s->pid > 0)
             harness_server_kill(s);
         return -1;
     }
     return 0;
+}
+
+int harness_server_start(struct harness *h, struct harness_server *s, const char *const *extra_env)
+{
+    return start_process(h, s, PROC_SERVE, extra_env);
+}
+
+int harness_platform_start(struct harness *h, struct harness_server *s,
+                           const char *const *extra_env)
+{
+    return start_process(h, s, PROC_PLATFORM, extra_env);
+}
+
+/* Whether every thread of pid is stopped (state T or t in /proc/<pid>/task/<tid>/stat; Z and
+ * X are threads on their way out). */
+static bool all_threads_stopped(void *arg)
+{
+    pid_t pid = *(pid_t *)arg;
+    char path[320], stat[512];
+    bool stopped = true;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return false;
+    for (struct dirent *d; stopped && (d = readdir(dir));) {
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, d->d_name);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        stat[n] = '\0';
+        /* "tid (comm) S …": the state follows the last parenthesis. */
+        const char *paren = strrchr(stat, ')');
+        stopped = n && paren && paren[1] == ' ' && strchr("TtZX", paren[2]);
+    }
+    closedir(dir);
+    return stopped;
+}
+
+int harness_server_pause(struct harness_server *s)
+{
+    if (s->pid <= 0 || kill(s->pid, SIGSTOP))
+        return -1;
+    return harness_wait_for(all_threads_stopped, &s->pid, 10000) ? 0 : -1;
+}
+
+int harness_server_resume(struct harness_server *s)
+{
+    return s->pid > 0 && !kill(s->pid, SIGCONT) ? 0 : -1;
+}
+
+bool harness_server_running(struct harness_server *s)
+{
+    int status;
+
+    if (s->pid <= 0)
+        return false;
+    if (waitpid(s->pid, &status, WNOHANG) != s->pid)
+        return true;
+    s->pid = -1;
+    s->exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
+                                       : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return false;
 }
 
 int harness_server_stop(struct harness_server *s)
@@ -218,6 +294,7 @@ int harness_server_stop(struct harness_server *s)
     if (s->pid <= 0)
         return -1;
     kill(s->pid, SIGTERM);
+    kill(s->pid, SIGCONT); /* a paused process must run to see it */
     while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
         ;
     s->pid = 0;
@@ -303,7 +380,12 @@ int64_t harness_sql_vals(struct harness *h, const char *sql, const struct db_val
 
 bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
 {
-    struct timespec tick = {0, 5 * 1000 * 1000};
+    return harness_wait_for_every(cond, arg, timeout_ms, 5);
+}
+
+bool harness_wait_for_every(bool (*cond)(void *arg), void *arg, int timeout_ms, int poll_ms)
+{
+    struct timespec tick = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000 * 1000};
     int64_t deadline = clock_monotonic_us() + (int64_t)timeout_ms * 1000;
 
     while (!cond(arg)) {

@@ -8,8 +8,8 @@
 /*
  * The integration tests' fixture, as Testcontainers would give it: a fresh MariaDB database
  * (shopd_t_<pid>_<n>) on the server named by SHOPD_TEST_DB, the Redis named by
- * SHOPD_TEST_REDIS, and real `shopd serve` processes started on free loopback ports and
- * stopped by pid. Tests skip when SHOPD_TEST_DB is unset.
+ * SHOPD_TEST_REDIS, and real `shopd serve` (and `shopd platform`) processes started on free
+ * loopback ports and stopped by pid. Tests skip when SHOPD_TEST_DB is unset.
  */
 
 struct db_pool;
@@ -27,6 +27,7 @@ struct harness_server {
     int port;
     char url[64]; /* http://127.0.0.1:PORT */
     char log_path[256];
+    int exit_status; /* set by harness_server_running once it saw the process exit */
 };
 
 /* 0 when ready; -1 when SHOPD_TEST_DB is unset (skip) or set-up failed (reason on stderr). */
@@ -36,10 +37,22 @@ void harness_teardown(struct harness *h);
 /* Starts `shopd serve` (the binary beside the test binary) on the test database with
  * extra_env ("NAME=value" strings, NULL-terminated, may be NULL) and waits for /healthz. */
 int harness_server_start(struct harness *h, struct harness_server *s, const char *const *extra_env);
+/* Starts `shopd platform --listen 127.0.0.1:PORT` (the data-platform consumer) the same way,
+ * with the same environment, and waits for its /healthz. Stop or kill it as a server. */
+int harness_platform_start(struct harness *h, struct harness_server *s,
+                           const char *const *extra_env);
 /* SIGTERM and wait; returns the exit status (0 for a clean stop, non-zero on a leak). */
 int harness_server_stop(struct harness_server *s);
 /* SIGKILL and wait. */
 void harness_server_kill(struct harness_server *s);
+/* SIGSTOP, then waits until every thread of the process has stopped: from then on it does
+ * nothing at all (no request, no acknowledgement) until resumed or killed. 0 or -1. */
+int harness_server_pause(struct harness_server *s);
+/* SIGCONT after a pause. 0 or -1. */
+int harness_server_resume(struct harness_server *s);
+/* Whether the process still runs. One that exited is reaped: its pid becomes -1 (stop and
+ * kill then do nothing) and its status goes to exit_status, as harness_server_stop reports it. */
+bool harness_server_running(struct harness_server *s);
 
 char *harness_token(struct harness *h, int64_t user_id); /* malloc'd */
 char *harness_admin_token(struct harness *h);            /* malloc'd */
@@ -58,6 +71,9 @@ int64_t harness_sql_vals(struct harness *h, const char *sql, const struct db_val
 /* Polls cond(arg) every 5 ms for at most timeout_ms: a wait on a condition, never a fixed
  * sleep. Returns whether it came true. */
 bool harness_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
+/* The same, polling every poll_ms: for a condition that costs real work (many queries) to
+ * evaluate, so that waiting does not take the machine from the processes under test. */
+bool harness_wait_for_every(bool (*cond)(void *arg), void *arg, int timeout_ms, int poll_ms);
 
 /* The value of one series of the server's /metrics, named exactly as it is printed
  * (`shopd_cache_hits_total{cache="product"}`); -1 when it is absent or /metrics failed. */
