@@ -210,23 +210,9 @@ for s in product-detail order-pay; do
   echo
 done
 [ -s "$OUT/perf-product-detail.txt" ] || echo "No profile in this invocation (PROFILE=0)."
-cat <<'TEXT'
-Reading the profile: on this 2-CPU machine the load generator is not free. wrk (with its Lua)
-takes a large share of the CPU, and nginx, Redis and MariaDB the rest of what shopd does not
-use, so a shopd figure is bounded first by the CPU left over for it: compare the `http-get`
-ceiling, where nginx does nothing at all, with product detail, where every request also
-crosses to Redis. The cached reads (product detail, cart, top products) cost one or two Redis
-round trips each; their time goes into the kernel's loopback TCP (`tcp_*`, `__sys_sendto`,
-`do_syscall_64`), thread wake-ups of libmicrohttpd's thread-per-connection model (`futex`,
-`schedule`), JWT HMAC where a token is checked, and JSON encoding. The writes (charge, order,
-payment) are bounded by MariaDB: each is a transaction with the idempotency key insert and a
-redo-log flush at commit (`innodb_flush_log_at_trx_commit=1`), so their rate follows the
-`mariadb-spread` ceiling (group commit of many clients) or, for hot rows, `mariadb-hot`
-(serialised on the row lock). The coupon sold-out path stays in Redis (one gate script) and
-is bounded like the cached reads. The cluster runs three instances on the same two CPUs,
-plus nginx in the path: it shows the cost of the extra hop, not the gain of more machines
-(see deploy/README.md for scaling out on real ones).
-TEXT
+# The reading of the profile and of the bounds is written by hand (bench/analysis.md), from a
+# full run; regenerating the figures keeps it.
+cat "$ROOT/bench/analysis.md"
 echo
 echo "## What was tuned, and what it costs"
 echo

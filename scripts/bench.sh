@@ -390,8 +390,9 @@ if [ "$TUNING" = 1 ]; then
 fi
 
 fact run - finished "$(date -u '+%F %T UTC')"
-printf '%s\n' "${UNEXPECTED_RUNS[@]}" > "$OUT/unexpected.txt"
-printf '%s\n' "${FAILURES[@]}" > "$OUT/failures.txt"
+# Empty files when nothing went wrong (printf of an empty list would still write a newline).
+{ [ ${#UNEXPECTED_RUNS[@]} -eq 0 ] || printf '%s\n' "${UNEXPECTED_RUNS[@]}"; } > "$OUT/unexpected.txt"
+{ [ ${#FAILURES[@]} -eq 0 ] || printf '%s\n' "${FAILURES[@]}"; } > "$OUT/failures.txt"
 mkdir -p "$PLOTS" "$(dirname "$DOC")"
 bench/plot.sh "$OUT" "$PLOTS"
 DURATION=$DURATION RUNS=$RUNS CONNECTIONS=$CONNECTIONS SMOKE=$SMOKE bench/report.sh "$OUT" "$DOC" "$PLOTS"
