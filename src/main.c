@@ -320,6 +320,8 @@ static int cmd_token(struct config *cfg, int argc, char **argv)
         log_error("SHOPD_JWT_SECRET is not set");
         return 2;
     }
+    /* A line per write: several of these processes may share one output file. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (admin && print_token(cfg, 0, true, ttl))
         return 1;
     for (int i = 0; i < argc; i++) {

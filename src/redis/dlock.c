@@ -24,7 +24,8 @@
 #define FALLBACK_WAIT_MS 50
 #define WATCHDOG_TICK_MS 20
 
-/* KEYS: lock, fence. ARGV: token, lease ms. Returns the new fence, or 0 when taken. */
+/* KEYS: lock, fence, wanted. ARGV: token, lease ms. Returns the new fence, or 0 when taken, in
+ * which case "wanted" tells the holder's release that someone waits for a message. */
 static const char script_acquire[] =
     "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
     "  local t = redis.call('TIME') "
@@ -34,12 +35,18 @@ static const char script_acquire[] =
     "  redis.call('SET', KEYS[2], string.format('%d', f), 'PX', 604800000) "
     "  return f "
     "end "
+    "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) "
     "return 0";
 
-/* KEYS: lock, channel. ARGV: token. Deletes only our own lock, and tells the waiters. */
+/* KEYS: lock, channel, wanted. ARGV: token. Deletes only our own lock, and tells the waiters
+ * if someone failed to take it within a lease: a lock nobody contends publishes nothing, so no
+ * instance wakes for its releases. "wanted" is left to expire, not deleted, so that every
+ * waiter of a contended lock keeps being told. */
 static const char script_release[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                      "  redis.call('DEL', KEYS[1]) "
-                                     "  redis.call('PUBLISH', KEYS[2], '1') "
+                                     "  if redis.call('EXISTS', KEYS[3]) == 1 then "
+                                     "    redis.call('PUBLISH', KEYS[2], '1') "
+                                     "  end "
                                      "  return 1 "
                                      "end "
                                      "return 0";
@@ -316,17 +323,18 @@ enum attempt { TAKEN_BY_US, TAKEN_BY_OTHER, REDIS_DOWN };
 
 static enum attempt try_take(struct dlock_manager *m, struct dlock *l)
 {
-    char key[256], fence_key[272], lease[24];
-    const char *argv[] = {"EVAL", script_acquire, "2", key, fence_key, l->token, lease};
+    char key[256], fence_key[272], wanted_key[272], lease[24];
+    const char *argv[] = {"EVAL", script_acquire, "3", key, fence_key, wanted_key, l->token, lease};
     bool busy;
 
     key_of(m, l->name, key, sizeof(key));
     snprintf(fence_key, sizeof(fence_key), "%s:fence", key);
+    snprintf(wanted_key, sizeof(wanted_key), "%s:wanted", key);
     snprintf(lease, sizeof(lease), "%lld", (long long)l->lease_ms);
     /* Redis starts the lease when it runs the script, which is after we send it: counting from
      * the send time (less a margin for clock drift) never overstates how long we hold it. */
     int64_t sent = clock_monotonic_us();
-    redisReply *r = run(m, 7, argv, &busy);
+    redisReply *r = run(m, 8, argv, &busy);
     if (!r)
         return busy ? TAKEN_BY_OTHER : REDIS_DOWN;
     enum attempt res = TAKEN_BY_OTHER;
@@ -463,8 +471,8 @@ void dlock_forget(struct dlock_manager *m, struct dlock *l)
 
 void dlock_release(struct dlock_manager *m, struct dlock *l)
 {
-    char key[256], channel[256];
-    const char *argv[] = {"EVAL", script_release, "2", key, channel, l->token};
+    char key[256], channel[256], wanted_key[272];
+    const char *argv[] = {"EVAL", script_release, "3", key, channel, wanted_key, l->token};
 
     if (!l->held)
         return;
@@ -474,7 +482,8 @@ void dlock_release(struct dlock_manager *m, struct dlock *l)
     unlink_held(m, l); /* renewal stops before the lock goes */
     key_of(m, l->name, key, sizeof(key));
     snprintf(channel, sizeof(channel), "%slock-released:%s", m->prefix, l->name);
-    redisReply *r = run(m, 6, argv, NULL);
+    snprintf(wanted_key, sizeof(wanted_key), "%s:wanted", key);
+    redisReply *r = run(m, 7, argv, NULL);
     if (r)
         freeReplyObject(r);
     /* Waiters of this process need no message to learn of it. */
