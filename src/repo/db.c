@@ -42,11 +42,20 @@ struct db_conn {
     struct db_conn *next_free;
 };
 
+/* A request waiting for a connection. Released connections are handed to the oldest waiter
+ * directly, so under overload requests are served in arrival order and none waits out its
+ * deadline while later arrivals take the connections it was waiting for. */
+struct db_waiter {
+    pthread_cond_t handed;
+    struct db_conn *conn; /* set by db_release() */
+    struct db_waiter *next;
+};
+
 struct db_pool {
     struct db_options opt;
     char *host, *user, *pass, *name;
     pthread_mutex_t lock;
-    pthread_cond_t freed;
+    struct db_waiter *waiters, **waiters_tail; /* FIFO */
     struct db_conn *conns;
     struct db_conn *free_list;
     /* Bumped when any connection is found lost: the others are then pinged before use. */
@@ -131,7 +140,7 @@ struct db_pool *db_pool_new(const struct db_options *o)
     p->pass = xstrdup(o->pass);
     p->name = xstrdup(o->name);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->freed, NULL);
+    p->waiters_tail = &p->waiters;
     p->conns = xcalloc((size_t)o->size, sizeof(*p->conns));
     for (int i = o->size - 1; i >= 0; i--) {
         p->conns[i].pool = p;
@@ -153,7 +162,6 @@ void db_pool_free(struct db_pool *p)
     free(p->pass);
     free(p->name);
     pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->freed);
     free(p);
 }
 
@@ -226,6 +234,29 @@ static int ensure_connected(struct db_pool *p, struct db_conn *c, struct err *e)
     return 0;
 }
 
+/* Waits in line for a connection until the deadline; NULL when none came. */
+static struct db_conn *wait_in_line(struct db_pool *p, const struct timespec *deadline)
+{
+    struct db_waiter w = {.conn = NULL, .next = NULL};
+
+    pthread_cond_init(&w.handed, NULL);
+    *p->waiters_tail = &w;
+    p->waiters_tail = &w.next;
+    while (!w.conn)
+        if (pthread_cond_timedwait(&w.handed, &p->lock, deadline) == ETIMEDOUT)
+            break;
+    if (!w.conn) { /* timed out: leave the line */
+        struct db_waiter **q = &p->waiters;
+        while (*q != &w)
+            q = &(*q)->next;
+        *q = w.next;
+        if (!w.next)
+            p->waiters_tail = q;
+    }
+    pthread_cond_destroy(&w.handed);
+    return w.conn;
+}
+
 int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
 {
     struct timespec deadline;
@@ -234,15 +265,14 @@ int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += ACQUIRE_WAIT_S;
     pthread_mutex_lock(&p->lock);
-    while (!p->free_list) {
-        if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
-            pthread_mutex_unlock(&p->lock);
-            return err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy", p->opt.size);
-        }
-    }
     c = p->free_list;
-    p->free_list = c->next_free;
+    if (c && !p->waiters)
+        p->free_list = c->next_free;
+    else
+        c = wait_in_line(p, &deadline);
     pthread_mutex_unlock(&p->lock);
+    if (!c)
+        return err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy", p->opt.size);
 
     c->last_errno = 0;
     if (ensure_connected(p, c, e)) {
@@ -260,9 +290,17 @@ void db_release(struct db_pool *p, struct db_conn *c)
     if (c->in_tx)
         db_rollback(c);
     pthread_mutex_lock(&p->lock);
-    c->next_free = p->free_list;
-    p->free_list = c;
-    pthread_cond_signal(&p->freed);
+    struct db_waiter *w = p->waiters;
+    if (w) {
+        p->waiters = w->next;
+        if (!p->waiters)
+            p->waiters_tail = &p->waiters;
+        w->conn = c;
+        pthread_cond_signal(&w->handed);
+    } else {
+        c->next_free = p->free_list;
+        p->free_list = c;
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
