@@ -4,7 +4,6 @@
  * through the other on the very next read, a cold key read 200 times at once is loaded from
  * MariaDB at most twice, and a private Redis killed mid-test fails no request.
  */
-#include <fnmatch.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +31,7 @@
 #include "redis/redis_pool.h"
 #include "repo/db.h"
 #include "repo/sales_repo.h"
+#include "test_filter.h"
 
 static struct harness h;
 static struct harness_server a, b;   /* the catalog group's two processes, on the shared Redis */
@@ -1624,17 +1624,6 @@ static void redis_killed_and_restarted_fails_no_request(void **state)
 
 /* ---- main ---- */
 
-/* cmocka runs a group's setup even when TEST_FILTER selects none of its tests. */
-static bool any_selected(const struct CMUnitTest *tests, size_t n)
-{
-    const char *filter = getenv("TEST_FILTER");
-
-    for (size_t i = 0; i < n; i++)
-        if (!filter || !fnmatch(filter, tests[i].name, 0))
-            return true;
-    return false;
-}
-
 int main(void)
 {
     const struct CMUnitTest catalog[] = {
@@ -1680,9 +1669,9 @@ int main(void)
         printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
         return 0;
     }
-    if (any_selected(catalog, ncatalog))
+    if (test_filter_selects_any(catalog, ncatalog))
         failed += cmocka_run_group_tests_name("catalog", catalog, start_catalog, stop_catalog);
-    if (any_selected(outage, noutage))
+    if (test_filter_selects_any(outage, noutage))
         failed += cmocka_run_group_tests_name("redis outage", outage, start_outage, stop_outage);
     return failed ? 1 : 0;
 }

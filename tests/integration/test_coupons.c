@@ -8,7 +8,6 @@
  * user's list with its status filter, EXPIRED included.
  */
 #include <arpa/inet.h>
-#include <fnmatch.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -34,6 +33,7 @@
 #include "http_client.h"
 #include "json_check.h"
 #include "repo/db.h"
+#include "test_filter.h"
 
 #define SERVERS     3
 #define RUSH_USERS  300
@@ -1418,17 +1418,6 @@ static void list_filters_by_status_and_expires(void **state)
 
 /* ---- main ---- */
 
-/* cmocka runs a group's setup even when TEST_FILTER selects none of its tests. */
-static bool any_selected(const struct CMUnitTest *tests, size_t n)
-{
-    const char *filter = getenv("TEST_FILTER");
-
-    for (size_t i = 0; i < n; i++)
-        if (!filter || !fnmatch(filter, tests[i].name, 0))
-            return true;
-    return false;
-}
-
 /* A test under a name that says its strategy, so that TEST_FILTER can pick one (`*_db`). */
 #define NAMED(f, suffix)                        \
     {                                           \
@@ -1481,7 +1470,7 @@ int main(void)
         return 0;
     }
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
-        if (any_selected(runs[i].tests, runs[i].n))
+        if (test_filter_selects_any(runs[i].tests, runs[i].n))
             failed += _cmocka_run_group_tests(runs[i].name, runs[i].tests, runs[i].n, runs[i].setup,
                                               stop_group);
     return failed ? 1 : 0;

@@ -18,7 +18,6 @@
  * the stream as it grows (XREAD), so that what was published can be checked even though the
  * relays trim what every group has acknowledged.
  */
-#include <fnmatch.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -44,6 +43,7 @@
 #include "json_check.h"
 #include "redis_client.h"
 #include "repo/db.h"
+#include "test_filter.h"
 
 #define NSERVERS         3
 #define NPRODUCTS        8
@@ -1610,20 +1610,9 @@ static void paid_then_cancelled_in_order_and_net_zero(void **state)
 
 /* ---- main ---- */
 
-/* cmocka runs a group's setup even when TEST_FILTER selects none of its tests. */
-static bool any_selected(const struct CMUnitTest *tests, size_t n)
-{
-    const char *filter = getenv("TEST_FILTER");
-
-    for (size_t i = 0; i < n; i++)
-        if (!filter || !fnmatch(filter, tests[i].name, 0))
-            return true;
-    return false;
-}
-
 #define RUN_GROUP(name, tests, setup)                                              \
     do {                                                                           \
-        if (any_selected(tests, sizeof(tests) / sizeof(tests[0])))                 \
+        if (test_filter_selects_any(tests, sizeof(tests) / sizeof(tests[0])))      \
             failed += cmocka_run_group_tests_name(name, tests, setup, stop_group); \
     } while (0)
 

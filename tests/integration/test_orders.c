@@ -8,7 +8,6 @@
  * must fail and name the broken invariant.
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -33,6 +32,7 @@
 #include "http_client.h"
 #include "json_check.h"
 #include "repo/db.h"
+#include "test_filter.h"
 
 extern char **environ;
 
@@ -1713,17 +1713,6 @@ static void check_fails_on_a_corrupted_database(void **state)
 
 /* ---- main ---- */
 
-/* cmocka runs a group's setup even when TEST_FILTER selects none of its tests. */
-static bool any_selected(const struct CMUnitTest *tests, size_t n)
-{
-    const char *filter = getenv("TEST_FILTER");
-
-    for (size_t i = 0; i < n; i++)
-        if (!filter || !fnmatch(filter, tests[i].name, 0))
-            return true;
-    return false;
-}
-
 int main(void)
 {
     const struct CMUnitTest orders[] = {
@@ -1757,9 +1746,9 @@ int main(void)
         printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
         return 0;
     }
-    if (any_selected(orders, norders))
+    if (test_filter_selects_any(orders, norders))
         failed += cmocka_run_group_tests_name("orders", orders, start_orders, stop_orders);
-    if (any_selected(check, ncheck))
+    if (test_filter_selects_any(check, ncheck))
         failed += cmocka_run_group_tests_name("check", check, start_check, stop_check);
     return failed ? 1 : 0;
 }
