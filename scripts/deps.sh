@@ -9,6 +9,7 @@ packages=(
   libcmocka-dev libcurl4-openssl-dev
   mariadb-server mariadb-client redis-server redis-tools
   curl jq wrk nginx-light gnuplot-nox linux-perf
+  clang-tidy clang-16 libclang-rt-16-dev prometheus
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "it_main.h"
 #include "json_check.h"
 #include "repo/db.h"
 #include "service/idem_svc.h"
@@ -848,11 +849,7 @@ int main(void)
         cmocka_unit_test(old_keys_are_purged),
         cmocka_unit_test(reconnects_after_connections_are_killed),
     };
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
-    if (!getenv("SHOPD_TEST_DB")) {
-        printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
-        return 0;
-    }
+    if (it_main_begin() < 0)
+        return 1;
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

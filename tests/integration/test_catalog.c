@@ -26,18 +26,17 @@
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "it_main.h"
 #include "json_check.h"
 #include "redis/cache.h"
 #include "redis/redis_pool.h"
 #include "repo/db.h"
 #include "repo/sales_repo.h"
-#include "test_filter.h"
 
 static struct harness h;
 static struct harness_server a, b;   /* the catalog group's two processes, on the shared Redis */
 static struct harness_redis redis;   /* the outage group's private Redis... */
 static struct harness_server ra, rb; /* ...and its two processes */
-static struct http_client cl;        /* the main thread's client */
 static char *admin;
 
 #define DAY_US (86400LL * 1000000)
@@ -67,7 +66,6 @@ static int start_catalog(void **state)
     if (harness_server_start(&h, &a, env) || harness_server_start(&h, &b, env))
         return -1;
     admin = harness_admin_token(&h);
-    http_client_init(&cl);
     return 0;
 }
 
@@ -75,7 +73,6 @@ static int stop_catalog(void **state)
 {
     int rc_a = harness_server_stop(&a), rc_b = harness_server_stop(&b);
 
-    http_client_release(&cl);
     free(admin);
     admin = NULL;
     harness_teardown(&h);
@@ -95,7 +92,6 @@ static int start_outage(void **state)
     if (harness_server_start(&h, &ra, env) || harness_server_start(&h, &rb, env))
         return -1;
     admin = harness_admin_token(&h);
-    http_client_init(&cl);
     return 0;
 }
 
@@ -104,7 +100,6 @@ static int stop_outage(void **state)
     int rc_a = harness_server_stop(&ra), rc_b = harness_server_stop(&rb);
     int rc_r = redis.pid > 0 ? harness_redis_stop(&redis) : 0;
 
-    http_client_release(&cl);
     free(admin);
     admin = NULL;
     harness_teardown(&h);
@@ -112,23 +107,6 @@ static int stop_outage(void **state)
 }
 
 /* ---- helpers ---- */
-
-/*
- * Sends method to server s at the formatted path with token and a JSON body (both may be NULL)
- * and returns the status; *out, when out is given, is the parsed response.
- */
-__attribute__((format(printf, 6, 7))) static long call(const struct harness_server *s,
-                                                       const char *method, const char *token,
-                                                       const char *body, json_t **out,
-                                                       const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    long status = call_json_v(&cl, s->url, method, token, body, out, fmt, ap);
-    va_end(ap);
-    return status;
-}
 
 static int64_t cache_metric(const struct harness_server *s, const char *counter, const char *cache)
 {
@@ -175,7 +153,7 @@ static void expect_product(const struct harness_server *s, int64_t id, const cha
 {
     json_t *p;
 
-    assert_int_equal(call(s, "GET", NULL, NULL, &p, "/api/products/%lld", (long long)id), 200);
+    assert_int_equal(it_call(s, "GET", NULL, NULL, &p, "/api/products/%lld", (long long)id), 200);
     assert_product(p, id, name, description, price, stock);
     json_decref(p);
 }
@@ -184,7 +162,7 @@ static void expect_product(const struct harness_server *s, int64_t id, const cha
 static json_t *patch_product(const struct harness_server *s, int64_t id, const char *body)
 {
     json_t *p;
-    long status = call(s, "PATCH", admin, body, &p, "/api/admin/products/%lld", (long long)id);
+    long status = it_call(s, "PATCH", admin, body, &p, "/api/admin/products/%lld", (long long)id);
     if (status != 200)
         fail_msg("PATCH %lld %s: status %ld", (long long)id, body, status);
     return p;
@@ -200,7 +178,7 @@ static json_t *get_cart(const struct harness_server *s, int64_t user, const char
 {
     json_t *cart;
 
-    assert_int_equal(call(s, "GET", token, NULL, &cart, "/api/users/%lld/cart", (long long)user),
+    assert_int_equal(it_call(s, "GET", token, NULL, &cart, "/api/users/%lld/cart", (long long)user),
                      200);
     assert_int_equal(jint(cart, "userId"), user);
     assert_true(json_is_array(json_object_get(cart, "items")));
@@ -252,7 +230,7 @@ static long cart_add(const struct harness_server *s, int64_t user, const char *t
 
     snprintf(body, sizeof(body), "{\"productId\":%lld,\"quantity\":%lld}", (long long)product,
              (long long)quantity);
-    return call(s, "POST", token, body, out, "/api/users/%lld/cart/items", (long long)user);
+    return it_call(s, "POST", token, body, out, "/api/users/%lld/cart/items", (long long)user);
 }
 
 static long cart_put(const struct harness_server *s, int64_t user, const char *token,
@@ -261,8 +239,8 @@ static long cart_put(const struct harness_server *s, int64_t user, const char *t
     char body[64];
 
     snprintf(body, sizeof(body), "{\"quantity\":%lld}", (long long)quantity);
-    return call(s, "PUT", token, body, out, "/api/users/%lld/cart/items/%lld", (long long)user,
-                (long long)product);
+    return it_call(s, "PUT", token, body, out, "/api/users/%lld/cart/items/%lld", (long long)user,
+                   (long long)product);
 }
 
 static int64_t sql2(const char *sql, int64_t x, int64_t y)
@@ -304,8 +282,8 @@ static void product_create_returns_the_product(void **state)
     char url[160];
 
     snprintf(url, sizeof(url), "%s/api/admin/products", a.url);
-    assert_int_equal(http_do(&cl, "POST", url, admin, "application/json; charset=utf-8", body,
-                             strlen(body), NULL, &r),
+    assert_int_equal(http_do(&it_client, "POST", url, admin, "application/json; charset=utf-8",
+                             body, strlen(body), NULL, &r),
                      0);
     assert_int_equal(r.status, 201);
     json_t *p = parse_body(r.body);
@@ -323,8 +301,8 @@ static void product_description_defaults_to_empty(void **state)
 {
     json_t *p;
 
-    assert_int_equal(call(&a, "POST", admin, "{\"name\":\"Plain\",\"price\":10,\"stock\":1}", &p,
-                          "/api/admin/products"),
+    assert_int_equal(it_call(&a, "POST", admin, "{\"name\":\"Plain\",\"price\":10,\"stock\":1}", &p,
+                             "/api/admin/products"),
                      201);
     int64_t id = jint(p, "productId");
     assert_product(p, id, "Plain", "", 10, 1);
@@ -342,12 +320,12 @@ static void product_create_accepts_the_limits(void **state)
 
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         json_t *p;
-        long status = call(&a, "POST", admin, bodies[i], &p, "/api/admin/products");
+        long status = it_call(&a, "POST", admin, bodies[i], &p, "/api/admin/products");
         if (status != 201)
             fail_msg("body %zu: status %ld", i, status);
         int64_t id = jint(p, "productId");
         json_t *got;
-        assert_int_equal(call(&b, "GET", NULL, NULL, &got, "/api/products/%lld", (long long)id),
+        assert_int_equal(it_call(&b, "GET", NULL, NULL, &got, "/api/products/%lld", (long long)id),
                          200);
         assert_true(json_equal(p, got));
         json_decref(got);
@@ -360,15 +338,15 @@ static void product_name_limit_counts_characters(void **state)
 {
     json_t *p;
 
-    assert_int_equal(call(&a, "POST", admin, "{\"name\":\"" H100 "\",\"price\":1,\"stock\":1}", &p,
-                          "/api/admin/products"),
+    assert_int_equal(it_call(&a, "POST", admin, "{\"name\":\"" H100 "\",\"price\":1,\"stock\":1}",
+                             &p, "/api/admin/products"),
                      201);
     int64_t id = jint(p, "productId");
     assert_string_equal(jstr(p, "name"), H100);
     json_decref(p);
     assert_int_equal(sql1(sql_name_len, id), 100);
-    assert_int_equal(call(&a, "POST", admin, "{\"name\":\"" H100 "가\",\"price\":1,\"stock\":1}",
-                          &p, "/api/admin/products"),
+    assert_int_equal(it_call(&a, "POST", admin, "{\"name\":\"" H100 "가\",\"price\":1,\"stock\":1}",
+                             &p, "/api/admin/products"),
                      400);
     assert_string_equal(jstr(p, "code"), "INVALID_INPUT");
     json_decref(p);
@@ -421,8 +399,8 @@ static void product_list_pages_in_id_order(void **state)
     for (int page = 0; page < 1000; page++) {
         json_t *j;
         url_encode(cursor, encoded, sizeof(encoded));
-        assert_int_equal(call(&b, "GET", NULL, NULL, &j, "/api/products?limit=2%s%s",
-                              page ? "&cursor=" : "", page ? encoded : ""),
+        assert_int_equal(it_call(&b, "GET", NULL, NULL, &j, "/api/products?limit=2%s%s",
+                                 page ? "&cursor=" : "", page ? encoded : ""),
                          200);
         json_t *products = json_object_get(j, "products");
         assert_true(json_is_array(products));
@@ -468,13 +446,14 @@ static void product_list_last_page_has_null_cursor(void **state)
     new_product("Last Page", 1, 1);
     int64_t total = sql1(sql_product_count, 0);
     assert_true(total >= 2 && total <= 100);
-    assert_int_equal(call(&a, "GET", NULL, NULL, &j, "/api/products?limit=%lld", (long long)total),
-                     200);
+    assert_int_equal(
+        it_call(&a, "GET", NULL, NULL, &j, "/api/products?limit=%lld", (long long)total), 200);
     assert_int_equal(json_array_size(json_object_get(j, "products")), total);
     assert_true(json_is_null(json_object_get(j, "nextCursor")));
     json_decref(j);
     assert_int_equal(
-        call(&a, "GET", NULL, NULL, &j, "/api/products?limit=%lld", (long long)(total - 1)), 200);
+        it_call(&a, "GET", NULL, NULL, &j, "/api/products?limit=%lld", (long long)(total - 1)),
+        200);
     assert_int_equal(json_array_size(json_object_get(j, "products")), total - 1);
     assert_true(json_is_string(json_object_get(j, "nextCursor")));
     json_decref(j);
@@ -486,16 +465,16 @@ static void product_list_defaults_to_20(void **state)
 
     for (int64_t n = sql1(sql_product_count, 0); n < 21; n++)
         new_product("Filler", 1, 1);
-    assert_int_equal(call(&a, "GET", NULL, NULL, &j, "/api/products"), 200);
+    assert_int_equal(it_call(&a, "GET", NULL, NULL, &j, "/api/products"), 200);
     assert_int_equal(json_array_size(json_object_get(j, "products")), 20);
     assert_true(json_is_string(json_object_get(j, "nextCursor")));
     /* An empty cursor is the first page, as the contract's own example sends it. */
-    assert_int_equal(call(&b, "GET", NULL, NULL, &k, "/api/products?limit=20&cursor="), 200);
+    assert_int_equal(it_call(&b, "GET", NULL, NULL, &k, "/api/products?limit=20&cursor="), 200);
     assert_true(json_equal(json_object_get(j, "products"), json_object_get(k, "products")));
     json_decref(k);
     json_decref(j);
     int64_t total = sql1(sql_product_count, 0);
-    assert_int_equal(call(&a, "GET", NULL, NULL, &j, "/api/products?limit=100"), 200);
+    assert_int_equal(it_call(&a, "GET", NULL, NULL, &j, "/api/products?limit=100"), 200);
     assert_int_equal(json_array_size(json_object_get(j, "products")), total < 100 ? total : 100);
     json_decref(j);
 }
@@ -555,7 +534,7 @@ static void expect_top(const struct harness_server *s, int days, int limit, cons
     json_t *j;
 
     assert_int_equal(
-        call(s, "GET", NULL, NULL, &j, "/api/products/top?days=%d&limit=%d", days, limit), 200);
+        it_call(s, "GET", NULL, NULL, &j, "/api/products/top?days=%d&limit=%d", days, limit), 200);
     snprintf(period, sizeof(period), "%ddays", days);
     assert_non_null(jstr(j, "period"));
     assert_string_equal(jstr(j, "period"), period);
@@ -615,8 +594,10 @@ static void top_products_are_cached(void **state)
     json_t *first, *second;
 
     int64_t hits = cache_metric(&a, "hits", "top");
-    assert_int_equal(call(&a, "GET", NULL, NULL, &first, "/api/products/top?days=7&limit=9"), 200);
-    assert_int_equal(call(&a, "GET", NULL, NULL, &second, "/api/products/top?days=7&limit=9"), 200);
+    assert_int_equal(it_call(&a, "GET", NULL, NULL, &first, "/api/products/top?days=7&limit=9"),
+                     200);
+    assert_int_equal(it_call(&a, "GET", NULL, NULL, &second, "/api/products/top?days=7&limit=9"),
+                     200);
     assert_true(json_equal(first, second));
     assert_string_equal(jstr(first, "period"), "7days");
     assert_true(cache_metric(&a, "hits", "top") > hits);
@@ -729,8 +710,8 @@ static void cart_delete_removes_the_line(void **state)
     assert_int_equal(cart_add(&a, user, token, q, 2, &cart), 200);
     json_decref(cart);
     for (int i = 0; i < 2; i++) { /* the second time the line is already gone: still 200 */
-        assert_int_equal(call(i ? &a : &b, "DELETE", token, NULL, &cart,
-                              "/api/users/%lld/cart/items/%lld", (long long)user, (long long)p),
+        assert_int_equal(it_call(i ? &a : &b, "DELETE", token, NULL, &cart,
+                                 "/api/users/%lld/cart/items/%lld", (long long)user, (long long)p),
                          200);
         assert_int_equal(cart_size(cart), 1);
         assert_line(cart, 0, q, "Keep", 6, 2, true);
@@ -865,8 +846,8 @@ static void cart_change_through_one_process_is_seen_through_the_other(void **sta
     cart = get_cart(&a, user, token);
     assert_line(cart, 0, p, "Shared Cart", 40, 5, true);
     json_decref(cart);
-    assert_int_equal(call(&a, "DELETE", token, NULL, &cart, "/api/users/%lld/cart/items/%lld",
-                          (long long)user, (long long)p),
+    assert_int_equal(it_call(&a, "DELETE", token, NULL, &cart, "/api/users/%lld/cart/items/%lld",
+                             (long long)user, (long long)p),
                      200);
     json_decref(cart);
     cart = get_cart(&b, user, token);
@@ -929,9 +910,9 @@ static void no_stale_read_after_a_patch_under_concurrent_loads(void **state)
         json_t *pa, *pb;
         snprintf(body, sizeof(body), "{\"price\":%d,\"stock\":%d}", 1000 + i, i);
         patch_ok(i % 2 ? &a : &b, id, body);
-        assert_int_equal(call(&a, "GET", NULL, NULL, &pa, "/api/products/%lld", (long long)id),
+        assert_int_equal(it_call(&a, "GET", NULL, NULL, &pa, "/api/products/%lld", (long long)id),
                          200);
-        assert_int_equal(call(&b, "GET", NULL, NULL, &pb, "/api/products/%lld", (long long)id),
+        assert_int_equal(it_call(&b, "GET", NULL, NULL, &pb, "/api/products/%lld", (long long)id),
                          200);
         if (jint(pa, "price") != 1000 + i || jint(pb, "price") != 1000 + i) {
             fprintf(stderr, "patch %d: price %lld through A, %lld through B, want %d\n", i,
@@ -1461,9 +1442,9 @@ static void bad_inputs_change_nothing(void **state)
         snprintf(url, sizeof(url), "%s%s", i % 2 ? a.url : b.url, path);
         if (t->body)
             expand(t->body, user, p, body, sizeof(body));
-        assert_int_equal(http_do(&cl, t->method, url, token_of(t->token, own, other_token, forged),
-                                 t->content_type, t->body ? body : NULL, t->body ? strlen(body) : 0,
-                                 NULL, &r),
+        assert_int_equal(http_do(&it_client, t->method, url,
+                                 token_of(t->token, own, other_token, forged), t->content_type,
+                                 t->body ? body : NULL, t->body ? strlen(body) : 0, NULL, &r),
                          0);
         check_problem(t, &r);
         http_result_free(&r);
@@ -1506,7 +1487,8 @@ static void oversized_bodies_are_413(void **state)
         expand(paths[i], user, p, path, sizeof(path));
         snprintf(url, sizeof(url), "%s%s", a.url, path);
         assert_int_equal(
-            http_do(&cl, methods[i], url, admin, "application/json", big, big_len, NULL, &r), 0);
+            http_do(&it_client, methods[i], url, admin, "application/json", big, big_len, NULL, &r),
+            0);
         if (r.status != 413 || !strstr(r.body, "PAYLOAD_TOO_LARGE"))
             fail_msg("%s %s: status %ld: %s", methods[i], paths[i], r.status, r.body);
         http_result_free(&r);
@@ -1659,19 +1641,11 @@ int main(void)
     const struct CMUnitTest outage[] = {
         cmocka_unit_test(redis_killed_and_restarted_fails_no_request),
     };
-    size_t ncatalog = sizeof(catalog) / sizeof(catalog[0]);
-    size_t noutage = sizeof(outage) / sizeof(outage[0]);
     int failed = 0;
 
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
-    if (!getenv("SHOPD_TEST_DB")) {
-        printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
-        return 0;
-    }
-    if (test_filter_selects_any(catalog, ncatalog))
-        failed += cmocka_run_group_tests_name("catalog", catalog, start_catalog, stop_catalog);
-    if (test_filter_selects_any(outage, noutage))
-        failed += cmocka_run_group_tests_name("redis outage", outage, start_outage, stop_outage);
+    if (it_main_begin() < 0)
+        return 1;
+    IT_RUN_GROUP(failed, "catalog", catalog, start_catalog, stop_catalog);
+    IT_RUN_GROUP(failed, "redis outage", outage, start_outage, stop_outage);
     return failed ? 1 : 0;
 }

@@ -31,9 +31,9 @@
 #include "harness.h"
 #include "http/auth.h"
 #include "http_client.h"
+#include "it_main.h"
 #include "json_check.h"
 #include "repo/db.h"
-#include "test_filter.h"
 
 #define SERVERS     3
 #define RUSH_USERS  300
@@ -52,8 +52,7 @@ struct group {
     bool have_users;
 };
 
-static struct harness h;      /* the running group's database; groups run one after another */
-static struct http_client cl; /* the main thread's client */
+static struct harness h; /* the running group's database; groups run one after another */
 static char *admin;
 static struct group groups[] = {
     {.strategy = "gate"},
@@ -83,7 +82,6 @@ static int start_group(struct group *g, void **state)
      * takes longer than the default 5 s wait, after which the late ones would get 503. */
     const char *env[4] = {strategy, "SHOPD_LOCK_WAIT=60", NULL, NULL};
 
-    http_client_init(&cl);
     *state = g;
     snprintf(strategy, sizeof(strategy), "SHOPD_COUPON_STRATEGY=%s", g->strategy);
     if (harness_setup(&h))
@@ -125,7 +123,6 @@ static int stop_group(void **state)
         g->tokens[i] = NULL;
     }
     g->have_users = false;
-    http_client_release(&cl);
     free(admin);
     admin = NULL;
     harness_teardown(&h);
@@ -168,23 +165,6 @@ static void assert_jnull(json_t *j, const char *key)
         fail_msg("'%s' is not null", key);
 }
 
-/*
- * Sends method to s at the formatted path with token and a JSON body (both may be NULL) on
- * the main thread's client; returns the status, and *out (when given) is the parsed answer.
- */
-__attribute__((format(printf, 6, 7))) static long call(const struct harness_server *s,
-                                                       const char *method, const char *token,
-                                                       const char *body, json_t **out,
-                                                       const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    long status = call_json_v(&cl, s->url, method, token, body, out, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 /* Expects a problem answer with this status and code. */
 static void expect_problem(long status, json_t *j, long want_status, const char *want_code,
                            const char *what)
@@ -216,7 +196,7 @@ static void rfc3339(int64_t us, char *buf, size_t size)
 static json_t *create_coupon_json(const struct harness_server *s, const char *body)
 {
     json_t *c;
-    long status = call(s, "POST", admin, body, &c, "/api/admin/coupons");
+    long status = it_call(s, "POST", admin, body, &c, "/api/admin/coupons");
 
     if (status != 201)
         fail_msg("POST /api/admin/coupons %s: status %ld, code %s", body, status,
@@ -265,8 +245,9 @@ static void rush_users(struct group *g)
     for (int i = 0; i < RUSH_USERS; i++) {
         struct http_result r;
         snprintf(body, sizeof(body), "{\"name\":\"Rush %d\"}", i);
-        assert_int_equal(
-            http_do(&cl, "POST", url, admin, "application/json", body, strlen(body), NULL, &r), 0);
+        assert_int_equal(http_do(&it_client, "POST", url, admin, "application/json", body,
+                                 strlen(body), NULL, &r),
+                         0);
         long status = r.status;
         json_t *j = json_loads(r.body, 0, NULL);
         http_result_free(&r);
@@ -299,7 +280,7 @@ static long issue(const struct harness_server *s, int64_t coupon, int64_t user, 
     char body[64];
 
     snprintf(body, sizeof(body), "{\"userId\":%lld}", (long long)user);
-    return call(s, "POST", token, body, out, "/api/coupons/%lld/issue", (long long)coupon);
+    return it_call(s, "POST", token, body, out, "/api/coupons/%lld/issue", (long long)coupon);
 }
 
 static void expect_issue_error(const struct harness_server *s, int64_t coupon, int64_t user,
@@ -321,7 +302,8 @@ static void expect_counts(const struct harness_server *s, int64_t coupon, int64_
 {
     json_t *c;
 
-    assert_int_equal(call(s, "GET", NULL, NULL, &c, "/api/coupons/%lld", (long long)coupon), 200);
+    assert_int_equal(it_call(s, "GET", NULL, NULL, &c, "/api/coupons/%lld", (long long)coupon),
+                     200);
     assert_int_equal(jint(c, "couponId"), coupon);
     assert_int_equal(jint(c, "totalQuantity"), total);
     assert_int_equal(jint(c, "issuedQuantity"), issued);
@@ -663,7 +645,7 @@ static void window_and_not_found_errors(void **state)
         expect_issue_error(&g->s[i], open, 999999998, admin, 404, "USER_NOT_FOUND");
     }
     json_t *j;
-    assert_int_equal(call(&g->s[2], "GET", NULL, NULL, &j, "/api/coupons/999999999"), 404);
+    assert_int_equal(it_call(&g->s[2], "GET", NULL, NULL, &j, "/api/coupons/999999999"), 404);
     expect_problem(404, j, 404, "COUPON_NOT_FOUND", "GET a missing coupon");
     json_decref(j);
     expect_issued(g, later, 5, 0);
@@ -884,7 +866,7 @@ static void create_returns_the_coupon_and_get_reads_it(void **state)
     for (int i = 0; i < SERVERS; i++) {
         json_t *got;
         assert_int_equal(
-            call(&g->s[i], "GET", NULL, NULL, &got, "/api/coupons/%lld", (long long)id), 200);
+            it_call(&g->s[i], "GET", NULL, NULL, &got, "/api/coupons/%lld", (long long)id), 200);
         assert_true(json_equal(c, got));
         json_decref(got);
     }
@@ -953,8 +935,8 @@ static void create_accepts_the_limits(void **state)
         assert_int_equal(jint(c, "discountValue"), cases[i].value);
         assert_int_equal(jint(c, "totalQuantity"), cases[i].total);
         assert_int_equal(jint(c, "remainingQuantity"), cases[i].total);
-        assert_int_equal(call(&g->s[(i + 1) % SERVERS], "GET", NULL, NULL, &got,
-                              "/api/coupons/%lld", (long long)jint(c, "couponId")),
+        assert_int_equal(it_call(&g->s[(i + 1) % SERVERS], "GET", NULL, NULL, &got,
+                                 "/api/coupons/%lld", (long long)jint(c, "couponId")),
                          200);
         assert_true(json_equal(c, got));
         json_decref(got);
@@ -1206,8 +1188,8 @@ static void run_bad_case(const struct harness_server *s, const struct bad_case *
     snprintf(url, sizeof(url), "%s%s", s->url, path);
     if (t->body)
         snprintf(body, sizeof(body), t->body, (long long)user);
-    assert_int_equal(http_do(&cl, t->method, url, token, t->content_type, t->body ? body : NULL,
-                             t->body ? strlen(body) : 0, NULL, &r),
+    assert_int_equal(http_do(&it_client, t->method, url, token, t->content_type,
+                             t->body ? body : NULL, t->body ? strlen(body) : 0, NULL, &r),
                      0);
     json_t *j = json_loads(r.body, 0, NULL);
     const char *code = j ? jstr(j, "code") : NULL;
@@ -1288,10 +1270,10 @@ static json_t *list(const struct harness_server *s, int64_t user, const char *to
     long got;
 
     if (status)
-        got = call(s, "GET", token, NULL, root, "/api/users/%lld/coupons?status=%s",
-                   (long long)user, status);
+        got = it_call(s, "GET", token, NULL, root, "/api/users/%lld/coupons?status=%s",
+                      (long long)user, status);
     else
-        got = call(s, "GET", token, NULL, root, "/api/users/%lld/coupons", (long long)user);
+        got = it_call(s, "GET", token, NULL, root, "/api/users/%lld/coupons", (long long)user);
     if (got != 200)
         fail_msg("list %s: status %ld", status ? status : "(all)", got);
     assert_int_equal(jint(*root, "userId"), user);
@@ -1463,14 +1445,10 @@ int main(void)
     };
     int failed = 0;
 
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
-    if (!getenv("SHOPD_TEST_DB")) {
-        printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
-        return 0;
-    }
+    if (it_main_begin() < 0)
+        return 1;
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
-        if (test_filter_selects_any(runs[i].tests, runs[i].n))
+        if (it_filter_selects_any(runs[i].tests, runs[i].n))
             failed += _cmocka_run_group_tests(runs[i].name, runs[i].tests, runs[i].n, runs[i].setup,
                                               stop_group);
     return failed ? 1 : 0;

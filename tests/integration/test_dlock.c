@@ -35,6 +35,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "harness.h"
+#include "it_main.h"
 #include "redis/dlock.h"
 #include "redis/redis_pool.h"
 #include "repo/db.h"
@@ -893,11 +894,7 @@ int main(void)
     };
     /* A write to a child that already exited must fail, not kill the test. */
     signal(SIGPIPE, SIG_IGN);
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
-    if (!getenv("SHOPD_TEST_DB")) {
-        printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
-        return 0;
-    }
+    if (it_main_begin() < 0)
+        return 1;
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

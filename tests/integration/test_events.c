@@ -40,10 +40,10 @@
 #include "core/err.h"
 #include "harness.h"
 #include "http_client.h"
+#include "it_main.h"
 #include "json_check.h"
 #include "redis_client.h"
 #include "repo/db.h"
-#include "test_filter.h"
 
 #define NSERVERS         3
 #define NPRODUCTS        8
@@ -61,7 +61,6 @@ static struct harness_redis redis;          /* the private Redis, for groups tha
 static bool private_redis;
 static const char *redis_url;  /* the Redis that servers, platform and test share */
 static struct redis_client rc; /* the main thread's direct connection */
-static struct http_client cl;  /* the main thread's HTTP client */
 static char *admin;
 static char prefix[80]; /* "<db>:" */
 static const char *serve_env[12], *platform_env[12];
@@ -702,23 +701,6 @@ static bool backlog_metrics_zero(void *arg)
 
 /* ---- HTTP ---- */
 
-/*
- * Sends method to process s at the formatted path with token and a JSON body (both may be
- * NULL) from the main thread, and returns the status; *out, when given, is the parsed answer.
- */
-__attribute__((format(printf, 6, 7))) static long call(const struct harness_server *s,
-                                                       const char *method, const char *token,
-                                                       const char *body, json_t **out,
-                                                       const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    long status = call_json_v(&cl, s->url, method, token, body, out, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 /* ---- the top products on a fresh process ---- */
 
 /* GET /api/products/top?days=1&limit=100 on a process started now (no cache of its own, and
@@ -735,7 +717,7 @@ static void assert_top_on_fresh_server(void)
     json_t *top;
 
     assert_int_equal(harness_server_start(&h, &t, serve_env), 0);
-    long status = call(&t, "GET", NULL, NULL, &top, "/api/products/top?days=1&limit=100");
+    long status = it_call(&t, "GET", NULL, NULL, &top, "/api/products/top?days=1&limit=100");
     query(&a, &rows, sql_today);
     int stopped = harness_server_stop(&t);
     assert_int_equal(status, 200);
@@ -1173,7 +1155,6 @@ static int stop_group(void **state)
         redis_client_delete_matching(&rc, pattern);
     }
     redis_client_release(&rc);
-    http_client_release(&cl);
     free(admin);
     admin = NULL;
     harness_teardown(&h);
@@ -1207,7 +1188,6 @@ static int start_group(const struct group_conf *g)
     if (harness_platform_start(&h, &plat, platform_env))
         goto fail;
     admin = harness_admin_token(&h);
-    http_client_init(&cl);
     for (int i = 0; i < NPRODUCTS; i++) {
         snprintf(name, sizeof(name), "Event Product %d", i);
         products[i] = harness_create_product(&h, &srv[i % NSERVERS], name, prices[i], 1000000);
@@ -1610,12 +1590,6 @@ static void paid_then_cancelled_in_order_and_net_zero(void **state)
 
 /* ---- main ---- */
 
-#define RUN_GROUP(name, tests, setup)                                              \
-    do {                                                                           \
-        if (test_filter_selects_any(tests, sizeof(tests) / sizeof(tests[0])))      \
-            failed += cmocka_run_group_tests_name(name, tests, setup, stop_group); \
-    } while (0)
-
 int main(void)
 {
     const struct CMUnitTest steady[] = {
@@ -1638,17 +1612,15 @@ int main(void)
     };
     int failed = 0;
 
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
-    if (!getenv("SHOPD_TEST_DB")) {
-        printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
-        return 0;
-    }
-    RUN_GROUP("events", steady, start_steady);
-    RUN_GROUP("events: a serve process killed", serve_killed, start_serve_killed);
-    RUN_GROUP("events: Redis lost", redis_lost, start_redis_lost);
-    RUN_GROUP("events: the platform killed", platform_killed, start_platform_killed);
-    RUN_GROUP("events: dead letters", dead_letter, start_dead_letter);
-    RUN_GROUP("events: order of one order's events", ordering, start_steady);
+    if (it_main_begin() < 0)
+        return 1;
+    IT_RUN_GROUP(failed, "events", steady, start_steady, stop_group);
+    IT_RUN_GROUP(failed, "events: a serve process killed", serve_killed, start_serve_killed,
+                 stop_group);
+    IT_RUN_GROUP(failed, "events: Redis lost", redis_lost, start_redis_lost, stop_group);
+    IT_RUN_GROUP(failed, "events: the platform killed", platform_killed, start_platform_killed,
+                 stop_group);
+    IT_RUN_GROUP(failed, "events: dead letters", dead_letter, start_dead_letter, stop_group);
+    IT_RUN_GROUP(failed, "events: order of one order's events", ordering, start_steady, stop_group);
     return failed ? 1 : 0;
 }

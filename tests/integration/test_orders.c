@@ -30,16 +30,15 @@
 #include "core/err.h"
 #include "harness.h"
 #include "http_client.h"
+#include "it_main.h"
 #include "json_check.h"
 #include "repo/db.h"
-#include "test_filter.h"
 
 extern char **environ;
 
 static struct harness h;
 static struct harness_server srv[3]; /* the orders group's three processes, the check group's one */
 static int nservers;                 /* how many of srv are running */
-static struct http_client cl;        /* the main thread's client */
 static char *admin;
 static int key_seq; /* makes every idempotency key of the main thread unique */
 
@@ -101,7 +100,6 @@ static int start_orders(void **state)
         }
     nservers = NSERVERS;
     admin = harness_admin_token(&h);
-    http_client_init(&cl);
     return 0;
 }
 
@@ -111,7 +109,6 @@ static int stop_orders(void **state)
 
     for (int i = 0; i < nservers; i++)
         rc |= harness_server_stop(&srv[i]);
-    http_client_release(&cl);
     free(admin);
     admin = NULL;
     harness_teardown(&h);
@@ -129,7 +126,6 @@ static int start_check(void **state)
     }
     nservers = 1;
     admin = harness_admin_token(&h);
-    http_client_init(&cl);
     return 0;
 }
 
@@ -137,7 +133,6 @@ static int stop_check(void **state)
 {
     int rc = harness_server_stop(&srv[0]);
 
-    http_client_release(&cl);
     free(admin);
     admin = NULL;
     harness_teardown(&h);
@@ -334,7 +329,7 @@ static long get(const struct harness_server *s, const char *path, const char *to
     char url[256];
 
     snprintf(url, sizeof(url), "%s%s", s->url, path);
-    if (http_do(&cl, "GET", url, token, NULL, NULL, 0, NULL, r))
+    if (http_do(&it_client, "GET", url, token, NULL, NULL, 0, NULL, r))
         return -1;
     return r->status;
 }
@@ -348,7 +343,7 @@ static void charge(int64_t user, const char *token, int64_t amount)
     while (amount > 0) {
         int64_t part = amount > 10000000 ? 10000000 : amount;
         snprintf(body, sizeof(body), "{\"amount\":%lld}", (long long)part);
-        if (post(&cl, pick(0), path, token, body, fresh_key(key, sizeof(key)), &r) != 200)
+        if (post(&it_client, pick(0), path, token, body, fresh_key(key, sizeof(key)), &r) != 200)
             fail_msg("charge %lld to user %lld: %ld %s", (long long)part, (long long)user, r.status,
                      r.body);
         http_result_free(&r);
@@ -385,7 +380,7 @@ static int64_t new_coupon(const char *type, int64_t value, int64_t quantity)
              "{\"name\":\"%s %lld\",\"discountType\":\"%s\",\"discountValue\":%lld,"
              "\"totalQuantity\":%lld}",
              type, (long long)value, type, (long long)value, (long long)quantity);
-    if (post(&cl, pick(0), "/api/admin/coupons", admin, body, NULL, &r) != 201)
+    if (post(&it_client, pick(0), "/api/admin/coupons", admin, body, NULL, &r) != 201)
         fail_msg("coupon: %ld %s", r.status, r.body);
     json_t *j = parse_body(r.body);
     int64_t id = jint(j, "couponId");
@@ -401,7 +396,7 @@ static void issue(int64_t coupon, int64_t user, const char *token)
 
     snprintf(path, sizeof(path), "/api/coupons/%lld/issue", (long long)coupon);
     snprintf(body, sizeof(body), "{\"userId\":%lld}", (long long)user);
-    if (post(&cl, pick(1), path, token, body, NULL, &r) != 201)
+    if (post(&it_client, pick(1), path, token, body, NULL, &r) != 201)
         fail_msg("issue coupon %lld to %lld: %ld %s", (long long)coupon, (long long)user, r.status,
                  r.body);
     http_result_free(&r);
@@ -500,7 +495,7 @@ static long create_order(const struct harness_server *s, int64_t user, const cha
     char body[4096];
 
     order_body(body, sizeof(body), user, lines, n, coupon);
-    return post(&cl, s, "/api/orders", token, body, key, r);
+    return post(&it_client, s, "/api/orders", token, body, key, r);
 }
 
 /* Creates an order through s and expects 201; returns the Order (the caller decrefs it). */
@@ -529,7 +524,7 @@ static long order_action(const struct harness_server *s, const char *action, int
 
     snprintf(path, sizeof(path), "/api/orders/%lld/%s", (long long)order, action);
     snprintf(body, sizeof(body), "{\"userId\":%lld}", (long long)body_user);
-    return post(&cl, s, path, token, body, key, r);
+    return post(&it_client, s, path, token, body, key, r);
 }
 
 static json_t *pay_ok(const struct harness_server *s, int64_t order, int64_t user,
@@ -719,7 +714,7 @@ static void order_create_replay_pay_and_read(void **state)
     snprintf(path, sizeof(path), "/api/orders/%lld/payment", (long long)order);
     snprintf(body, sizeof(body), "{\"userId\":%lld,\"idempotencyKey\":\"basic-pay\"}",
              (long long)user);
-    assert_int_equal(post(&cl, &srv[2], path, token, body, NULL, &r), 200);
+    assert_int_equal(post(&it_client, &srv[2], path, token, body, NULL, &r), 200);
     json_t *p = parse_body(r.body);
     assert_true(jint(p, "paymentId") > 0);
     assert_int_equal(jint(p, "orderId"), order);
@@ -730,7 +725,7 @@ static void order_create_replay_pay_and_read(void **state)
     json_decref(p);
     /* The same key in the header, through another process: the same payment, replayed. */
     snprintf(body, sizeof(body), "{\"userId\":%lld}", (long long)user);
-    assert_int_equal(post(&cl, &srv[0], path, token, body, "basic-pay", &again), 200);
+    assert_int_equal(post(&it_client, &srv[0], path, token, body, "basic-pay", &again), 200);
     assert_string_equal(again.body, r.body);
     assert_non_null(http_header(&again, "Idempotent-Replayed", flag, sizeof(flag)));
     http_result_free(&again);
@@ -792,7 +787,7 @@ static void bad_order(const char *what, const char *body, const char *key, const
 {
     struct http_result r;
 
-    post(&cl, pick(0), "/api/orders", token, body, key, &r);
+    post(&it_client, pick(0), "/api/orders", token, body, key, &r);
     expect_problem(r.status, r.body, status, code, what);
     if (detail)
         problem_detail(r.body, detail, detail_size);
@@ -1736,19 +1731,11 @@ int main(void)
     const struct CMUnitTest check[] = {
         cmocka_unit_test(check_fails_on_a_corrupted_database),
     };
-    size_t norders = sizeof(orders) / sizeof(orders[0]);
-    size_t ncheck = sizeof(check) / sizeof(check[0]);
     int failed = 0;
 
-    if (getenv("TEST_FILTER"))
-        cmocka_set_test_filter(getenv("TEST_FILTER"));
-    if (!getenv("SHOPD_TEST_DB")) {
-        printf("SHOPD_TEST_DB is not set: skipping the integration tests\n");
-        return 0;
-    }
-    if (test_filter_selects_any(orders, norders))
-        failed += cmocka_run_group_tests_name("orders", orders, start_orders, stop_orders);
-    if (test_filter_selects_any(check, ncheck))
-        failed += cmocka_run_group_tests_name("check", check, start_check, stop_check);
+    if (it_main_begin() < 0)
+        return 1;
+    IT_RUN_GROUP(failed, "orders", orders, start_orders, stop_orders);
+    IT_RUN_GROUP(failed, "check", check, start_check, stop_check);
     return failed ? 1 : 0;
 }
