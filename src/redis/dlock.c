@@ -1,5 +1,6 @@
 #include "redis/dlock.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,17 +24,36 @@
 #define BUCKETS          64
 #define FALLBACK_WAIT_MS 50
 #define WATCHDOG_TICK_MS 20
+#define TRY_MAX_MS       1000 /* one acquire try waits this long at most for Redis's answer */
+#define ORPHANS_MAX      128
+#define ORPHAN_RETRY_US  200000LL
+#define ORPHAN_SETTLE_US 1000000LL
 
-/* KEYS: lock, fence, wanted. ARGV: token, lease ms. Returns the new fence, or 0 when taken, in
- * which case "wanted" tells the holder's release that someone waits for a message. */
+/* KEYS: lock, fence, wanted. ARGV: token, lease ms. Returns our fence, or 0 when another
+ * owner holds the lock, in which case "wanted" tells the holder's release that someone waits
+ * for a message. Idempotent for a token: when the lock already holds ours (an earlier attempt
+ * whose reply was lost did run), the lease is renewed and the fence that attempt drew, which
+ * nobody can have moved since, is returned. So retrying after a lost reply checks the lock
+ * and takes it in one step, and never mistakes our own lease for someone else's. */
 static const char script_acquire[] =
-    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "local function draw() "
     "  local t = redis.call('TIME') "
     "  local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
     "  local f = tonumber(redis.call('GET', KEYS[2]) or '0') + 1 "
     "  if f < now then f = now end "
     "  redis.call('SET', KEYS[2], string.format('%d', f), 'PX', 604800000) "
     "  return f "
+    "end "
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then "
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
+    "  local f = tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "  if f > 0 then return f end "
+    "  return draw() "
+    "end "
+    "if not v then "
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "  return draw() "
     "end "
     "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) "
     "return 0";
@@ -62,6 +82,15 @@ struct bucket {
     unsigned long gen;
 };
 
+/* A token that may sit in Redis without a holder: an acquire try got no reply, and the lock
+ * was then not taken (or was taken and released while the lost try could still run). The
+ * watchdog deletes it by token until it is sure no lost try can set it again. */
+struct orphan {
+    char name[160];
+    char token[64];
+    int64_t since_us, next_us, replied_us, give_up_us;
+};
+
 struct dlock_manager {
     struct redis_pool *pool;
     char *host, *prefix;
@@ -74,6 +103,9 @@ struct dlock_manager {
     pthread_cond_t stop_cond;
     pthread_t subscriber, watchdog;
     int stop_pipe[2];
+    pthread_mutex_t orphan_lock; /* orphans */
+    struct orphan orphans[ORPHANS_MAX];
+    int norphans;
 };
 
 static unsigned bucket_of(const char *name)
@@ -180,29 +212,44 @@ static void *subscriber_main(void *arg)
 /* ---- Redis calls ---- */
 
 /*
- * Runs one command. NULL when Redis failed; *busy (may be NULL) is set instead when Redis is
- * healthy but every pooled connection was in use: that is contention, not an outage, and must
- * not grant an unguarded lock.
+ * What a command came to. DOWN is known: no connection could be made (refused, or the pool
+ * is failing fast after such a failure), or Redis answered with an error, so the command did
+ * not run. UNKNOWN is not: it was sent and no reply came, so it may have run, now or later
+ * (a stalled Redis still executes what sits in its socket buffers when it wakes up). SLOW
+ * is the UNKNOWN of a time-out, where Redis is alive; BROKEN the one of a connection that
+ * broke (Redis died or restarted), where it most likely is not.
  */
-static redisReply *run(struct dlock_manager *m, int argc, const char **argv, bool *busy)
+enum outcome { OUT_REPLY, OUT_DOWN, OUT_BUSY, OUT_SLOW, OUT_BROKEN };
+
+/*
+ * Runs one command with a socket time-out of timeout_ms (the pool's when 0). The reply, or
+ * NULL with *out saying why. BUSY: Redis is healthy but every pooled connection was in use;
+ * that is contention, not an outage, and must not grant an unguarded lock.
+ */
+static redisReply *run(struct dlock_manager *m, int argc, const char **argv, int timeout_ms,
+                       enum outcome *out)
 {
     struct redis_conn *conn;
     struct err e;
 
-    if (busy)
-        *busy = false;
     if (redis_acquire(m->pool, &conn, &e)) {
-        if (busy)
-            *busy = redis_pool_healthy(m->pool);
+        *out = redis_pool_healthy(m->pool) ? OUT_BUSY : OUT_DOWN;
         return NULL;
     }
-    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, NULL);
-    if (!r)
+    redis_conn_set_timeout(conn, timeout_ms);
+    redisContext *ctx = redis_conn_context(conn);
+    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    *out = OUT_REPLY;
+    if (!r) {
+        bool timed_out = ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+        *out = timed_out ? OUT_SLOW : OUT_BROKEN;
         redis_conn_failed(m->pool, conn);
+    }
     redis_release(m->pool, conn);
     if (r && r->type == REDIS_REPLY_ERROR) {
         log_warn("dlock: redis error: %s", r->str);
         freeReplyObject(r);
+        *out = OUT_DOWN;
         return NULL;
     }
     return r;
@@ -217,12 +264,14 @@ static void key_of(struct dlock_manager *m, const char *name, char *buf, size_t 
 
 static void renew(struct dlock_manager *m, struct dlock *l, int64_t now)
 {
-    char key[256], lease[24];
+    char key[256];
+    char lease[24];
     const char *argv[] = {"EVAL", script_renew, "1", key, l->token, lease};
+    enum outcome out;
 
     key_of(m, l->name, key, sizeof(key));
     snprintf(lease, sizeof(lease), "%lld", (long long)l->lease_ms);
-    redisReply *r = run(m, 6, argv, NULL);
+    redisReply *r = run(m, 6, argv, 0, &out);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         atomic_store(&l->expires_us, now + l->lease_ms * 1000);
     } else if (r || now >= atomic_load(&l->expires_us)) {
@@ -232,6 +281,116 @@ static void renew(struct dlock_manager *m, struct dlock *l, int64_t now)
     }
     if (r)
         freeReplyObject(r);
+}
+
+/* Compare-and-delete of token on name's lock, telling waiters if any; what the call came to. */
+static enum outcome release_token(struct dlock_manager *m, const char *name, const char *token)
+{
+    char key[256];
+    char channel[256];
+    char wanted_key[272];
+    const char *argv[] = {"EVAL", script_release, "3", key, channel, wanted_key, token};
+    enum outcome out;
+
+    key_of(m, name, key, sizeof(key));
+    snprintf(channel, sizeof(channel), "%slock-released:%s", m->prefix, name);
+    snprintf(wanted_key, sizeof(wanted_key), "%s:wanted", key);
+    redisReply *r = run(m, 7, argv, 0, &out);
+    if (r)
+        freeReplyObject(r);
+    return out;
+}
+
+static void orphan_add(struct dlock_manager *m, const struct dlock *l)
+{
+    int64_t now = clock_monotonic_us();
+
+    pthread_mutex_lock(&m->orphan_lock);
+    if (m->norphans == ORPHANS_MAX) {
+        pthread_mutex_unlock(&m->orphan_lock);
+        log_warn("dlock: too many leases to release; '%s' is left to expire", l->name);
+        return;
+    }
+    struct orphan *o = &m->orphans[m->norphans++];
+    snprintf(o->name, sizeof(o->name), "%s", l->name);
+    snprintf(o->token, sizeof(o->token), "%s", l->token);
+    o->since_us = o->next_us = now;
+    o->replied_us = 0;
+    /* Past two leases a lost try that still ran would have set a lease of its own by then;
+     * waiting longer is not worth a Redis call every ORPHAN_RETRY_MS. */
+    o->give_up_us = now + l->lease_ms * 2 * 1000 + ORPHAN_SETTLE_US;
+    pthread_mutex_unlock(&m->orphan_lock);
+}
+
+/* Index of the orphan with token, or -1; under orphan_lock. */
+static int orphan_find(struct dlock_manager *m, const char *token)
+{
+    for (int i = 0; i < m->norphans; i++)
+        if (!strcmp(m->orphans[i].token, token))
+            return i;
+    return -1;
+}
+
+/* Copies the first orphan due at now into o; false when none is. */
+static bool next_due(struct dlock_manager *m, int64_t now, struct orphan *o)
+{
+    bool due = false;
+
+    pthread_mutex_lock(&m->orphan_lock);
+    for (int i = 0; i < m->norphans && !due; i++)
+        if (m->orphans[i].next_us <= now) {
+            *o = m->orphans[i];
+            due = true;
+        }
+    pthread_mutex_unlock(&m->orphan_lock);
+    return due;
+}
+
+/* Drops o's entry when done, else schedules its next delete. */
+static void reschedule(struct dlock_manager *m, const struct orphan *o, bool done, int64_t now)
+{
+    pthread_mutex_lock(&m->orphan_lock);
+    int i = orphan_find(m, o->token);
+    if (i >= 0 && done) {
+        m->orphans[i] = m->orphans[--m->norphans];
+    } else if (i >= 0) {
+        m->orphans[i].replied_us = o->replied_us;
+        m->orphans[i].next_us = now + ORPHAN_RETRY_US;
+    }
+    pthread_mutex_unlock(&m->orphan_lock);
+}
+
+/*
+ * Deletes the due orphans by token. One is done when Redis has answered twice, the second
+ * time ORPHAN_SETTLE_US after it was recorded: a lost try sits in the socket buffer of a
+ * connection we closed, and a Redis that answers us again has read it by then, so nothing can
+ * set the token after our last delete. Stops at the first call without an answer, so that a
+ * stalled Redis costs the watchdog (and the renewals behind it) one time-out per tick.
+ */
+static void sweep_orphans(struct dlock_manager *m)
+{
+    struct orphan o;
+
+    while (next_due(m, clock_monotonic_us(), &o)) {
+        enum outcome out = release_token(m, o.name, o.token);
+        int64_t now = clock_monotonic_us();
+        bool done = false;
+        if (out == OUT_REPLY) {
+            done = o.replied_us && now >= o.since_us + ORPHAN_SETTLE_US &&
+                   now >= o.replied_us + ORPHAN_RETRY_US;
+            if (!o.replied_us)
+                o.replied_us = now;
+            wake(m, o.name);
+        }
+        if (!done && now >= o.give_up_us) {
+            log_warn("dlock: could not make sure the lease of '%s' is gone; it expires by itself",
+                     o.name);
+            done = true;
+        }
+        reschedule(m, &o, done, now);
+        if (out != OUT_REPLY)
+            return;
+    }
 }
 
 static void *watchdog_main(void *arg)
@@ -250,6 +409,7 @@ static void *watchdog_main(void *arg)
                 now >= atomic_load(&l->expires_us) - l->lease_ms * 1000 * 2 / 3)
                 renew(m, l, now);
         pthread_mutex_unlock(&m->held_lock);
+        sweep_orphans(m);
         pthread_mutex_lock(&m->lock);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -277,6 +437,7 @@ struct dlock_manager *dlock_manager_new(struct redis_pool *pool, const struct dl
     m->db = o->db;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->held_lock, NULL);
+    pthread_mutex_init(&m->orphan_lock, NULL);
     /* Timed waits run on the monotonic clock: a wall-clock step must not stall renewal. */
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -305,6 +466,11 @@ void dlock_manager_free(struct dlock_manager *m)
         log_warn("dlock: cannot wake the subscriber");
     pthread_join(m->subscriber, NULL);
     pthread_join(m->watchdog, NULL);
+    /* One last delete of each token that may still sit in Redis, while Redis answers. */
+    for (int i = 0; i < m->norphans; i++)
+        if (release_token(m, m->orphans[i].name, m->orphans[i].token) != OUT_REPLY)
+            break;
+    pthread_mutex_destroy(&m->orphan_lock);
     close(m->stop_pipe[0]);
     close(m->stop_pipe[1]);
     for (int i = 0; i < BUCKETS; i++)
@@ -319,24 +485,44 @@ void dlock_manager_free(struct dlock_manager *m)
 
 /* ---- acquire and release ---- */
 
-enum attempt { TAKEN_BY_US, TAKEN_BY_OTHER, REDIS_DOWN };
+/* SLOW and BROKEN: the try got no reply, so it may have set our token (see enum outcome). */
+enum attempt { TAKEN_BY_US, TAKEN_BY_OTHER, REDIS_DOWN, STATE_SLOW, STATE_BROKEN };
 
-static enum attempt try_take(struct dlock_manager *m, struct dlock *l)
+static enum attempt try_take(struct dlock_manager *m, struct dlock *l, int64_t deadline)
 {
-    char key[256], fence_key[272], wanted_key[272], lease[24];
+    char key[256];
+    char fence_key[272];
+    char wanted_key[272];
+    char lease[24];
     const char *argv[] = {"EVAL", script_acquire, "3", key, fence_key, wanted_key, l->token, lease};
-    bool busy;
+    enum outcome out;
 
     key_of(m, l->name, key, sizeof(key));
     snprintf(fence_key, sizeof(fence_key), "%s:fence", key);
     snprintf(wanted_key, sizeof(wanted_key), "%s:wanted", key);
     snprintf(lease, sizeof(lease), "%lld", (long long)l->lease_ms);
+    /* Wait for Redis's answer within the wait budget rather than the pool's short time-out:
+     * a reply that does not come leaves us not knowing whether we hold the lock. One try is
+     * capped, so that a connection gone silently dead is replaced by the next. */
+    int64_t left_ms = (deadline - clock_monotonic_us()) / 1000;
+    int64_t min_ms = redis_pool_timeout_ms(m->pool);
+    int timeout_ms = (int)(left_ms < min_ms ? min_ms : left_ms > TRY_MAX_MS ? TRY_MAX_MS : left_ms);
     /* Redis starts the lease when it runs the script, which is after we send it: counting from
      * the send time (less a margin for clock drift) never overstates how long we hold it. */
     int64_t sent = clock_monotonic_us();
-    redisReply *r = run(m, 8, argv, &busy);
-    if (!r)
-        return busy ? TAKEN_BY_OTHER : REDIS_DOWN;
+    redisReply *r = run(m, 8, argv, timeout_ms, &out);
+    switch (out) {
+    case OUT_REPLY:
+        break;
+    case OUT_BUSY:
+        return TAKEN_BY_OTHER;
+    case OUT_DOWN:
+        return REDIS_DOWN;
+    case OUT_SLOW:
+        return STATE_SLOW;
+    case OUT_BROKEN:
+        return STATE_BROKEN;
+    }
     enum attempt res = TAKEN_BY_OTHER;
     if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         l->fence = r->integer;
@@ -373,7 +559,7 @@ static void wait_for_release(struct dlock_manager *m, const char *name, unsigned
     struct bucket *b = &m->buckets[bucket_of(name)];
     int64_t now = clock_monotonic_us();
     int64_t wait_us =
-        deadline - now < FALLBACK_WAIT_MS * 1000 ? deadline - now : FALLBACK_WAIT_MS * 1000;
+        deadline - now < FALLBACK_WAIT_MS * 1000LL ? deadline - now : FALLBACK_WAIT_MS * 1000LL;
     struct timespec until;
 
     if (wait_us <= 0)
@@ -400,12 +586,73 @@ static unsigned long bucket_gen(struct dlock_manager *m, const char *name)
     return g;
 }
 
+static void grant_unguarded(struct dlock_manager *m, struct dlock *l)
+{
+    metrics_inc(METRIC_LOCK_UNGUARDED);
+    l->unguarded = true;
+    l->held = true;
+    l->fence = 0;
+    /* Redis is down now, but a try that got no reply may have run before it went: if it
+     * comes back (with its data) holding our token, the watchdog deletes it. */
+    if (l->unanswered)
+        orphan_add(m, l);
+}
+
+/* Where dlock_acquire's loop goes after a try that did not take the lock. */
+enum next_step { STEP_GRANTED, STEP_AGAIN, STEP_WAIT };
+
+/*
+ * Judges a try: *slow says the last unanswered try timed out against a Redis that is alive
+ * (which may still run it, so "Redis down" must not be taken for "free"); *unknown counts the
+ * unanswered tries.
+ */
+static enum next_step judge(struct dlock_manager *m, struct dlock *l, enum attempt a, bool *slow,
+                            int *unknown, int64_t deadline)
+{
+    switch (a) {
+    case STATE_SLOW:
+    case STATE_BROKEN:
+        /* Unknown: the next try (on a fresh connection, since this one was dropped) finds
+         * out, as the script takes a lock that holds our token as ours. Later ones pause
+         * first, so that a Redis that drops every connection is not spun on. */
+        l->unanswered = true;
+        *slow = a == STATE_SLOW;
+        return ++*unknown == 1 && clock_monotonic_us() < deadline ? STEP_AGAIN : STEP_WAIT;
+    case REDIS_DOWN:
+        if (*slow)
+            return STEP_WAIT; /* unreachable right after a slow reply: still unknown */
+        grant_unguarded(m, l);
+        return STEP_GRANTED;
+    case TAKEN_BY_OTHER:
+        *slow = false; /* Redis answered: our token is not there now */
+        return STEP_WAIT;
+    case TAKEN_BY_US:
+        break;
+    }
+    BUG("judge() called for a lock that was taken");
+}
+
+static int give_up(struct dlock_manager *m, struct dlock *l, bool slow, struct err *e)
+{
+    metrics_inc(METRIC_LOCK_TIMEOUTS);
+    if (l->unanswered)
+        orphan_add(m, l); /* never leave a lease of ours behind */
+    if (slow)
+        return err_set(e, ERR_UNAVAILABLE,
+                       "lock '%s': redis did not answer in time, so whether it is held is "
+                       "unknown; retry",
+                       l->name);
+    return err_set(e, ERR_UNAVAILABLE, "lock '%s' is busy; retry", l->name);
+}
+
 int dlock_acquire(struct dlock_manager *m, const char *name, int64_t wait_ms, int64_t lease_ms,
                   struct dlock *out, struct err *e)
 {
     int64_t start = clock_monotonic_us();
     int64_t deadline = start + wait_ms * 1000;
     bool waited = false;
+    bool slow = false;
+    int unknown = 0;
 
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "%s", name);
@@ -414,29 +661,24 @@ int dlock_acquire(struct dlock_manager *m, const char *name, int64_t wait_ms, in
     for (;;) {
         /* Read the generation before trying, so a release between the two is not missed. */
         unsigned long seen = bucket_gen(m, name);
-        switch (try_take(m, out)) {
-        case TAKEN_BY_US:
+        enum attempt a = try_take(m, out, deadline);
+        if (a == TAKEN_BY_US) {
             metrics_inc(METRIC_LOCK_ACQUIRED);
             if (waited)
                 metrics_add(METRIC_LOCK_WAIT_US, (uint64_t)(clock_monotonic_us() - start));
             hold(m, out);
             return 0;
-        case REDIS_DOWN:
-            metrics_inc(METRIC_LOCK_UNGUARDED);
-            out->unguarded = true;
-            out->held = true;
-            out->fence = 0;
-            return 0;
-        case TAKEN_BY_OTHER:
-            break;
         }
+        enum next_step next = judge(m, out, a, &slow, &unknown, deadline);
+        if (next == STEP_GRANTED)
+            return 0;
+        if (next == STEP_AGAIN)
+            continue;
         if (!waited)
             metrics_inc(METRIC_LOCK_WAITS);
         waited = true;
-        if (clock_monotonic_us() >= deadline) {
-            metrics_inc(METRIC_LOCK_TIMEOUTS);
-            return err_set(e, ERR_UNAVAILABLE, "lock '%s' is busy; retry", name);
-        }
+        if (clock_monotonic_us() >= deadline)
+            return give_up(m, out, slow, e);
         wait_for_release(m, name, seen, deadline);
     }
 }
@@ -471,21 +713,17 @@ void dlock_forget(struct dlock_manager *m, struct dlock *l)
 
 void dlock_release(struct dlock_manager *m, struct dlock *l)
 {
-    char key[256], channel[256], wanted_key[272];
-    const char *argv[] = {"EVAL", script_release, "3", key, channel, wanted_key, l->token};
-
     if (!l->held)
         return;
     l->held = false;
+    /* An unguarded lock's unanswered tries, if any, went to the watchdog when granted. */
     if (l->unguarded)
         return;
     unlink_held(m, l); /* renewal stops before the lock goes */
-    key_of(m, l->name, key, sizeof(key));
-    snprintf(channel, sizeof(channel), "%slock-released:%s", m->prefix, l->name);
-    snprintf(wanted_key, sizeof(wanted_key), "%s:wanted", key);
-    redisReply *r = run(m, 7, argv, NULL);
-    if (r)
-        freeReplyObject(r);
+    /* A release without an answer, or one that a lost acquire try could still undo, is
+     * finished by the watchdog: the lease is never left to block the next requests. */
+    if (release_token(m, l->name, l->token) != OUT_REPLY || l->unanswered)
+        orphan_add(m, l);
     /* Waiters of this process need no message to learn of it. */
     wake(m, l->name);
 }

@@ -24,8 +24,33 @@
  *   delays other locks' hold and release; a per-lock renewal state would lift that.
  * - Fencing: rows protected by a lock carry the highest fence that wrote them, and protected
  *   writes are conditional on "fence <= mine", so a holder paused past its lease is rejected.
- * - Redis unreachable: the lock is granted as "unguarded" (fence 0, dlock_fenced() false) and
- *   the write goes on under MariaDB's own conditions alone: correct, only less calm.
+ * - Redis down is not Redis slow. Down is known: no connection can be made (refused, or the
+ *   pool failing fast after that), or Redis answered with an error, so nothing was set. Then
+ *   the lock is granted as "unguarded" (fence 0, dlock_fenced() false) and the write goes on
+ *   under MariaDB's own conditions alone: correct, only less calm.
+ *   A try that was sent and got no reply (a time-out, or a connection that broke) leaves the
+ *   state unknown: Redis may have run our SET NX, or may run it later (a stalled Redis runs
+ *   what sits in its socket buffers when it wakes up). Such a try is never taken for "down":
+ *   - each try waits for Redis's answer up to the remaining wait (at most 1 s a try), not the
+ *     pool's 200 ms, so a slow Redis is waited for like a busy lock;
+ *   - the acquire script is idempotent for a token (a lock that holds our token is ours, with
+ *     the fence that try drew), so the next try, on a fresh connection, is the check: ours →
+ *     held; another owner → wait as usual; absent → taken now;
+ *   - "down" right after a time-out is still unknown (tried again until wait_ms); "down" after
+ *     a broken connection is down (Redis died, and what it held went with it);
+ *   - when wait_ms runs out still unknown, the answer is ERR_UNAVAILABLE (503, Retry-After),
+ *     never an unguarded grant while Redis may hold the lock;
+ *   - every token that may sit in Redis without a holder (a give-up, an unguarded grant or a
+ *     release after an unanswered try, or a release without an answer) goes to the manager's
+ *     watchdog, which deletes it by token (compare-and-delete, telling waiters) until Redis
+ *     has answered twice, the second time a second after: our lease is never left to make
+ *     the next requests wait out its 10 s.
+ *   Why not unguarded when unknown, as for down: the fence path would allow it (fence 0 writes
+ *   are judged by MariaDB alone), but if our SET NX did run, our lease would then stand with
+ *   no holder renewing or releasing it, and the next requests for that name wait 5 s and fail:
+ *   the outage of one slow reply would be spread over 10 s. Waiting for the answer costs only
+ *   latency while Redis is slow, and a 503 only when it stays silent longer than wait_ms.
+ *   A time-out never marks Redis down for other callers (redis/redis_pool.h).
  *
  * Thread-safe. A struct dlock belongs to the caller (usually on the stack) from acquire to
  * release.
@@ -51,13 +76,15 @@ struct dlock {
     atomic_bool lost;
     bool held;
     bool unguarded;
+    bool unanswered;    /* a try got no reply: our token may be set by it, even later */
     struct dlock *next; /* the manager's list of held locks */
 };
 
 struct dlock_manager *dlock_manager_new(struct redis_pool *pool, const struct dlock_options *o);
 void dlock_manager_free(struct dlock_manager *m);
 
-/* Takes the lock name, waiting at most wait_ms; ERR_UNAVAILABLE when it stays taken. */
+/* Takes the lock name, waiting at most wait_ms (and one Redis time-out); ERR_UNAVAILABLE when
+ * it stays taken, or when Redis stays silent so that whether it is taken stays unknown. */
 int dlock_acquire(struct dlock_manager *m, const char *name, int64_t wait_ms, int64_t lease_ms,
                   struct dlock *out, struct err *e);
 

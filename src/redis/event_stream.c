@@ -13,6 +13,9 @@
 
 #define FIELDS_PER_EVENT 5
 #define PUBLISH_MAX      256
+/* A blocking read's socket time-out is its BLOCK plus this: Redis answers a BLOCK that ran
+ * out with nil, a little late on a busy machine, and that must never look like a failure. */
+#define BLOCK_MARGIN_MS 1000
 
 /* KEYS: stream, epoch. ARGV: epoch, then event_id, type, order_id, occurred_us, payload per
  * event. All or nothing: a script runs alone. */
@@ -270,7 +273,8 @@ int event_stream_read(struct redis_pool *p, const char *prefix, const char *grou
                       struct stream_event **out, size_t *n, struct err *e)
 {
     struct stream_keys k;
-    char count_s[24], block_s[24];
+    char count_s[24];
+    char block_s[24];
     const char *argv[] = {"XREADGROUP", "GROUP", group,     consumer, "COUNT", count_s,
                           "BLOCK",      block_s, "STREAMS", k.stream, ">"};
 
@@ -279,7 +283,7 @@ int event_stream_read(struct redis_pool *p, const char *prefix, const char *grou
     snprintf(block_s, sizeof(block_s), "%d", block_ms);
     *n = 0;
     *out = NULL;
-    redisReply *r = redis_cmd(p, 11, argv, NULL, e);
+    redisReply *r = redis_cmd_timeout(p, block_ms + BLOCK_MARGIN_MS, 11, argv, NULL, e);
     if (!r) {
         if (!strstr(e->detail, "NOGROUP"))
             return -1;
@@ -299,7 +303,8 @@ int event_stream_claim(struct redis_pool *p, const char *prefix, const char *gro
                        struct arena *a, struct stream_event **out, size_t *n, struct err *e)
 {
     struct stream_keys k;
-    char idle_s[24], count_s[24];
+    char idle_s[24];
+    char count_s[24];
     const char *argv[] = {"EVAL",   script_claim, "1",    k.stream, group,
                           consumer, idle_s,       cursor, count_s};
 
@@ -318,7 +323,8 @@ int event_stream_claim(struct redis_pool *p, const char *prefix, const char *gro
         r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_ARRAY &&
         r->element[2]->type == REDIS_REPLY_ARRAY) {
         snprintf(cursor, 48, "%s", r->element[0]->str);
-        const redisReply *entries = r->element[1], *counts = r->element[2];
+        const redisReply *entries = r->element[1];
+        const redisReply *counts = r->element[2];
         *out = arena_alloc(a, (entries->elements + 1) * sizeof(**out));
         for (size_t i = 0; i < entries->elements; i++) {
             struct stream_event *ev = &(*out)[*n];
@@ -359,7 +365,8 @@ int event_stream_dead_letter(struct redis_pool *p, const char *prefix, const cha
                              const struct stream_event *ev, const char *reason, struct err *e)
 {
     struct stream_keys k;
-    char order_id[24], occurred[24];
+    char order_id[24];
+    char occurred[24];
     const char *argv[] = {"EVAL",   script_dead_letter, "2",        k.stream,     k.dead,
                           group,    ev->stream_id,      reason,     ev->event_id, ev->type,
                           order_id, occurred,           ev->payload};

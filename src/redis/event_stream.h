@@ -58,7 +58,9 @@ int event_stream_trim(struct redis_pool *p, const char *prefix, int64_t below_ms
 int event_stream_ensure_group(struct redis_pool *p, const char *prefix, const char *group,
                               struct err *e);
 
-/* Up to count entries never delivered to the group, waiting at most block_ms for one. */
+/* Up to count entries never delivered to the group, waiting at most block_ms for one. The
+ * connection's time-out for this call is block_ms plus a margin, so a read that found nothing
+ * (the idle case) is a success with *n == 0, never an error. */
 int event_stream_read(struct redis_pool *p, const char *prefix, const char *group,
                       const char *consumer, size_t count, int block_ms, struct arena *a,
                       struct stream_event **out, size_t *n, struct err *e);

@@ -18,4 +18,9 @@ struct redis_pool;
 redisReply *redis_cmd(struct redis_pool *p, int argc, const char **argv, const size_t *lens,
                       struct err *e);
 
+/* The same with a socket time-out of timeout_ms for this command (the pool's when <= 0): a
+ * blocking read passes its BLOCK plus a margin, so that an idle stream is never an error. */
+redisReply *redis_cmd_timeout(struct redis_pool *p, int timeout_ms, int argc, const char **argv,
+                              const size_t *lens, struct err *e);
+
 #endif

@@ -24,6 +24,7 @@
 struct redis_conn {
     redisContext *ctx;
     bool broken;
+    bool own_timeout; /* a per-call time-out is set: restored on release */
     struct redis_conn *next_free;
 };
 
@@ -80,9 +81,35 @@ static void mark_down(struct redis_pool *p)
     metrics_inc(METRIC_REDIS_ERRORS);
 }
 
+static struct timeval timeval_of(int ms)
+{
+    return (struct timeval){ms / 1000, (long)(ms % 1000) * 1000};
+}
+
+static int select_db(struct redis_pool *p, struct redis_conn *c, struct err *e)
+{
+    redisReply *r = redisCommand(c->ctx, "SELECT %d", p->opt.db);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    /* A SELECT that got no answer in time is a slow Redis, not an unreachable one: only this
+     * connection is given up, and the pool stays up for everyone else. */
+    bool slow = !r && c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+
+    if (r)
+        freeReplyObject(r);
+    if (ok)
+        return 0;
+    close_conn(c);
+    if (slow)
+        metrics_inc(METRIC_REDIS_ERRORS);
+    else
+        mark_down(p);
+    return err_set(e, ERR_UNAVAILABLE, "redis SELECT %d %s", p->opt.db,
+                   slow ? "timed out" : "failed");
+}
+
 static int connect_conn(struct redis_pool *p, struct redis_conn *c, struct err *e)
 {
-    struct timeval tv = {p->opt.timeout_ms / 1000, (p->opt.timeout_ms % 1000) * 1000};
+    struct timeval tv = timeval_of(p->opt.timeout_ms);
 
     c->ctx = redisConnectWithTimeout(p->host, p->opt.port, tv);
     if (!c->ctx || c->ctx->err) {
@@ -93,17 +120,8 @@ static int connect_conn(struct redis_pool *p, struct redis_conn *c, struct err *
         return -1;
     }
     redisSetTimeout(c->ctx, tv);
-    if (p->opt.db) {
-        redisReply *r = redisCommand(c->ctx, "SELECT %d", p->opt.db);
-        bool ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r)
-            freeReplyObject(r);
-        if (!ok) {
-            close_conn(c);
-            mark_down(p);
-            return err_set(e, ERR_UNAVAILABLE, "redis SELECT %d failed", p->opt.db);
-        }
-    }
+    if (p->opt.db && select_db(p, c, e))
+        return -1;
     if (atomic_exchange(&p->failed_at, 0))
         metrics_inc(METRIC_REDIS_RECONNECTS);
     return 0;
@@ -114,15 +132,20 @@ int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e)
     struct timespec deadline;
     long long failed_at = atomic_load(&p->failed_at);
 
-    if (failed_at && clock_monotonic_us() - failed_at < DOWN_BACKOFF_US)
-        return err_set(e, ERR_UNAVAILABLE, "redis is unreachable");
+    /* Each failure returns a literal -1 rather than err_set()'s (also -1): err_set() lives in
+     * another file, and the analyser must see that 0 always comes with *out set. */
+    if (failed_at && clock_monotonic_us() - failed_at < DOWN_BACKOFF_US) {
+        err_set(e, ERR_UNAVAILABLE, "redis is unreachable");
+        return -1;
+    }
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += ACQUIRE_WAIT_S;
     pthread_mutex_lock(&p->lock);
     while (!p->free_list) {
         if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
             pthread_mutex_unlock(&p->lock);
-            return err_set(e, ERR_UNAVAILABLE, "all %d redis connections are busy", p->opt.size);
+            err_set(e, ERR_UNAVAILABLE, "all %d redis connections are busy", p->opt.size);
+            return -1;
         }
     }
     struct redis_conn *c = p->free_list;
@@ -143,6 +166,9 @@ void redis_release(struct redis_pool *p, struct redis_conn *c)
         return;
     if (c->broken)
         close_conn(c);
+    if (c->own_timeout && c->ctx)
+        redisSetTimeout(c->ctx, timeval_of(p->opt.timeout_ms));
+    c->own_timeout = false;
     pthread_mutex_lock(&p->lock);
     c->next_free = p->free_list;
     p->free_list = c;
@@ -161,6 +187,19 @@ void redis_conn_failed(struct redis_pool *p, struct redis_conn *c)
 void *redis_conn_context(struct redis_conn *c)
 {
     return c->ctx;
+}
+
+void redis_conn_set_timeout(struct redis_conn *c, int timeout_ms)
+{
+    if (timeout_ms <= 0 || !c->ctx)
+        return;
+    redisSetTimeout(c->ctx, timeval_of(timeout_ms));
+    c->own_timeout = true;
+}
+
+int redis_pool_timeout_ms(const struct redis_pool *p)
+{
+    return p->opt.timeout_ms;
 }
 
 int redis_ping(struct redis_pool *p, struct err *e)
@@ -189,10 +228,17 @@ bool redis_pool_healthy(struct redis_pool *p)
 redisReply *redis_cmd(struct redis_pool *p, int argc, const char **argv, const size_t *lens,
                       struct err *e)
 {
-    struct redis_conn *conn;
+    return redis_cmd_timeout(p, 0, argc, argv, lens, e);
+}
+
+redisReply *redis_cmd_timeout(struct redis_pool *p, int timeout_ms, int argc, const char **argv,
+                              const size_t *lens, struct err *e)
+{
+    struct redis_conn *conn = NULL;
 
     if (redis_acquire(p, &conn, e))
         return NULL;
+    redis_conn_set_timeout(conn, timeout_ms);
     redisReply *r = redisCommandArgv(conn->ctx, argc, argv, lens);
     if (!r) {
         err_set(e, ERR_UNAVAILABLE, "redis %s: %s", argv[0], conn->ctx->errstr);

@@ -31,11 +31,24 @@ void redis_pool_free(struct redis_pool *p);
 int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e);
 void redis_release(struct redis_pool *p, struct redis_conn *c);
 
-/* Marks c broken after a failed command: it is closed on release and reconnected later. */
+/* Marks c broken after a failed command (no reply in time, or the connection broke): it is
+ * closed on release and reconnected on a later checkout. It does not mark Redis down: only a
+ * failed connect does, so that one slow reply does not send every caller into degraded mode. */
 void redis_conn_failed(struct redis_pool *p, struct redis_conn *c);
 
 /* The hiredis context of c, as void* so that this header stays free of hiredis. */
 void *redis_conn_context(struct redis_conn *c);
+
+/*
+ * Gives c's next commands a socket time-out of timeout_ms instead of the pool's (ignored when
+ * timeout_ms <= 0); redis_release() restores the pool's. For a command that is meant to take
+ * long, such as a blocking read (its BLOCK plus a margin), or a caller that would rather wait
+ * for Redis's answer than be left not knowing whether a write ran (redis/dlock.c).
+ */
+void redis_conn_set_timeout(struct redis_conn *c, int timeout_ms);
+
+/* The pool's command time-out. */
+int redis_pool_timeout_ms(const struct redis_pool *p);
 
 /* PING; 0 when Redis answers. */
 int redis_ping(struct redis_pool *p, struct err *e);

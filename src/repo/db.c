@@ -1,6 +1,7 @@
 #include "repo/db.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ struct db_conn {
     MYSQL *mysql; /* NULL until connected */
     unsigned generation;
     bool in_tx;
+    bool fresh; /* nothing was sent on this checkout yet: a lost connection may be retried */
     unsigned last_errno;
     struct cached_stmt stmts[MAX_STMTS];
     int nstmts;
@@ -67,9 +69,11 @@ struct db_pool {
 
 static bool is_connection_error(unsigned no)
 {
-    return no == CR_SERVER_GONE_ERROR || no == CR_SERVER_LOST || no == CR_CONNECTION_ERROR ||
-           no == CR_CONN_HOST_ERROR || no == ER_CONNECTION_KILLED || no == 4031 /* idle kill */ ||
-           no == ER_SERVER_SHUTDOWN || no == CR_COMMANDS_OUT_OF_SYNC;
+    return no == CR_SERVER_GONE_ERROR || no == CR_SERVER_LOST || no == CR_SERVER_LOST_EXTENDED ||
+           no == CR_CONNECTION_ERROR || no == CR_CONN_HOST_ERROR || no == CR_ERR_NET_READ ||
+           no == CR_ERR_NET_WRITE || no == ER_CONNECTION_KILLED || no == 4031 /* idle kill */ ||
+           no == ER_SERVER_SHUTDOWN || no == CR_COMMANDS_OUT_OF_SYNC ||
+           (no >= ER_NET_READ_ERROR && no <= ER_NET_WRITE_INTERRUPTED);
 }
 
 static void close_conn(struct db_conn *c)
@@ -96,6 +100,8 @@ static int fail(struct db_pool *p, struct db_conn *c, unsigned no, const char *m
         return err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");
     if (no == ER_LOCK_DEADLOCK)
         return err_set(e, ERR_UNAVAILABLE, "a deadlock was resolved by rolling back; retry");
+    if (no == ER_QUERY_INTERRUPTED) /* a server shutting down interrupts what runs */
+        return err_set(e, ERR_UNAVAILABLE, "%s was interrupted by the server; retry", what);
     if (no == ER_DUP_ENTRY)
         return err_set(e, ERR_INTERNAL, "%s: duplicate key: %s", what, msg);
     if (is_connection_error(no)) {
@@ -185,7 +191,8 @@ static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
 
 static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
 {
-    unsigned connect_timeout = 2, rw_timeout = (unsigned)p->opt.lock_wait_s + 30;
+    unsigned connect_timeout = 2;
+    unsigned rw_timeout = (unsigned)p->opt.lock_wait_s + 30;
     long long failed_at = atomic_load(&p->connect_failed_at);
 
     if (failed_at && clock_monotonic_us() - failed_at < CONNECT_BACKOFF_US)
@@ -216,11 +223,33 @@ static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
     return 0;
 }
 
-/* Makes c usable: connected, and checked if another connection was lately found lost. */
+/*
+ * True when the server closed c or sent it something unasked. A connection at rest in the
+ * pool has nothing to read: what a dead one has is the end of the stream (a server that
+ * restarted or went away) or the notice of a kill, an idle time-out or a shutdown. One poll()
+ * and no round trip, so it runs on every checkout.
+ */
+static bool closed_by_server(struct db_conn *c)
+{
+    struct pollfd fd = {.fd = (int)mysql_get_socket(c->mysql), .events = POLLIN};
+
+    return poll(&fd, 1, 0) != 0;
+}
+
+/*
+ * Makes c usable: connected, not closed by the server while it rested in the pool, and
+ * pinged if another connection was lately found lost. So a connection that died during an
+ * outage (all of them, after a restart or KILL) is replaced before the request's first
+ * statement instead of failing it.
+ */
 static int ensure_connected(struct db_pool *p, struct db_conn *c, struct err *e)
 {
     unsigned gen = atomic_load(&p->generation);
 
+    if (c->mysql && closed_by_server(c)) {
+        close_conn(c);
+        metrics_inc(METRIC_DB_RECONNECTS);
+    }
     if (c->mysql && c->generation != gen) {
         if (mysql_ping(c->mysql)) {
             close_conn(c);
@@ -271,14 +300,19 @@ int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
     else
         c = wait_in_line(p, &deadline);
     pthread_mutex_unlock(&p->lock);
-    if (!c)
-        return err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy", p->opt.size);
+    /* A literal -1 rather than err_set()'s (also -1): err_set() lives in another file, and the
+     * analyser must see that 0 always comes with *out set. */
+    if (!c) {
+        err_set(e, ERR_UNAVAILABLE, "all %d database connections are busy", p->opt.size);
+        return -1;
+    }
 
     c->last_errno = 0;
     if (ensure_connected(p, c, e)) {
         db_release(p, c);
         return -1;
     }
+    c->fresh = true;
     *out = c;
     return 0;
 }
@@ -306,7 +340,7 @@ void db_release(struct db_pool *p, struct db_conn *c)
 
 int db_ping(struct db_pool *p, struct err *e)
 {
-    struct db_conn *c;
+    struct db_conn *c = NULL;
 
     if (db_acquire(p, &c, e))
         return -1;
@@ -323,15 +357,45 @@ static int lost(struct err *e)
     return err_set(e, ERR_UNAVAILABLE, "the database connection was lost; retry");
 }
 
+/*
+ * After the checkout's first statement failed (e set): reconnects c and says whether to run
+ * the statement again. Only for a lost connection, and only when nothing can have run:
+ * the server never got it (not reached, or CR_SERVER_GONE_ERROR: it could not be sent), or it
+ * changes nothing (a read, a START TRANSACTION whose transaction died with the connection).
+ * A write whose reply was lost (CR_SERVER_LOST) may have been committed, so it is left to
+ * fail (503): the client's idempotency key settles it. closed_by_server() catches the dead
+ * connections of an outage before this; this covers one that died in between.
+ */
+static bool retry_fresh(struct db_conn *c, bool reached, bool changes_nothing, struct err *e)
+{
+    unsigned no = c->last_errno;
+
+    if (!is_connection_error(no) || (reached && !changes_nothing && no != CR_SERVER_GONE_ERROR))
+        return false;
+    if (c->mysql)
+        close_conn(c);
+    metrics_inc(METRIC_DB_RECONNECTS);
+    return connect_conn(c->pool, c, e) == 0;
+}
+
 static int begin_with(struct db_conn *c, const char *const *statements, size_t n, struct err *e)
 {
+    bool fresh = c->fresh;
+
+    c->fresh = false;
     if (!c->mysql)
         return lost(e);
     if (c->in_tx)
         BUG("nested transaction");
-    for (size_t i = 0; i < n; i++)
-        if (mysql_real_query(c->mysql, statements[i], strlen(statements[i])))
-            return conn_fail(c, "begin", e);
+    for (size_t i = 0; i < n; i++) {
+        if (!mysql_real_query(c->mysql, statements[i], strlen(statements[i])))
+            continue;
+        conn_fail(c, "begin", e);
+        if (!fresh || !retry_fresh(c, true, true, e))
+            return -1;
+        fresh = false;
+        i = (size_t)-1; /* once more from the first, on the new connection */
+    }
     c->in_tx = true;
     return 0;
 }
@@ -443,11 +507,12 @@ static int bind_and_execute(struct db_conn *c, MYSQL_STMT *st, const struct db_v
             break;
         case DB_INT:
             bind[i].buffer_type = MYSQL_TYPE_LONGLONG;
-            bind[i].buffer = (void *)&params[i].i;
+            /* The connector reads input buffers only; MYSQL_BIND has no const member. */
+            bind[i].buffer = (void *)(uintptr_t)&params[i].i;
             break;
         case DB_STR:
             bind[i].buffer_type = MYSQL_TYPE_STRING;
-            bind[i].buffer = (void *)params[i].s;
+            bind[i].buffer = (void *)(uintptr_t)params[i].s;
             lengths[i] = (unsigned long)params[i].len;
             bind[i].buffer_length = lengths[i];
             bind[i].length = &lengths[i];
@@ -466,13 +531,31 @@ static int bind_and_execute(struct db_conn *c, MYSQL_STMT *st, const struct db_v
     return 0;
 }
 
+/* Prepares sql (once per connection) and runs it with params; on the checkout's first
+ * statement, a lost connection is retried once on a new one where that is safe. */
+static MYSQL_STMT *run_stmt(struct db_conn *c, const char *sql, const struct db_val *params,
+                            size_t nparams, bool changes_nothing, struct err *e)
+{
+    bool fresh = c->fresh && !c->in_tx;
+
+    c->fresh = false;
+    for (;;) {
+        c->last_errno = 0;
+        MYSQL_STMT *st = prepared(c, sql, e);
+        if (st && !bind_and_execute(c, st, params, nparams, e))
+            return st;
+        if (!fresh || !retry_fresh(c, st != NULL, changes_nothing, e))
+            return NULL;
+        fresh = false;
+    }
+}
+
 int db_exec(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
             uint64_t *affected, int64_t *insert_id, struct err *e)
 {
-    MYSQL_STMT *st = prepared(c, sql, e);
+    MYSQL_STMT *st = run_stmt(c, sql, params, nparams, false, e);
 
-    c->last_errno = 0;
-    if (!st || bind_and_execute(c, st, params, nparams, e))
+    if (!st)
         return -1;
     if (affected)
         *affected = mysql_stmt_affected_rows(st);
@@ -492,12 +575,13 @@ static bool is_time_type(enum enum_field_types t)
     return t == MYSQL_TYPE_DATETIME || t == MYSQL_TYPE_TIMESTAMP || t == MYSQL_TYPE_DATE;
 }
 
+/* Members by size, largest first, so that MAX_COLS of them on the stack carry little padding. */
 struct column {
-    enum db_type type;
     int64_t i;
-    MYSQL_TIME t;
     char *s;
     unsigned long len;
+    MYSQL_TIME t;
+    enum db_type type;
     my_bool is_null;
     my_bool error;
 };
@@ -574,12 +658,11 @@ static int fetch_all(struct db_conn *c, MYSQL_STMT *st, MYSQL_RES *meta, struct 
 int db_query(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
              struct arena *a, struct db_rows *out, struct err *e)
 {
-    MYSQL_STMT *st = prepared(c, sql, e);
     int rc = -1;
 
-    c->last_errno = 0;
     memset(out, 0, sizeof(*out));
-    if (!st || bind_and_execute(c, st, params, nparams, e))
+    MYSQL_STMT *st = run_stmt(c, sql, params, nparams, true, e);
+    if (!st)
         return -1;
     if (mysql_stmt_store_result(st))
         return stmt_fail(c, st, "store result", e);

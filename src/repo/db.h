@@ -14,13 +14,20 @@
  * A connection is checked out by one service call at a time (db_acquire/db_release) and is
  * never shared between threads meanwhile. Each connection keeps its prepared statements, keyed
  * by the address of the static SQL string, so a statement is prepared once per connection.
- * A connection lost to a server restart is re-established on a later checkout.
+ * A connection that died while it rested in the pool (a server restart, a KILL, an idle
+ * time-out) is replaced before the checkout's first statement: each checkout polls the socket
+ * (no round trip; a resting connection has nothing to read, a dead one has the end of the
+ * stream or the server's notice) and, after another connection was found lost, pings it.
+ * Should the first statement still meet a lost connection, it runs once more on a new one when
+ * nothing can have run (not sent, a read, or START TRANSACTION); a write whose reply was lost
+ * fails with ERR_UNAVAILABLE, since it may have committed. Replacements count in
+ * shopd_db_reconnects_total.
  *
  * Errors: every fallible call returns 0 or -1 with e set. MariaDB error numbers are mapped in
- * one place: lock wait timeout, deadlock and lost connections become ERR_UNAVAILABLE, anything
- * else ERR_INTERNAL; the server's message stays in e->detail, which the HTTP layer logs and
- * never sends. A repo that expects a duplicate key asks db_last_errno() and maps it to its own
- * conflict code.
+ * one place: lock wait timeout, deadlock, an interrupted statement and lost connections become
+ * ERR_UNAVAILABLE (503 with Retry-After), anything else ERR_INTERNAL; the server's message
+ * stays in e->detail, which the HTTP layer logs and never sends. A repo that expects a
+ * duplicate key asks db_last_errno() and maps it to its own conflict code.
  */
 
 struct arena;
@@ -64,10 +71,10 @@ struct db_rows {
 /* "(?, …, ?)" with DB_IN_MAX placeholders, for a fixed statement that takes up to that many
  * ids; callers pad the unused places with an id that matches nothing (0). */
 #define DB_IN_MAX 64
-#define DB_IN_8_  "?,?,?,?,?,?,?,?"
-#define DB_IN_64                                                                               \
-    "(" DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ "," DB_IN_8_ \
-    "," DB_IN_8_ ")"
+#define DB_IN_8   "?,?,?,?,?,?,?,?"
+#define DB_IN_64                                                                        \
+    "(" DB_IN_8 "," DB_IN_8 "," DB_IN_8 "," DB_IN_8 "," DB_IN_8 "," DB_IN_8 "," DB_IN_8 \
+    "," DB_IN_8 ")"
 
 #define DB_ER_DUP_ENTRY 1062
 #define DB_ER_LOCK_WAIT 1205

@@ -19,7 +19,7 @@
 #include "core/banned.h"
 
 #define BATCH              64
-#define READ_BLOCK_MS      100 /* below the Redis pool's command time-out */
+#define READ_BLOCK_MS      100 /* the read's own socket time-out is this plus a margin */
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     2000
 #define CLAIM_EVERY_MS_MAX 1000

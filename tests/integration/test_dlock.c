@@ -2,7 +2,8 @@
  * The distributed lock (src/redis/dlock.c) against the real Redis and MariaDB: mutual exclusion
  * across processes and threads, the paused holder whose late write the fence refuses (the case
  * Kleppmann describes), releases by non-owners, prompt wake-ups and time-outs, renewal of a long
- * section, fences that only grow (even after Redis loses the counter), and Redis away.
+ * section, fences that only grow (even after Redis loses the counter), Redis away, and Redis
+ * slow (a private Redis stalled by a busy script): never taken for "away", no lease left.
  *
  * Every lock name lives under a per-run prefix (the harness database name and a colon), so runs
  * never collide. Children are forked while the process has no threads of ours; each builds its
@@ -102,14 +103,21 @@ struct locks {
     struct dlock_manager *m;
 };
 
-/* A Redis pool and a lock manager on host:port, as one shopd process has them. */
-static void locks_open(struct locks *l, const char *host, int port, int size)
+/* A Redis pool with a command time-out of timeout_ms and a lock manager on host:port. */
+static void locks_open_timeout(struct locks *l, const char *host, int port, int size,
+                               int timeout_ms)
 {
-    struct redis_options ro = {host, port, cfg.redis_db, size, 1000};
+    struct redis_options ro = {host, port, cfg.redis_db, size, timeout_ms};
     struct dlock_options lo = {host, port, cfg.redis_db, prefix};
 
     l->redis = redis_pool_new(&ro);
     l->m = dlock_manager_new(l->redis, &lo);
+}
+
+/* A Redis pool and a lock manager on host:port, as one shopd process has them. */
+static void locks_open(struct locks *l, const char *host, int port, int size)
+{
+    locks_open_timeout(l, host, port, size, 1000);
 }
 
 static void locks_close(struct locks *l)
@@ -879,6 +887,337 @@ static void unreachable_redis_grants_unguarded(void **state)
     assert_int_equal(metrics_get(METRIC_LOCK_UNGUARDED), unguarded + 1);
 }
 
+/* ---- 8. Redis slow is not Redis down ---- */
+
+/* shopd's own command time-out (src/main.c), so that a stall is longer than it. */
+#define SLOW_POOL_TIMEOUT_MS 200
+
+/* A Lua script that keeps Redis busy for ARGV[1] ms: a stall as DEBUG SLEEP makes one (which
+ * a default Redis 7 refuses), during which Redis accepts connections and buffers commands, and
+ * runs them all when it wakes up. */
+static const char script_stall[] =
+    "local t = redis.call('TIME') "
+    "local s = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
+    "repeat t = redis.call('TIME') "
+    "until tonumber(t[1]) * 1000000 + tonumber(t[2]) - s >= tonumber(ARGV[1]) * 1000 "
+    "return 1";
+
+struct stall {
+    int port;
+    redisContext *busy;  /* runs the script; its reply is never read */
+    redisContext *probe; /* asks PING with a short time-out */
+};
+
+static redisContext *connect_private(int port, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+
+    if (c && !c->err)
+        redisSetTimeout(c, tv);
+    return c;
+}
+
+/* True once a PING gets no answer within 50 ms: Redis runs the stall script. */
+static bool stalled(void *arg)
+{
+    struct stall *st = arg;
+
+    if (!st->probe || st->probe->err) {
+        if (st->probe)
+            redisFree(st->probe);
+        st->probe = connect_private(st->port, 50);
+    }
+    redisReply *r = redisCommand(st->probe, "PING");
+    if (r) {
+        freeReplyObject(r);
+        return false;
+    }
+    return true;
+}
+
+/* True once Redis answers again. */
+static bool awake(void *arg)
+{
+    struct stall *st = arg;
+    redisContext *c = connect_private(st->port, 50);
+    redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+    bool up = r != NULL;
+
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return up;
+}
+
+/* Makes the Redis on port busy for ms and returns once it is; 0 or -1. */
+static int stall_begin(struct stall *st, int port, int ms)
+{
+    int done = 0;
+
+    memset(st, 0, sizeof(*st));
+    st->port = port;
+    st->busy = connect_private(port, 2000);
+    if (!st->busy || st->busy->err)
+        return -1;
+    redisAppendCommand(st->busy, "EVAL %s 0 %d", script_stall, ms);
+    while (!done)
+        if (redisBufferWrite(st->busy, &done) != REDIS_OK)
+            return -1;
+    return harness_wait_for(stalled, st, 2000) ? 0 : -1;
+}
+
+/* Waits for the stall to end; frees its connections. True when Redis answered again. */
+static bool stall_end(struct stall *st)
+{
+    bool up = harness_wait_for(awake, st, 10000);
+
+    if (st->busy)
+        redisFree(st->busy);
+    if (st->probe)
+        redisFree(st->probe);
+    st->busy = st->probe = NULL;
+    return up;
+}
+
+struct private_lock {
+    redisContext *c;
+    const char *name;
+};
+
+/* The lock key of name in the private Redis: its value into buf ("" when none); false when
+ * Redis did not answer. */
+static bool private_lock_value(redisContext *c, const char *name, char *buf, size_t size)
+{
+    char key[256];
+
+    lock_key(name, key, sizeof(key));
+    redisReply *r = redisCommand(c, "GET %s", key);
+    snprintf(buf, size, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r)
+        freeReplyObject(r);
+    return r != NULL;
+}
+
+static bool private_lock_gone(void *arg)
+{
+    struct private_lock *pl = arg;
+    char value[128];
+
+    return private_lock_value(pl->c, pl->name, value, sizeof(value)) && !*value;
+}
+
+/* A stall longer than one try (1 s) but within the wait: the first try's reply is lost, and
+ * the next try finds the lock holding our token (the lost try did run) or takes it. Either
+ * way the lock is held, fenced, by us; and after the release no lease of ours is left. */
+static void slow_reply_is_waited_for_not_taken_for_down(void **state)
+{
+    struct harness_redis rs;
+    struct locks l;
+    struct dlock lock;
+    struct stall st;
+    struct err e;
+    char value[128] = "", token[64] = "";
+    bool fenced = false, gone = false, awoke;
+    int rc = -1, stall_rc;
+    int64_t fence = 0, took_us = 0;
+
+    assert_int_equal(harness_redis_start(&h, &rs), 0);
+    redisContext *c = connect_private(rs.port, 2000);
+    assert_non_null(c);
+    uint64_t unguarded = metrics_get(METRIC_LOCK_UNGUARDED);
+    locks_open_timeout(&l, "127.0.0.1", rs.port, 4, SLOW_POOL_TIMEOUT_MS);
+    stall_rc = stall_begin(&st, rs.port, 1500);
+    if (!stall_rc) {
+        int64_t t0 = clock_monotonic_us();
+        rc = dlock_acquire(l.m, "slow", 5000, 10000, &lock, &e);
+        took_us = clock_monotonic_us() - t0;
+    }
+    awoke = stall_end(&st);
+    if (!rc) {
+        fenced = dlock_fenced(&lock);
+        fence = lock.fence;
+        snprintf(token, sizeof(token), "%s", lock.token);
+        private_lock_value(c, "slow", value, sizeof(value));
+        dlock_release(l.m, &lock);
+        struct private_lock pl = {c, "slow"};
+        /* Well within the 10 s lease: the release, and the watchdog after it, removed it. */
+        gone = harness_wait_for(private_lock_gone, &pl, 3000);
+    }
+    locks_close(&l);
+    redisFree(c);
+    harness_redis_stop(&rs);
+
+    assert_int_equal(stall_rc, 0);
+    assert_true(awoke);
+    if (rc)
+        fail_msg("acquire failed: %s", e.detail);
+    assert_true(fenced);
+    assert_true(fence > 0);
+    assert_string_equal(value, token);
+    assert_true(gone);
+    assert_int_equal(metrics_get(METRIC_LOCK_UNGUARDED), unguarded);
+    print_message("  a 1.5 s stall: the lock was ours, fenced, after %lld ms\n",
+                  (long long)took_us / 1000);
+}
+
+/* A stall longer than the whole wait: the state stays unknown, so the answer is 503, not an
+ * unguarded grant. The lost tries run when Redis wakes and set our token with a 10 s lease;
+ * the watchdog deletes it, so another instance gets the lock at once, not after 10 s. */
+static void silent_redis_is_unavailable_and_leaves_no_lease(void **state)
+{
+    struct harness_redis rs;
+    struct locks l, other;
+    struct dlock lock, next;
+    struct stall st;
+    struct err e, e2;
+    bool gone = false, awoke;
+    int rc = 0, next_rc = -1, stall_rc;
+    enum err_code code = ERR_CODE_COUNT;
+    int64_t next_us = 0;
+
+    assert_int_equal(harness_redis_start(&h, &rs), 0);
+    redisContext *c = connect_private(rs.port, 2000);
+    assert_non_null(c);
+    uint64_t unguarded = metrics_get(METRIC_LOCK_UNGUARDED);
+    locks_open_timeout(&l, "127.0.0.1", rs.port, 4, SLOW_POOL_TIMEOUT_MS);
+    locks_open_timeout(&other, "127.0.0.1", rs.port, 4, SLOW_POOL_TIMEOUT_MS);
+    stall_rc = stall_begin(&st, rs.port, 2500);
+    if (!stall_rc) {
+        rc = dlock_acquire(l.m, "silent", 800, 10000, &lock, &e);
+        if (rc)
+            code = e.code;
+        else
+            dlock_release(l.m, &lock);
+    }
+    awoke = stall_end(&st);
+    if (awoke) {
+        /* Another process wants the lock as soon as Redis is back. */
+        int64_t t0 = clock_monotonic_us();
+        next_rc = dlock_acquire(other.m, "silent", 5000, 10000, &next, &e2);
+        next_us = clock_monotonic_us() - t0;
+        if (!next_rc)
+            dlock_release(other.m, &next);
+        struct private_lock pl = {c, "silent"};
+        gone = harness_wait_for(private_lock_gone, &pl, 3000);
+    }
+    locks_close(&other);
+    locks_close(&l);
+    redisFree(c);
+    harness_redis_stop(&rs);
+
+    assert_int_equal(stall_rc, 0);
+    assert_true(awoke);
+    assert_int_equal(rc, -1);
+    assert_int_equal(code, ERR_UNAVAILABLE);
+    assert_int_equal(metrics_get(METRIC_LOCK_UNGUARDED), unguarded);
+    if (next_rc)
+        fail_msg("the next acquire failed: %s", e2.detail);
+    /* It waited for the watchdog's delete (about a second), not for the 10 s lease. */
+    assert_true(next_us < 4000000);
+    assert_true(gone);
+    print_message("  after a 2.5 s stall the next holder had the lock in %lld ms\n",
+                  (long long)next_us / 1000);
+}
+
+/* Mutual exclusion while Redis stalls: 2 managers x 4 threads on the counter, with three
+ * stalls longer than one try. No grant is unguarded and no update is lost. */
+#define SLOW_THREADS 4
+#define SLOW_STEPS   20
+#define SLOW_STALLS  3
+
+struct slow_worker {
+    struct dlock_manager *m;
+    struct db_pool *db;
+    atomic_int *steps;
+    int status;
+};
+
+static void *slow_worker_main(void *arg)
+{
+    struct slow_worker *w = arg;
+
+    for (int i = 0; i < SLOW_STEPS && !w->status; i++) {
+        struct dlock l;
+        struct err e;
+        if (dlock_acquire(w->m, "counter", 20000, 5000, &l, &e)) {
+            fprintf(stderr, "test_dlock: acquire under a stall: %s\n", e.detail);
+            w->status = CHILD_ACQUIRE_FAILED;
+            break;
+        }
+        if (!dlock_fenced(&l))
+            w->status = CHILD_UNGUARDED;
+        else if (counter_step(w->db, &e))
+            w->status = CHILD_SQL_FAILED;
+        else if (!dlock_held(&l))
+            w->status = CHILD_LEASE_LOST;
+        dlock_release(w->m, &l);
+        atomic_fetch_add(w->steps, 1);
+    }
+    return NULL;
+}
+
+struct progress {
+    atomic_int *steps;
+    int at_least;
+};
+
+static bool progressed(void *arg)
+{
+    struct progress *p = arg;
+
+    return atomic_load(p->steps) >= p->at_least;
+}
+
+static void exclusion_holds_while_redis_stalls(void **state)
+{
+    struct harness_redis rs;
+    struct locks l[2];
+    struct slow_worker w[2 * SLOW_THREADS];
+    pthread_t t[2 * SLOW_THREADS];
+    atomic_int steps = 0;
+    struct err e;
+    int stalls = 0;
+
+    assert_int_equal(db_run(h.pool, sql_counter_reset, NULL, 0, NULL, &e), 0);
+    assert_int_equal(harness_redis_start(&h, &rs), 0);
+    uint64_t unguarded = metrics_get(METRIC_LOCK_UNGUARDED);
+    struct db_pool *db = open_db(2 * SLOW_THREADS);
+    for (int i = 0; i < 2; i++)
+        locks_open_timeout(&l[i], "127.0.0.1", rs.port, SLOW_THREADS + 1, SLOW_POOL_TIMEOUT_MS);
+    for (int i = 0; i < 2 * SLOW_THREADS; i++) {
+        w[i] = (struct slow_worker){l[i % 2].m, db, &steps, CHILD_OK};
+        assert_int_equal(pthread_create(&t[i], NULL, slow_worker_main, &w[i]), 0);
+    }
+    /* Stalls of 1.2 s, each once the workers have made some progress since the last. */
+    for (int s = 0; s < SLOW_STALLS; s++) {
+        struct progress p = {&steps, 10 + s * 2 * SLOW_THREADS * SLOW_STEPS / (SLOW_STALLS + 1)};
+        struct stall st;
+        if (!harness_wait_for(progressed, &p, 60000))
+            break;
+        if (!stall_begin(&st, rs.port, 1200))
+            stalls++;
+        stall_end(&st);
+    }
+    int status = CHILD_OK;
+    for (int i = 0; i < 2 * SLOW_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        if (!status)
+            status = w[i].status;
+    }
+    for (int i = 0; i < 2; i++)
+        locks_close(&l[i]);
+    db_pool_free(db);
+    harness_redis_stop(&rs);
+
+    assert_int_equal(stalls, SLOW_STALLS);
+    if (status != CHILD_OK)
+        fail_msg("a worker ended with %d (see enum child_code)", status);
+    assert_int_equal(harness_sql_int(&h, sql_counter_value, 0), 2 * SLOW_THREADS * SLOW_STEPS);
+    assert_int_equal(metrics_get(METRIC_LOCK_UNGUARDED), unguarded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -891,6 +1230,9 @@ int main(void)
         cmocka_unit_test(renewal_keeps_a_long_sections_lock),
         cmocka_unit_test(fences_only_grow),
         cmocka_unit_test(unreachable_redis_grants_unguarded),
+        cmocka_unit_test(slow_reply_is_waited_for_not_taken_for_down),
+        cmocka_unit_test(silent_redis_is_unavailable_and_leaves_no_lease),
+        cmocka_unit_test(exclusion_holds_while_redis_stalls),
     };
     /* A write to a child that already exited must fail, not kill the test. */
     signal(SIGPIPE, SIG_IGN);
