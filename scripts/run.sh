@@ -2,13 +2,15 @@
 # `make run`: migrate, seed the demo data, print a demo token, then serve in the foreground with
 # the data platform (`shopd platform`, the consumer of the paid-order events) beside it; both
 # stop on Ctrl-C. Every SHOPD_* variable already set is honoured; only a missing JWT secret
-# gets a development default.
+# gets a development default: a random one made once by scripts/dev-secret.sh, kept in
+# var/dev-jwt-secret (which `build/shopd token` also reads when SHOPD_JWT_SECRET is unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${SHOPD_JWT_SECRET:-}" ]; then
-  export SHOPD_JWT_SECRET=dev-secret-change-me
-  echo "run: SHOPD_JWT_SECRET was not set; using a development secret"
+  SHOPD_JWT_SECRET=$(scripts/dev-secret.sh)
+  export SHOPD_JWT_SECRET
+  echo "run: SHOPD_JWT_SECRET was not set; using the development secret of var/dev-jwt-secret"
 fi
 build/shopd seed
 user_token=$(build/shopd token 1)

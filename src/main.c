@@ -33,7 +33,9 @@
 
 #define SHUTDOWN_GRACE_MS   10000
 #define REDIS_TIMEOUT_MS    200
-#define DEFAULT_TOKEN_TTL_S (24 * 3600)
+#define DEFAULT_TOKEN_TTL_S ((int64_t)24 * 3600)
+/* What scripts/dev-secret.sh writes (make run, make cluster), relative to the repository. */
+#define DEV_SECRET_FILE "var/dev-jwt-secret"
 
 static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
                             "       shopd platform [--listen HOST:PORT]\n"
@@ -41,7 +43,11 @@ static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
                             "       shopd seed\n"
                             "       shopd check\n"
                             "       shopd token [--admin] [USER_ID...] [--ttl SECONDS]\n"
-                            "Configuration comes from the environment; see README.md.\n";
+                            "Configuration comes from the environment; see README.md.\n"
+                            "serve needs SHOPD_JWT_SECRET (32 bytes or more, not a placeholder\n"
+                            "of the repository). token signs with SHOPD_JWT_SECRET, or when it is\n"
+                            "unset with the development secret of make run, ./" DEV_SECRET_FILE
+                            ".\n";
 
 static const char *env(const char *name)
 {
@@ -132,8 +138,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
 
     if (parse_listen_flag(cfg, argc, argv, &listen_given))
         return 2;
-    if (!cfg->jwt_secret[0]) {
-        log_error("SHOPD_JWT_SECRET is not set; refusing to serve without a token secret");
+    /* No fallback to DEV_SECRET_FILE here: a production server takes its secret from its
+     * environment only (make run exports the development one). */
+    if (config_check_jwt_secret(cfg->jwt_secret, &e)) {
+        log_error("%s; refusing to serve", e.detail);
         return 2;
     }
     block_stop_signals();
@@ -294,34 +302,60 @@ static int print_token(const struct config *cfg, int64_t user_id, bool admin, in
     return 0;
 }
 
-/* One token per line: the admin's with --admin, then one per user id, in argument order (the
- * benchmarks mint thousands in one process). */
-static int cmd_token(struct config *cfg, int argc, char **argv)
+/* Checks cmd_token's arguments before anything is printed: --admin, --ttl SECONDS and user ids. */
+static int parse_token_args(int argc, char **argv, bool *admin, int64_t *ttl)
 {
-    int64_t ttl = DEFAULT_TOKEN_TTL_S, user_id;
-    bool admin = false;
+    int64_t user_id;
     int users = 0;
 
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--admin")) {
-            admin = true;
+            *admin = true;
         } else if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
-            if (num_parse_i64(argv[++i], 0, 10LL * 365 * 86400, &ttl))
-                goto usage;
+            if (num_parse_i64(argv[++i], 0, 10LL * 365 * 86400, ttl))
+                return -1;
         } else if (num_parse_i64(argv[i], 1, INT64_MAX, &user_id)) {
-            goto usage;
+            return -1;
         } else {
             users++;
         }
     }
-    if (!admin && !users)
-        goto usage;
-    if (!cfg->jwt_secret[0]) {
-        log_error("SHOPD_JWT_SECRET is not set");
+    return *admin || users ? 0 : -1;
+}
+
+/* The README's second terminal: make run's development secret, as make run uses it. */
+static int load_dev_secret(struct config *cfg)
+{
+    struct err e;
+
+    if (cfg->jwt_secret[0])
+        return 0;
+    if (config_read_secret_file(cfg, DEV_SECRET_FILE, &e)) {
+        log_error("SHOPD_JWT_SECRET is not set, and no development secret: %s (make run "
+                  "creates it)",
+                  e.detail);
+        return -1;
+    }
+    return 0;
+}
+
+/* One token per line: the admin's with --admin, then one per user id, in argument order (the
+ * benchmarks mint thousands in one process). */
+static int cmd_token(struct config *cfg, int argc, char **argv)
+{
+    int64_t ttl = DEFAULT_TOKEN_TTL_S;
+    int64_t user_id;
+    bool admin = false;
+
+    if (parse_token_args(argc, argv, &admin, &ttl)) {
+        fputs(usage, stderr);
         return 2;
     }
-    /* A line per write: several of these processes may share one output file. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (load_dev_secret(cfg))
+        return 2;
+    /* A line per write: several of these processes may share one output file. setvbuf() fails
+     * only for a bad mode or size, and these are constants. */
+    (void)setvbuf(stdout, NULL, _IOLBF, 0);
     if (admin && print_token(cfg, 0, true, ttl))
         return 1;
     for (int i = 0; i < argc; i++) {
@@ -332,9 +366,6 @@ static int cmd_token(struct config *cfg, int argc, char **argv)
             return 1;
     }
     return 0;
-usage:
-    fputs(usage, stderr);
-    return 2;
 }
 
 int main(int argc, char **argv)
@@ -343,7 +374,9 @@ int main(int argc, char **argv)
     struct err e;
     int rc;
 
-    signal(SIGPIPE, SIG_IGN);
+    /* signal() fails only for an invalid signal number or handler (EINVAL), and these are
+     * constants: nothing to check. */
+    (void)signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

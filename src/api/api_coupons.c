@@ -44,7 +44,10 @@ static const struct json_spec issue_spec[] = {
 static int parse_time(const char *text, const char *field, int64_t *out, struct err *e)
 {
     if (clock_parse_rfc3339(text, out))
-        return err_set(e, ERR_INVALID_INPUT, "'%s' must be an RFC 3339 time", field);
+        return err_set(e, ERR_INVALID_INPUT,
+                       "'%s' must be an RFC 3339 time between 1000-01-01T00:00:00Z and "
+                       "9999-12-31T23:59:59Z",
+                       field);
     return 0;
 }
 
@@ -71,7 +74,8 @@ static int decode_coupon(struct req *req, struct coupon *out, struct err *e)
 
 int api_coupons_create(struct req *req, struct resp *resp, struct err *e)
 {
-    struct coupon in = {0}, out;
+    struct coupon in = {0};
+    struct coupon out;
     struct json_w w;
 
     if (decode_coupon(req, &in, e) || coupon_svc_create(api_svc(req), &in, &out, e))

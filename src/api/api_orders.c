@@ -73,6 +73,18 @@ static int prepare(struct req *req, int64_t user_id, struct idem_request *idem, 
                             &req->arena, e);
 }
 
+/* Every 400 a body can earn comes before the idempotency key is asked for (the order of
+ * checks on each idempotent route: input, token, key). */
+static int check_lines(struct create_in *in, struct err *e)
+{
+    int64_t dup;
+
+    if (order_lines_normalise(in->items.items, in->items.count, &dup))
+        return err_set(e, ERR_INVALID_INPUT, "product %lld appears twice in 'items'",
+                       (long long)dup);
+    return 0;
+}
+
 int api_orders_create(struct req *req, struct resp *resp, struct err *e)
 {
     struct create_in in = {0};
@@ -80,7 +92,7 @@ int api_orders_create(struct req *req, struct resp *resp, struct err *e)
     struct idem_response out;
 
     if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e) ||
-        prepare(req, in.user_id, &idem, e))
+        check_lines(&in, e) || prepare(req, in.user_id, &idem, e))
         return -1;
     struct order_request rq = {in.user_id, in.items.items, in.items.count, in.coupon_id};
     if (order_svc_create(api_svc(req), &idem, &rq, render_order, &req->arena, &out, e))
@@ -137,7 +149,8 @@ int api_orders_mine(struct req *req, struct resp *resp, struct err *e)
 {
     const char *status = req_query(req, "status");
     enum order_status wanted = ORDER_PENDING;
-    int64_t limit, before;
+    int64_t limit;
+    int64_t before;
     struct order *orders;
     size_t count;
     int more;

@@ -50,7 +50,8 @@ int api_products_list(struct req *req, struct resp *resp, struct err *e)
 {
     struct product *items;
     size_t count;
-    int64_t limit, after;
+    int64_t limit;
+    int64_t after;
     int more;
     struct json_w w;
 
@@ -87,7 +88,8 @@ int api_products_get(struct req *req, struct resp *resp, struct err *e)
 
 int api_products_top(struct req *req, struct resp *resp, struct err *e)
 {
-    int64_t days, limit;
+    int64_t days;
+    int64_t limit;
     const char *json;
 
     if (api_query_int(req, "days", TOP_DEFAULT_DAYS, 1, PRODUCT_TOP_DAYS_MAX, &days, e) ||
@@ -100,7 +102,8 @@ int api_products_top(struct req *req, struct resp *resp, struct err *e)
 
 int api_products_create(struct req *req, struct resp *resp, struct err *e)
 {
-    struct product in = {0}, out;
+    struct product in = {0};
+    struct product out;
 
     in.description = "";
     if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e) ||

@@ -29,10 +29,12 @@ struct charge_in {
     int64_t amount_krw;
 };
 
-/* The range is checked by the service; the spec only rules out what is not a KRW amount. */
+/* The range is checked here, before the idempotency key is asked for: a request that is
+ * wrong in itself answers what is wrong with it (400 INVALID_AMOUNT), whether it has a key or
+ * not. The service checks it again. */
 static const struct json_spec charge_spec[] = {
-    JSON_INT("amount", JSON_REQUIRED, INT64_MIN, INT64_MAX, ERR_INVALID_AMOUNT, struct charge_in,
-             amount_krw),
+    JSON_INT("amount", JSON_REQUIRED, MONEY_CHARGE_MIN_KRW, MONEY_CHARGE_MAX_KRW,
+             ERR_INVALID_AMOUNT, struct charge_in, amount_krw),
     JSON_END,
 };
 
@@ -123,7 +125,8 @@ int api_users_history(struct req *req, struct resp *resp, struct err *e)
 {
     struct balance_entry *entries;
     size_t count;
-    int64_t limit, before;
+    int64_t limit;
+    int64_t before;
     int more;
     struct json_w w;
 

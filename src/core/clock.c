@@ -70,7 +70,7 @@ void clock_to_civil(int64_t epoch_us, struct clock_civil *out)
 int64_t clock_from_civil(const struct clock_civil *c)
 {
     int64_t days = days_from_civil(c->year, c->month, c->day);
-    int64_t secs = days * 86400 + c->hour * 3600 + c->minute * 60 + c->second;
+    int64_t secs = days * 86400 + (int64_t)c->hour * 3600 + (int64_t)c->minute * 60 + c->second;
     return secs * 1000000 + c->microsecond;
 }
 
@@ -113,44 +113,83 @@ static int days_in_month(int y, int m)
     return m == 2 ? 28 + leap : days[m - 1];
 }
 
+/* API.md's range for a client's times, which is also MariaDB DATETIME's: once in UTC, a time
+ * outside it could not be stored (a 500) or would be silently clipped. */
+static const struct clock_civil range_min = {1000, 1, 1, 0, 0, 0, 0};
+static const struct clock_civil range_max = {9999, 12, 31, 23, 59, 59, 0};
+
+/* "YYYY-MM-DD": digits and dashes only; the ranges are checked by fields_in_range(). */
+static int parse_date(const char **p, struct clock_civil *c)
+{
+    if (digits(p, 4, &c->year) || expect(p, '-') || digits(p, 2, &c->month) || expect(p, '-') ||
+        digits(p, 2, &c->day))
+        return -1;
+    return 0;
+}
+
+/* "Thh:mm:ss" and an optional fraction, whose digits past the sixth are read and dropped. */
+static int parse_time(const char **p, struct clock_civil *c)
+{
+    if (**p != 'T' && **p != 't')
+        return -1;
+    (*p)++;
+    if (digits(p, 2, &c->hour) || expect(p, ':') || digits(p, 2, &c->minute) || expect(p, ':') ||
+        digits(p, 2, &c->second))
+        return -1;
+    if (**p != '.')
+        return 0;
+    (*p)++;
+    if (**p < '0' || **p > '9')
+        return -1;
+    for (int scale = 100000; **p >= '0' && **p <= '9'; (*p)++, scale /= 10)
+        c->microsecond += (**p - '0') * scale;
+    return 0;
+}
+
+/* "Z" or "+hh:mm" / "-hh:mm", as minutes east of UTC. */
+static int parse_offset(const char **p, int *offset_min)
+{
+    int sign;
+    int oh;
+    int om;
+
+    if (**p == 'Z' || **p == 'z') {
+        (*p)++;
+        *offset_min = 0;
+        return 0;
+    }
+    if (**p != '+' && **p != '-')
+        return -1;
+    sign = **p == '-' ? -1 : 1;
+    (*p)++;
+    if (digits(p, 2, &oh) || expect(p, ':') || digits(p, 2, &om) || oh > 23 || om > 59)
+        return -1;
+    *offset_min = sign * (oh * 60 + om);
+    return 0;
+}
+
+/* The calendar and clock ranges, checked once every field is read (the day needs the month). */
+static int fields_in_range(const struct clock_civil *c)
+{
+    if (c->month < 1 || c->month > 12 || c->day < 1 || c->day > days_in_month(c->year, c->month) ||
+        c->hour > 23 || c->minute > 59 || c->second > 59)
+        return -1;
+    return 0;
+}
+
 int clock_parse_rfc3339(const char *s, int64_t *epoch_us)
 {
     struct clock_civil c = {0};
     const char *p = s;
     int offset_min = 0;
 
-    if (digits(&p, 4, &c.year) || expect(&p, '-') || digits(&p, 2, &c.month) || expect(&p, '-') ||
-        digits(&p, 2, &c.day))
+    if (parse_date(&p, &c) || parse_time(&p, &c) || parse_offset(&p, &offset_min) || *p != '\0' ||
+        fields_in_range(&c))
         return -1;
-    if (*p != 'T' && *p != 't')
+    int64_t t = clock_from_civil(&c) - (int64_t)offset_min * 60 * 1000000;
+    if (t < clock_from_civil(&range_min) || t > clock_from_civil(&range_max))
         return -1;
-    p++;
-    if (digits(&p, 2, &c.hour) || expect(&p, ':') || digits(&p, 2, &c.minute) || expect(&p, ':') ||
-        digits(&p, 2, &c.second))
-        return -1;
-    if (*p == '.') {
-        int scale = 100000;
-        p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
-            c.microsecond += (*p - '0') * scale;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p == '-' ? -1 : 1, oh, om;
-        p++;
-        if (digits(&p, 2, &oh) || expect(&p, ':') || digits(&p, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        offset_min = sign * (oh * 60 + om);
-    } else {
-        return -1;
-    }
-    if (*p != '\0' || c.month < 1 || c.month > 12 || c.day < 1 ||
-        c.day > days_in_month(c.year, c.month) || c.hour > 23 || c.minute > 59 || c.second > 59)
-        return -1;
-    *epoch_us = clock_from_civil(&c) - (int64_t)offset_min * 60 * 1000000;
+    *epoch_us = t;
     return 0;
 }
 

@@ -29,7 +29,9 @@ int64_t clock_from_civil(const struct clock_civil *c);
 #define CLOCK_RFC3339_LEN 32
 void clock_format_rfc3339(int64_t epoch_us, char *buf, size_t size);
 
-/* Parses an RFC 3339 time with a "Z" or "+hh:mm" offset and optional fraction; 0 or -1. */
+/* Parses an RFC 3339 time with a "Z" or "+hh:mm" offset and optional fraction; 0 or -1.
+ * A time that, once converted to UTC, lies outside 1000-01-01T00:00:00Z …
+ * 9999-12-31T23:59:59Z (API.md's range for client times, MariaDB DATETIME's) is -1 too. */
 int clock_parse_rfc3339(const char *s, int64_t *epoch_us);
 
 #endif

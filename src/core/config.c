@@ -46,7 +46,10 @@ int config_parse_listen(struct config *cfg, const char *addr, struct err *e)
 int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
 {
     static const char scheme[] = "mysql://";
-    const char *p = url, *at, *colon, *slash;
+    const char *p = url;
+    const char *at;
+    const char *colon;
+    const char *slash;
 
     if (strncmp(p, scheme, sizeof(scheme) - 1))
         goto bad;
@@ -73,7 +76,8 @@ bad:
 int config_parse_redis_url(struct config *cfg, const char *url, struct err *e)
 {
     static const char scheme[] = "redis://";
-    const char *p = url, *slash;
+    const char *p = url;
+    const char *slash;
     int64_t db = 0;
 
     if (strncmp(p, scheme, sizeof(scheme) - 1))
@@ -92,6 +96,51 @@ bad:
     return err_set(e, ERR_INVALID_INPUT, "SHOPD_REDIS_URL is not redis://host:port/db");
 }
 
+const char *const config_published_secrets[] = {
+    "CHANGE-ME-to-32-or-more-random-bytes", /* deploy/shopd.env */
+    "CHANGE-ME",                            /* deploy/shopd.env's other placeholder */
+    "dev-secret-change-me",                 /* scripts/run.sh and scripts/cluster.sh, once */
+    "integration-test-secret",              /* tests/support/harness.c, once */
+    NULL,
+};
+
+int config_check_jwt_secret(const char *secret, struct err *e)
+{
+    size_t len = secret ? strlen(secret) : 0;
+
+    if (!len)
+        return err_set(e, ERR_INVALID_INPUT, "SHOPD_JWT_SECRET is not set");
+    for (const char *const *p = config_published_secrets; *p; p++)
+        if (!strcmp(secret, *p))
+            return err_set(e, ERR_INVALID_INPUT,
+                           "SHOPD_JWT_SECRET is a placeholder published in the repository; "
+                           "set a random secret of at least %d bytes",
+                           CONFIG_JWT_SECRET_MIN);
+    if (len < CONFIG_JWT_SECRET_MIN)
+        return err_set(e, ERR_INVALID_INPUT,
+                       "SHOPD_JWT_SECRET has %zu bytes; at least %d are needed", len,
+                       CONFIG_JWT_SECRET_MIN);
+    return 0;
+}
+
+int config_read_secret_file(struct config *cfg, const char *path, struct err *e)
+{
+    char line[sizeof(cfg->jwt_secret) + 2];
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return err_set(e, ERR_INVALID_INPUT, "cannot open '%s'", path);
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    (void)fclose(f); /* opened for reading: a failed close loses nothing */
+    size_t len = ok ? strcspn(line, "\r\n") : 0;
+    if (!len || len >= sizeof(cfg->jwt_secret))
+        return err_set(e, ERR_INVALID_INPUT, "'%s' does not hold a secret on its first line",
+                       path);
+    memcpy(cfg->jwt_secret, line, len);
+    cfg->jwt_secret[len] = '\0';
+    return 0;
+}
+
 static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t max, int64_t *out,
                    struct err *e)
 {
@@ -105,13 +154,11 @@ static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t
     return 0;
 }
 
-int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
+/* The three service addresses, each with its local default, and the optional JWT secret. */
+static int load_addresses(struct config *cfg, config_getter_fn *get, struct err *e)
 {
     const char *v;
-    int64_t threads = 64, ttl = 600, lock_wait = 5, access_log = 1, dlock_wait = 5;
-    int64_t claim_idle = 30000, max_deliveries = 5;
 
-    memset(cfg, 0, sizeof(*cfg));
     v = get("SHOPD_LISTEN");
     if (config_parse_listen(cfg, v && *v ? v : "127.0.0.1:8080", e))
         return -1;
@@ -125,7 +172,21 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
     if (v && copy_field(cfg->jwt_secret, sizeof(cfg->jwt_secret), v, strlen(v)))
         return err_set(e, ERR_INVALID_INPUT, "SHOPD_JWT_SECRET is longer than %zu bytes",
                        sizeof(cfg->jwt_secret) - 1);
-    if (int_var(get, "SHOPD_ORDER_TTL", 1, 86400 * 30, &ttl, e) ||
+    return 0;
+}
+
+/* The integer settings: each is range-checked as int64_t before it is narrowed into cfg. */
+static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e)
+{
+    int64_t threads = 64;
+    int64_t ttl = 600;
+    int64_t lock_wait = 5;
+    int64_t access_log = 1;
+    int64_t dlock_wait = 5;
+    int64_t claim_idle = 30000;
+    int64_t max_deliveries = 5;
+
+    if (int_var(get, "SHOPD_ORDER_TTL", 1, (int64_t)86400 * 30, &ttl, e) ||
         int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
         int_var(get, "SHOPD_DB_LOCK_WAIT", 1, 3600, &lock_wait, e) ||
         int_var(get, "SHOPD_LOCK_WAIT", 1, 3600, &dlock_wait, e) ||
@@ -140,7 +201,14 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
     cfg->db_lock_wait_s = (int)lock_wait;
     cfg->lock_wait_s = (int)dlock_wait;
     cfg->access_log = access_log != 0;
-    v = get("SHOPD_COUPON_STRATEGY");
+    return 0;
+}
+
+/* SHOPD_COUPON_STRATEGY, "gate" when unset. */
+static int load_coupon_strategy(struct config *cfg, config_getter_fn *get, struct err *e)
+{
+    const char *v = get("SHOPD_COUPON_STRATEGY");
+
     if (!v || !*v || !strcmp(v, "gate"))
         cfg->coupon_strategy = CONFIG_COUPON_GATE;
     else if (!strcmp(v, "lock"))
@@ -150,5 +218,14 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
     else
         return err_set(e, ERR_INVALID_INPUT, "SHOPD_COUPON_STRATEGY '%s' is not gate, lock or db",
                        v);
+    return 0;
+}
+
+int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    if (load_addresses(cfg, get, e) || load_numbers(cfg, get, e) ||
+        load_coupon_strategy(cfg, get, e))
+        return -1;
     return 0;
 }

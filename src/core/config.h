@@ -50,6 +50,24 @@ typedef const char *config_getter_fn(const char *name);
  * naming the variable when one is malformed. */
 int config_load(struct config *cfg, config_getter_fn *get, struct err *e);
 
+/* The shortest SHOPD_JWT_SECRET that serve accepts (API.md "Authentication"). */
+#define CONFIG_JWT_SECRET_MIN 32
+
+/*
+ * The secrets this repository publishes as placeholders or development defaults
+ * (deploy/shopd.env, and what scripts/run.sh and scripts/cluster.sh used before they generated
+ * one): anyone can read them, so serve refuses each. The one list; NULL-terminated.
+ */
+extern const char *const config_published_secrets[];
+
+/* 0 when secret may sign tokens in production; -1 with ERR_INVALID_INPUT saying why (unset,
+ * shorter than CONFIG_JWT_SECRET_MIN bytes, or one of config_published_secrets). */
+int config_check_jwt_secret(const char *secret, struct err *e);
+
+/* Reads a development secret from path (one line, as scripts/dev-secret.sh writes it) into
+ * cfg->jwt_secret. 0, or -1 with ERR_INVALID_INPUT when the file is missing or malformed. */
+int config_read_secret_file(struct config *cfg, const char *path, struct err *e);
+
 /* Parses "mysql://user:pass@host:port/db" into cfg's db_* fields. */
 int config_parse_db_url(struct config *cfg, const char *url, struct err *e);
 /* Parses "redis://host:port/db" into cfg's redis_* fields. */

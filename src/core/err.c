@@ -17,14 +17,36 @@ static const struct {
 #undef X
 };
 
+/*
+ * A detail cut to fit the buffer may end inside a UTF-8 sequence: drop that partial character,
+ * so that the detail stays valid UTF-8 (and its problem+json valid JSON) when what was cut was.
+ */
+static void cut_on_boundary(char *s)
+{
+    size_t len = strlen(s);
+    size_t i = len;
+
+    /* Back over at most three continuation bytes (10xxxxxx) to the last lead byte. */
+    while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (len - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 int err_set(struct err *e, enum err_code code, const char *fmt, ...)
 {
     va_list ap;
 
     e->code = code;
     va_start(ap, fmt);
-    vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+    int n = vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(e->detail))
+        cut_on_boundary(e->detail);
     return -1;
 }
 
@@ -37,9 +59,12 @@ int err_prefix(struct err *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
+    cut_on_boundary(prefix);
     memcpy(old, e->detail, sizeof(old));
     int room = (int)(sizeof(e->detail) - strlen(prefix) - 3);
     snprintf(e->detail, sizeof(e->detail), "%s: %.*s", prefix, room > 0 ? room : 0, old);
+    /* The old detail is the tail: a cut there may split a character. */
+    cut_on_boundary(e->detail);
     return -1;
 }
 

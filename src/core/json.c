@@ -16,6 +16,18 @@
  */
 #define DECODE_FLAGS JSON_REJECT_DUPLICATES
 
+/*
+ * jansson's message quotes the input near the error ("invalid escape near ..."), so it may hold
+ * any bytes, even half a UTF-8 character: only printable ASCII is kept, so that the detail is
+ * valid UTF-8 (and fit for a log line) whatever the body held.
+ */
+static void printable_ascii(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
 static json_t *parse_object(const char *body, size_t len, struct err *e)
 {
     json_error_t jerr;
@@ -25,6 +37,7 @@ static json_t *parse_object(const char *body, size_t len, struct err *e)
                NULL;
     json_t *root = json_loadb(body, len, DECODE_FLAGS, &jerr);
     if (!root) {
+        printable_ascii(jerr.text);
         err_set(e, ERR_INVALID_INPUT, "malformed JSON at line %d column %d: %s", jerr.line,
                 jerr.column, jerr.text);
         return NULL;
@@ -46,6 +59,11 @@ static size_t utf8_length(const char *s)
     return n;
 }
 
+/*
+ * NOLINTBEGIN(misc-no-recursion): decode_object() recurses only through a JSON_TYPE_OBJECTS
+ * field into that field's own spec table, never on the input's nesting, so the depth is bounded
+ * by the static json_spec tables whatever the body holds.
+ */
 static int decode_object(json_t *obj, const struct json_spec *spec, void *out, const char *path,
                          struct arena *a, struct err *e);
 
@@ -106,6 +124,16 @@ static int decode_field(json_t *v, const struct json_spec *f, void *out, const c
     BUG("unknown json_spec type");
 }
 
+/* A field that is absent (v is NULL) or null: an error only when its spec demands a value. */
+static int check_absent(const json_t *v, const struct json_spec *f, const char *name, struct err *e)
+{
+    if (f->flags & JSON_REQUIRED)
+        return err_set(e, ERR_INVALID_INPUT, "'%s' is required", name);
+    if (v && (f->flags & JSON_NOT_NULL))
+        return err_set(e, ERR_INVALID_INPUT, "'%s' must not be null", name);
+    return 0;
+}
+
 static int decode_object(json_t *obj, const struct json_spec *spec, void *out, const char *path,
                          struct arena *a, struct err *e)
 {
@@ -114,10 +142,8 @@ static int decode_object(json_t *obj, const struct json_spec *spec, void *out, c
         const char *name = path ? arena_printf(a, "%s.%s", path, f->name) : f->name;
 
         if (!v || json_is_null(v)) {
-            if (f->flags & JSON_REQUIRED)
-                return err_set(e, ERR_INVALID_INPUT, "'%s' is required", name);
-            if (v && (f->flags & JSON_NOT_NULL))
-                return err_set(e, ERR_INVALID_INPUT, "'%s' must not be null", name);
+            if (check_absent(v, f, name, e))
+                return -1;
             continue;
         }
         if (decode_field(v, f, out, name, a, e))
@@ -127,6 +153,7 @@ static int decode_object(json_t *obj, const struct json_spec *spec, void *out, c
     }
     return 0;
 }
+/* NOLINTEND(misc-no-recursion) */
 
 int json_decode(const char *body, size_t len, const struct json_spec *spec, void *out,
                 struct arena *a, struct err *e)
@@ -180,6 +207,38 @@ int json_get_string(const char *body, size_t len, const char *key, struct arena 
 
 /* ---- writer ---- */
 
+/*
+ * The length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), or 0 when the bytes there are not one.
+ */
+static size_t utf8_len(const unsigned char *s)
+{
+    /* The range of the second byte depends on the first (RFC 3629's table). */
+    static const struct {
+        unsigned char first_lo, first_hi, lo, hi;
+        size_t n;
+    } forms[] = {
+        {0xc2, 0xdf, 0x80, 0xbf, 2}, {0xe0, 0xe0, 0xa0, 0xbf, 3}, /* no overlong */
+        {0xe1, 0xec, 0x80, 0xbf, 3}, {0xed, 0xed, 0x80, 0x9f, 3}, /* no surrogates */
+        {0xee, 0xef, 0x80, 0xbf, 3}, {0xf0, 0xf0, 0x90, 0xbf, 4}, /* no overlong */
+        {0xf1, 0xf3, 0x80, 0xbf, 4}, {0xf4, 0xf4, 0x80, 0x8f, 4}, /* nothing past U+10FFFF */
+    };
+
+    for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+        if (s[0] < forms[f].first_lo || s[0] > forms[f].first_hi)
+            continue;
+        if (s[1] < forms[f].lo || s[1] > forms[f].hi)
+            return 0;
+        for (size_t i = 2; i < forms[f].n; i++)
+            if (s[i] < 0x80 || s[i] > 0xbf)
+                return 0;
+        return forms[f].n;
+    }
+    return 0;
+}
+
+/* Bytes that are not well-formed UTF-8 become U+FFFD: whatever a request held (a path, a
+ * header quoted in a detail), the JSON written is valid. */
 void json_quote(struct buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -188,6 +247,17 @@ void json_quote(struct buf *b, const char *s)
     buf_addch(b, '"');
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)s);
+            if (n) {
+                s += n - 1;
+                continue;
+            }
+            buf_add(b, run, (size_t)(s - run));
+            run = s + 1;
+            buf_add(b, "\\ufffd", 6);
+            continue;
+        }
         if (ch >= 0x20 && ch != '"' && ch != '\\')
             continue;
         buf_add(b, run, (size_t)(s - run));

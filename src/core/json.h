@@ -119,7 +119,8 @@ void json_w_time_or_null(struct json_w *w, const char *key, int64_t epoch_us, bo
 /* Returns the text written so far (NUL-terminated, in the arena) and its length. */
 const char *json_w_text(struct json_w *w, size_t *len);
 
-/* Appends s to b as a quoted, escaped JSON string. */
+/* Appends s to b as a quoted, escaped JSON string; bytes of s that are not well-formed UTF-8
+ * become U+FFFD, so the result is valid JSON whatever s holds. */
 void json_quote(struct buf *b, const char *s);
 
 #endif

@@ -15,6 +15,38 @@ void log_set_level(enum log_level level)
     min_level = level;
 }
 
+char *log_escape(char *dst, size_t size, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (!size)
+        return dst;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        char esc[4];
+        size_t n = 0;
+
+        if (ch == '"' || ch == '\\') {
+            esc[n++] = '\\';
+            esc[n++] = (char)ch;
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            esc[n++] = '\\';
+            esc[n++] = 'x';
+            esc[n++] = hex[ch >> 4];
+            esc[n++] = hex[ch & 15];
+        } else {
+            esc[n++] = (char)ch;
+        }
+        if (o + n >= size)
+            break;
+        for (size_t k = 0; k < n; k++)
+            dst[o++] = esc[k];
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
 void log_line(const char *line, int len)
 {
     char buf[2048];

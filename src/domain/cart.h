@@ -16,6 +16,7 @@ struct arena;
 struct product;
 
 #define CART_QUANTITY_MAX 1000
+#define CART_LINES_MAX    100 /* distinct products in one cart (API.md "Cart"): else CART_FULL */
 
 struct cart_line {
     int64_t product_id;

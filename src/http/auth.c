@@ -2,38 +2,103 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <jwt.h>
 
 #include "core/err.h"
-#include "core/num.h"
+#include "http/router.h"
 
 #include "core/banned.h"
 
 static const char bearer[] = "Bearer ";
 
+/*
+ * The claim as its JSON text (jansson's compact encoding, from libjwt), or NULL when absent.
+ * The claims are judged on that text here, not through libjwt's typed getters, whose answer
+ * for a claim of the wrong type differs between versions. free() the result.
+ */
+static char *claim_json(jwt_t *jwt, const char *name)
+{
+    char *text = jwt_get_grants_json(jwt, name);
+
+    if (text && !strcmp(text, "null")) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/*
+ * A NumericDate claim (exp, nbf) must be a JSON number when present; RFC 7519 allows a
+ * fraction. 0 with *present and *value, or -1 when it is there but not a number.
+ */
+static int numeric_date(jwt_t *jwt, const char *name, bool *present, double *value)
+{
+    char *text = jwt_get_grants_json(jwt, name);
+    char *end = NULL;
+    int rc = 0;
+
+    *present = text != NULL;
+    if (!text)
+        return 0;
+    /* A JSON number starts with '-' or a digit; strtod alone would also take "inf" or hex. */
+    if ((text[0] != '-' && (text[0] < '0' || text[0] > '9')) || strpbrk(text, "xXnN")) {
+        rc = -1;
+    } else {
+        errno = 0;
+        *value = strtod(text, &end);
+        if (errno || !end || *end)
+            rc = -1;
+    }
+    free(text);
+    return rc;
+}
+
+/* The subject: a JSON string holding a canonical decimal id ("7", never "07", "+7" or 7).
+ * Admin tokens may name user 0. */
+static int subject(jwt_t *jwt, bool admin, int64_t *id)
+{
+    char *text = claim_json(jwt, "sub");
+    size_t len = text ? strlen(text) : 0;
+    int rc = -1;
+
+    /* The encoder writes a plain string of digits as "digits", without escapes. */
+    if (len >= 3 && text[0] == '"' && text[len - 1] == '"') {
+        if (len == 3 && text[1] == '0') {
+            *id = 0;
+            rc = admin ? 0 : -1;
+        } else {
+            rc = router_parse_id(text + 1, len - 2, id);
+        }
+    }
+    free(text);
+    return rc;
+}
+
 static int check_claims(jwt_t *jwt, int64_t now_s, struct auth *out, struct err *e)
 {
     const char *role = jwt_get_grant(jwt, "role");
-    const char *sub = jwt_get_grant(jwt, "sub");
+    bool has_exp;
+    bool has_nbf;
+    double exp = 0;
+    double nbf = 0;
     int64_t id = 0;
 
-    errno = 0;
-    long exp = jwt_get_grant_int(jwt, "exp");
-    if (errno == 0 && exp <= now_s)
+    if (numeric_date(jwt, "exp", &has_exp, &exp))
+        return err_set(e, ERR_UNAUTHORIZED, "token 'exp' is not a number");
+    if (numeric_date(jwt, "nbf", &has_nbf, &nbf))
+        return err_set(e, ERR_UNAUTHORIZED, "token 'nbf' is not a number");
+    if (has_exp && (double)now_s >= exp)
         return err_set(e, ERR_UNAUTHORIZED, "token expired");
+    if (has_nbf && (double)now_s < nbf)
+        return err_set(e, ERR_UNAUTHORIZED, "token is not valid yet ('nbf')");
     out->is_admin = role && !strcmp(role, "admin");
-    if (sub && num_parse_i64(sub, 1, INT64_MAX, &id) && !out->is_admin)
-        return err_set(e, ERR_UNAUTHORIZED, "token subject is not a user id");
-    if (!sub && !out->is_admin) {
-        errno = 0;
-        long n = jwt_get_grant_int(jwt, "sub");
-        if (errno || n < 1)
-            return err_set(e, ERR_UNAUTHORIZED, "token has no user id subject");
-        id = n;
-    }
+    if (subject(jwt, out->is_admin, &id))
+        return err_set(e, ERR_UNAUTHORIZED,
+                       "token subject must be a user id as a canonical decimal string");
     out->user_id = id;
     out->authenticated = true;
     return 0;

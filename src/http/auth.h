@@ -7,7 +7,10 @@
 /*
  * Bearer tokens: HS256 JWTs signed with the server's secret (API.md "Authentication").
  * Verification refuses every algorithm but HS256 (including "none"), a bad signature, an
- * expired "exp", and a "sub" that is not a positive decimal user id (admin tokens excepted).
+ * "exp" or "nbf" that is present but not a number, a token past its "exp" or before its
+ * "nbf", and a "sub" that is not a JSON string holding a canonical decimal user id ("7";
+ * never "07", "+7", " 7" or the number 7). Admin tokens need a sub too; theirs may be "0".
+ * The claims are checked here, not by libjwt.
  * Thread-safe; nothing is kept between calls.
  */
 

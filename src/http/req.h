@@ -1,6 +1,7 @@
 #ifndef SHOPD_HTTP_REQ_H
 #define SHOPD_HTTP_REQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,7 @@ struct MHD_Connection;
 struct req {
     struct arena arena;
     const char *method;
-    const char *path;
+    const char *path;         /* as on the wire: still percent-encoded, without the query */
     struct route_match match; /* params[] hold the path's ids; canonical the concrete path */
     char *body;
     size_t body_len;
@@ -32,6 +33,7 @@ struct req {
     struct MHD_Connection *conn;
     int route;
     int early_status; /* a problem decided before the body was read (413) */
+    bool begun;       /* headers seen: request id set, route matched */
 };
 
 /* The request header name (case-insensitive) or NULL; borrowed until the request ends. */

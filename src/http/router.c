@@ -8,13 +8,60 @@
 
 #include "core/banned.h"
 
+int router_parse_id(const char *s, size_t len, int64_t *id)
+{
+    /* No sign, no leading zero, digits only: num_parse_i64_n then checks the range. */
+    if (len == 0 || len > 19 || s[0] < '1' || s[0] > '9')
+        return -1;
+    for (size_t i = 1; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    return num_parse_i64_n(s, len, 1, INT64_MAX, id);
+}
+
+/* The length of the segment at p: up to the next '/' or the end of the string. */
+static size_t segment_len(const char *p)
+{
+    const char *end = strchr(p, '/');
+
+    return end ? (size_t)(end - p) : strlen(p);
+}
+
+/*
+ * Matches one pattern segment (an {id} placeholder or literal text) against one path segment and
+ * appends its canonical form at m->canonical + *out. False on a mismatch, on too many ids, or
+ * when the canonical path would not fit.
+ */
+static bool match_segment(const char *p, size_t plen, const char *s, size_t slen,
+                          struct route_match *m, size_t *out)
+{
+    int n;
+
+    if (plen > 1 && p[0] == '{') {
+        int64_t id;
+        if (m->nparams == ROUTER_MAX_PARAMS || router_parse_id(s, slen, &id))
+            return false;
+        m->params[m->nparams++] = id;
+        n = snprintf(m->canonical + *out, sizeof(m->canonical) - *out, "/%lld", (long long)id);
+    } else {
+        if (plen != slen || memcmp(p, s, plen))
+            return false;
+        n = snprintf(m->canonical + *out, sizeof(m->canonical) - *out, "/%.*s", (int)slen, s);
+    }
+    if (n < 0 || (size_t)n >= sizeof(m->canonical) - *out)
+        return false;
+    *out += (size_t)n;
+    return true;
+}
+
 /*
  * Matches path against pattern segment by segment. On success the ids are in m->params and the
- * canonical path (ids without leading zeros) in m->canonical.
+ * canonical path in m->canonical (the path itself, as only canonical ids match).
  */
 static bool match_pattern(const char *pattern, const char *path, struct route_match *m)
 {
-    const char *p = pattern, *s = path;
+    const char *p = pattern;
+    const char *s = path;
     size_t out = 0;
 
     m->nparams = 0;
@@ -23,27 +70,11 @@ static bool match_pattern(const char *pattern, const char *path, struct route_ma
             return false;
         p++;
         s++;
-        const char *pend = strchr(p, '/');
-        const char *send = strchr(s, '/');
-        size_t plen = pend ? (size_t)(pend - p) : strlen(p);
-        size_t slen = send ? (size_t)(send - s) : strlen(s);
-        int n;
+        size_t plen = segment_len(p);
+        size_t slen = segment_len(s);
 
-        if (plen > 1 && p[0] == '{') {
-            int64_t id;
-            if (m->nparams == ROUTER_MAX_PARAMS || slen == 0 || s[0] == '-' ||
-                num_parse_i64_n(s, slen, 1, INT64_MAX, &id))
-                return false;
-            m->params[m->nparams++] = id;
-            n = snprintf(m->canonical + out, sizeof(m->canonical) - out, "/%lld", (long long)id);
-        } else {
-            if (plen != slen || memcmp(p, s, plen))
-                return false;
-            n = snprintf(m->canonical + out, sizeof(m->canonical) - out, "/%.*s", (int)slen, s);
-        }
-        if (n < 0 || (size_t)n >= sizeof(m->canonical) - out)
+        if (!match_segment(p, plen, s, slen, m, &out))
             return false;
-        out += (size_t)n;
         p += plen;
         s += slen;
     }

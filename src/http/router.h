@@ -7,7 +7,10 @@
 /*
  * Routes as data: {method, pattern, handler, auth}. A pattern is a path whose segments are
  * literals or "{name}" placeholders; a placeholder matches only a positive 64-bit decimal
- * integer, parsed into params[] in order. Matching allocates nothing and is thread-safe.
+ * integer in canonical form (router_parse_id), parsed into params[] in order. The path is the
+ * raw one of the request line (no percent-decoding, no query), so that each resource has one
+ * spelling: "/api/products/007", "/api/products/%31" and "/api/products/7%00x" match no route.
+ * Matching allocates nothing and is thread-safe.
  */
 
 struct req;
@@ -42,6 +45,13 @@ struct route_match {
 };
 
 enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };
+
+/*
+ * Parses a path id: a positive 64-bit decimal integer in canonical form (digits only, no
+ * leading zero, at most INT64_MAX), len bytes of s. 0 with *id, or -1. The router takes a
+ * path as it came on the wire, still percent-encoded, so "%31" is not an id either.
+ */
+int router_parse_id(const char *s, size_t len, int64_t *id);
 
 enum router_result router_match(const struct route *table, size_t count, const char *method,
                                 const char *path, struct route_match *m);

@@ -26,7 +26,7 @@
 
 /* A Content-Length beyond this is refused before the body is read (the connection closes);
  * smaller oversized bodies are read and dropped so that the client sees a clean 413. */
-#define DISCARD_LIMIT (4 * 1024 * 1024)
+#define DISCARD_LIMIT (4ULL * 1024 * 1024)
 
 struct server {
     struct MHD_Daemon *daemon;
@@ -52,28 +52,49 @@ static void set_request_id(struct server *s, struct req *req)
     snprintf(req->request_id, sizeof(req->request_id), "%06x-%llu", s->instance_tag, n);
 }
 
-static struct req *begin_request(struct server *s, struct MHD_Connection *conn, const char *url,
-                                 const char *method)
+/* A request with its path as it came in target (the query cut off, nothing decoded). */
+static struct req *new_request(struct server *s, struct MHD_Connection *conn, const char *target)
 {
     struct req *req = xcalloc(1, sizeof(*req));
+    const char *query = strchr(target, '?');
+    size_t len = query ? (size_t)(query - target) : strlen(target);
 
     arena_init(&req->arena);
     req->start_us = clock_monotonic_us();
     req->conn = conn;
     req->app = s->opt.app;
-    req->method = arena_strdup(&req->arena, method);
-    req->path = arena_strdup(&req->arena, url);
-    set_request_id(s, req);
+    req->path = arena_memdup(&req->arena, target, len);
+    req->route = -1;
     atomic_fetch_add(&s->inflight, 1);
+    return req;
+}
+
+/*
+ * MHD's URI log callback sees the request target as it came on the wire, before MHD decodes
+ * it: the access handler's url is percent-decoded ("/api/products/%31" arrives as
+ * "/api/products/1", "7%00x" as "7"), so routing on it would give one resource many
+ * spellings. The request is created here, and its return value becomes *req_cls; MHD then
+ * calls on_completed for it even if the access handler never runs.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    return new_request(cls, conn, uri ? uri : "");
+}
+
+/* Once the headers are in: request id and route (on the raw path). */
+static void begin_request(struct server *s, struct req *req, const char *method)
+{
+    req->begun = true;
+    req->method = arena_strdup(&req->arena, method);
+    set_request_id(s, req);
 
     enum router_result r =
-        router_match(s->opt.routes, s->opt.route_count, method, url, &req->match);
+        router_match(s->opt.routes, s->opt.route_count, method, req->path, &req->match);
     req->route = r == ROUTER_FOUND ? req->match.index : -1;
     if (r == ROUTER_METHOD_NOT_ALLOWED)
         req->early_status = 405;
     else if (r == ROUTER_NOT_FOUND)
         req->early_status = 404;
-    return req;
 }
 
 static void take_body(struct req *req, const char *data, size_t size)
@@ -124,7 +145,7 @@ static int dispatch(struct server *s, struct req *req, struct resp *resp, struct
         return err_set(e, ERR_METHOD_NOT_ALLOWED, "%s is not allowed on %s (allowed: %s)",
                        req->method, req->path, req->match.allow);
     case 413:
-        return err_set(e, ERR_PAYLOAD_TOO_LARGE, "request body exceeds %d bytes", SERVER_MAX_BODY);
+        return err_set(e, ERR_PAYLOAD_TOO_LARGE, "request body exceeds %zu bytes", SERVER_MAX_BODY);
     default:
         break;
     }
@@ -139,23 +160,36 @@ static int dispatch(struct server *s, struct req *req, struct resp *resp, struct
 static void access_log(struct server *s, struct req *req, int status, int64_t dur_us)
 {
     char ts[CLOCK_RFC3339_LEN];
-    char line[1024];
+    char line[1400];
+    char rid[4 * sizeof(req->request_id)];
+    char method[4 * 16 + 1];
+    char path[4 * 256 + 1];
 
     if (!s->opt.access_log)
         return;
     clock_format_rfc3339(clock_now_us(), ts, sizeof(ts));
-    int n = snprintf(
-        line, sizeof(line), "%s access rid=%s %s %.256s route=\"%s\" status=%d us=%lld", ts,
-        req->request_id, req->method, req->path,
-        req->route >= 0 ? s->opt.routes[req->route].pattern : "-", status, (long long)dur_us);
+    /* Every field that came from the client is escaped: a CR/LF must not forge a log line. */
+    log_escape(rid, sizeof(rid), req->request_id, strlen(req->request_id));
+    log_escape(method, sizeof(method), req->method, strnlen(req->method, 16));
+    log_escape(path, sizeof(path), req->path, strnlen(req->path, 256));
+    int n = snprintf(line, sizeof(line), "%s access rid=%s %s %s route=\"%s\" status=%d us=%lld",
+                     ts, rid, method, path,
+                     req->route >= 0 ? s->opt.routes[req->route].pattern : "-", status,
+                     (long long)dur_us);
     if (n > 0)
         log_line(line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1);
 }
 
 static enum MHD_Result send_response(struct server *s, struct req *req, struct resp *resp)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        resp->body_len, (void *)(resp->body ? resp->body : ""), MHD_RESPMEM_MUST_COPY);
+    /* MUST_COPY: MHD copies the bytes and never writes through the pointer, which its 0.9.75
+     * API takes as void * all the same (there is no const variant to call). */
+    union {
+        const char *text;
+        void *buffer;
+    } body = {.text = resp->body ? resp->body : ""};
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(resp->body_len, body.buffer, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -175,9 +209,14 @@ static enum MHD_Result respond(struct server *s, struct req *req)
 
     err_clear(&e);
     if (dispatch(s, req, &resp, &e)) {
-        if (err_status(e.code) >= 500)
-            log_error("request %s %s %s failed: %s: %s", req->request_id, req->method, req->path,
+        if (err_status(e.code) >= 500) {
+            char method[4 * 16 + 1];
+            char path[4 * 256 + 1];
+            log_escape(method, sizeof(method), req->method, strnlen(req->method, 16));
+            log_escape(path, sizeof(path), req->path, strnlen(req->path, 256));
+            log_error("request %s %s %s failed: %s: %s", req->request_id, method, path,
                       err_name(e.code), e.detail);
+        }
         resp_problem(&resp, &req->arena, &e, req->request_id, req->match.allow);
     }
     enum MHD_Result rc = send_response(s, req, &resp);
@@ -194,9 +233,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct server *s = cls;
     struct req *req = *req_cls;
 
-    if (!req) {
-        req = begin_request(s, conn, url, method);
-        *req_cls = req;
+    if (!req) /* no URI callback ran (MHD always runs it; this is a fallback) */
+        *req_cls = req = new_request(s, conn, url);
+    if (!req->begun) {
+        begin_request(s, req, method);
         const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > DISCARD_LIMIT) {
             req->early_status = 413;
@@ -247,7 +287,8 @@ struct server *server_start(const struct server_options *opt, struct err *e)
                                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
                                  0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
                                  (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                                 on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                                 MHD_OPTION_CONNECTION_LIMIT,
                                  (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                                  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->daemon) {
@@ -260,7 +301,7 @@ struct server *server_start(const struct server_options *opt, struct err *e)
 
 void server_stop(struct server *s, int grace_ms)
 {
-    struct timespec tick = {0, 10 * 1000 * 1000};
+    struct timespec tick = {0, 10L * 1000 * 1000};
 
     /* Stop accepting first, then let the requests already running finish and be answered. */
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);

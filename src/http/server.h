@@ -29,7 +29,7 @@ struct server_options {
     int max_connections;
 };
 
-#define SERVER_MAX_BODY (64 * 1024)
+#define SERVER_MAX_BODY ((size_t)64 * 1024)
 
 struct server *server_start(const struct server_options *opt, struct err *e);
 void server_stop(struct server *s, int grace_ms);

@@ -25,6 +25,15 @@
 #define PAUSE_MAX_US   16000
 #define PENDING_MAX    10000
 #define KEY_MAX        256
+/*
+ * What Redis holds for a key whose loader found nothing: no JSON text starts with a NUL byte.
+ * It is kept ABSENT_TTL_MS at most (the cache's TTL if shorter): invalidation removes it like
+ * any value, so the short life only bounds the memory a scan of random ids can take and the
+ * harm of an invalidation that was lost.
+ */
+static const char absent_mark[] = "\0absent";
+#define ABSENT_MARK_LEN (sizeof(absent_mark) - 1)
+#define ABSENT_TTL_MS   10000
 
 /*
  * GET the value, or take the lease to load it: {1, value} a hit, {2, gen} the lease is ours,
@@ -139,7 +148,7 @@ static void lease_token(char *buf, size_t size)
  * Runs one command on a pooled connection. Returns the reply (the caller frees it), or NULL
  * when Redis failed (counted; the connection is marked broken).
  */
-static redisReply *run(struct cache *c, int argc, const char **argv)
+static redisReply *run_lens(struct cache *c, int argc, const char **argv, const size_t *lens)
 {
     struct redis_conn *conn;
     struct err e;
@@ -148,7 +157,7 @@ static redisReply *run(struct cache *c, int argc, const char **argv)
         metrics_inc(c->opt.metrics.errors);
         return NULL;
     }
-    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, NULL);
+    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)
             log_warn("cache %s: redis error: %s", c->name, r->str);
@@ -163,16 +172,23 @@ static redisReply *run(struct cache *c, int argc, const char **argv)
     return r;
 }
 
+/* run_lens for arguments that are all text. */
+static redisReply *run(struct cache *c, int argc, const char **argv)
+{
+    return run_lens(c, argc, argv, NULL);
+}
+
 /* ---- invalidation ---- */
 
 static int invalidate_now(struct cache *c, const char *full_key)
 {
-    char gen[KEY_MAX + 8], ttl[32];
+    char gen[KEY_MAX + 8];
+    char ttl[32];
     const char *argv[6];
 
     snprintf(gen, sizeof(gen), "%s:gen", full_key);
     /* The generation outlives any value that could have been loaded before it moved. */
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)(c->opt.ttl_ms * 2 + 60000));
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)c->opt.ttl_ms * 2 + 60000);
     argv[0] = "EVAL";
     argv[1] = script_invalidate;
     argv[2] = "2";
@@ -236,6 +252,14 @@ void cache_invalidate(struct cache *c, const char *key)
 
 /* ---- reads ---- */
 
+/* A value read from Redis, in the arena; NULL for the absent mark. */
+static const char *stored_value(const char *data, size_t len, struct arena *a)
+{
+    if (len == ABSENT_MARK_LEN && !memcmp(data, absent_mark, len))
+        return NULL;
+    return arena_memdup(a, data, len);
+}
+
 enum lease_result { LEASE_HIT, LEASE_OURS, LEASE_TAKEN, LEASE_ERROR };
 
 static enum lease_result take_lease(struct cache *c, const struct keys *k, const char *token,
@@ -253,7 +277,7 @@ static enum lease_result take_lease(struct cache *c, const struct keys *k, const
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
         long long kind = r->element[0]->integer;
         if (kind == 1) {
-            *value = arena_memdup(a, r->element[1]->str, r->element[1]->len);
+            *value = stored_value(r->element[1]->str, r->element[1]->len, a);
             res = LEASE_HIT;
         } else {
             snprintf(gen, gen_size, "%s", r->element[1]->str);
@@ -264,15 +288,28 @@ static enum lease_result take_lease(struct cache *c, const struct keys *k, const
     return res;
 }
 
-static void fill(struct cache *c, const struct keys *k, const char *gen, const char *value,
-                 const char *token)
+/* Stores value (NULL: the absent mark) unless store is false; gives the lease back. */
+static void fill(struct cache *c, const struct keys *k, const char *gen, bool store,
+                 const char *value, const char *token)
 {
     char ttl[24];
-    const char *argv[] = {"EVAL", script_fill,        "3", k->value, k->lease,         k->gen,
-                          gen,    value ? value : "", ttl, token,    value ? "1" : "0"};
+    int64_t ttl_ms = c->opt.ttl_ms;
+    const char *argv[] = {"EVAL", script_fill, "3", k->value, k->lease, k->gen, gen, "",
+                          ttl,    token,       store ? "1" : "0"};
+    size_t lens[11];
 
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)jittered_ttl_ms(c->opt.ttl_ms));
-    redisReply *r = run(c, 11, argv);
+    if (store && !value) {
+        argv[7] = absent_mark;
+        ttl_ms = ttl_ms < ABSENT_TTL_MS ? ttl_ms : ABSENT_TTL_MS;
+    } else if (value) {
+        argv[7] = value;
+    }
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)jittered_ttl_ms(ttl_ms));
+    for (int i = 0; i < 11; i++)
+        lens[i] = strlen(argv[i]);
+    if (argv[7] == absent_mark)
+        lens[7] = ABSENT_MARK_LEN; /* binary: starts with a NUL */
+    redisReply *r = run_lens(c, 11, argv, lens);
     if (r)
         freeReplyObject(r);
 }
@@ -291,7 +328,8 @@ static int load(struct cache *c, cache_load_fn *loader, void *ctx, struct arena 
 static int lead(struct cache *c, const struct keys *k, cache_load_fn *loader, void *ctx,
                 struct arena *a, const char **value, struct err *e)
 {
-    char token[64], gen[32];
+    char token[64];
+    char gen[32];
     int64_t deadline = clock_monotonic_us() + LEASE_MS * 1000LL;
     long pause_us = PAUSE_FIRST_US;
 
@@ -302,7 +340,7 @@ static int lead(struct cache *c, const struct keys *k, cache_load_fn *loader, vo
             return 0;
         case LEASE_OURS: {
             int rc = load(c, loader, ctx, a, value, e);
-            fill(c, k, gen, rc ? NULL : *value, token);
+            fill(c, k, gen, rc == 0, rc ? NULL : *value, token);
             return rc;
         }
         case LEASE_ERROR:
@@ -406,7 +444,7 @@ static enum read_result read_value(struct cache *c, const struct keys *k, struct
     enum read_result res = r ? READ_MISS : READ_ERROR;
 
     if (r && r->type == REDIS_REPLY_STRING) {
-        *value = arena_memdup(a, r->str, r->len);
+        *value = stored_value(r->str, r->len, a);
         res = READ_HIT;
     }
     if (r)

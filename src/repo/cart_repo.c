@@ -21,6 +21,41 @@ static const char sql_set[] =
     "INSERT INTO cart_items (user_id, product_id, quantity, updated_at) VALUES (?, ?, ?, ?) "
     "ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), updated_at = VALUES(updated_at)";
 static const char sql_delete[] = "DELETE FROM cart_items WHERE user_id = ? AND product_id = ?";
+/*
+ * FOR UPDATE: a cart holds at most CART_LINES_MAX lines. Each change of a cart locks its
+ * owner's row first, so the count below and the insert that follows see every line committed
+ * by another change: two adds to a cart of 99 lines cannot both make a 100th.
+ */
+static const char sql_lock_owner[] = "SELECT id FROM users WHERE id = ? FOR UPDATE";
+static const char sql_count_other[] =
+    "SELECT COUNT(*) FROM cart_items WHERE user_id = ? AND product_id <> ?";
+
+int cart_repo_lock_owner(struct db_conn *c, int64_t user_id, struct err *e)
+{
+    struct db_val p[] = {DB_INT(user_id)};
+    struct arena a = ARENA_INIT;
+    struct db_rows rows;
+    int rc = db_query(c, sql_lock_owner, p, 1, &a, &rows, e);
+
+    if (!rc && !rows.nrows)
+        rc = err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)user_id);
+    arena_release(&a);
+    return rc;
+}
+
+int cart_repo_count_other_lines(struct db_conn *c, int64_t user_id, int64_t product_id,
+                                int64_t *count, struct err *e)
+{
+    struct db_val p[] = {DB_INT(user_id), DB_INT(product_id)};
+    struct arena a = ARENA_INIT;
+    struct db_rows rows;
+    int rc = db_query(c, sql_count_other, p, 2, &a, &rows, e);
+
+    if (!rc)
+        *count = rows.nrows ? db_int(&rows, 0, 0) : 0;
+    arena_release(&a);
+    return rc;
+}
 
 int cart_repo_lines(struct db_conn *c, int64_t user_id, struct arena *a, struct cart_line **out,
                     size_t *count, struct err *e)

@@ -14,6 +14,14 @@ struct db_conn;
 struct err;
 struct cart_line;
 
+/* Locks the user's row for the rest of the transaction, so that changes to one cart run one
+ * at a time (the line limit is exact under concurrency). ERR_USER_NOT_FOUND if none. */
+int cart_repo_lock_owner(struct db_conn *c, int64_t user_id, struct err *e);
+
+/* How many lines the user's cart has for products other than product_id. */
+int cart_repo_count_other_lines(struct db_conn *c, int64_t user_id, int64_t product_id,
+                                int64_t *count, struct err *e);
+
 /* The user's lines, by product id. */
 int cart_repo_lines(struct db_conn *c, int64_t user_id, struct arena *a, struct cart_line **out,
                     size_t *count, struct err *e);

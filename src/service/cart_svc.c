@@ -78,23 +78,44 @@ int cart_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct cart *o
 
 enum change { CHANGE_ADD, CHANGE_SET };
 
-/* Checks that user and product exist, then applies the change in one statement. */
+/* A line for product_id may be written: the cart has room for it, or already has it. */
+static int check_room(struct db_conn *c, int64_t user_id, int64_t product_id, struct err *e)
+{
+    int64_t others;
+
+    if (cart_repo_count_other_lines(c, user_id, product_id, &others, e))
+        return -1;
+    if (others >= CART_LINES_MAX)
+        return err_set(e, ERR_CART_FULL, "the cart of user %lld already holds %d products",
+                       (long long)user_id, CART_LINES_MAX);
+    return 0;
+}
+
+/*
+ * In one transaction: locks the cart's owner (which also checks the user exists), checks the
+ * product exists and the cart has room for a new line, then applies the change in one
+ * statement. The owner's lock makes the line limit exact when changes race.
+ */
 static int change_line(struct svc *s, enum change kind, int64_t user_id, int64_t product_id,
                        int64_t quantity, struct arena *a, struct err *e)
 {
     struct db_conn *c;
     struct product p;
-    struct user u;
     int rc;
 
     if (db_acquire(s->db, &c, e))
         return -1;
-    rc = user_repo_get(c, user_id, a, &u, e) || product_repo_get(c, product_id, a, &p, e);
+    rc = db_begin(c, e) || cart_repo_lock_owner(c, user_id, e) ||
+         product_repo_get(c, product_id, a, &p, e);
+    if (!rc && quantity > 0)
+        rc = check_room(c, user_id, product_id, e);
     if (!rc && kind == CHANGE_ADD)
         rc = cart_repo_add(c, user_id, product_id, quantity, CART_QUANTITY_MAX, clock_now_us(), e);
     else if (!rc)
         rc = cart_repo_set(c, user_id, product_id, quantity, clock_now_us(), e);
-    db_release(s->db, c);
+    if (!rc)
+        rc = db_commit(c, e);
+    db_release(s->db, c); /* rolls back what was not committed */
     if (!rc) {
         char key[48];
         cart_key(user_id, key, sizeof(key));

@@ -51,7 +51,8 @@ int coupon_svc_get(struct svc *s, int64_t coupon_id, struct arena *a, struct cou
 static int issue_in_db(struct svc *s, int64_t coupon_id, int64_t user_id, const struct dlock *guard,
                        struct arena *a, struct user_coupon *out, struct err *e)
 {
-    int64_t now = clock_now_us(), user_coupon_id;
+    int64_t now = clock_now_us();
+    int64_t user_coupon_id;
     struct coupon cp;
     struct db_conn *c;
     int rc = -1;

@@ -188,6 +188,12 @@ static int move_balance(struct db_conn *c, const struct order *o, enum balance_e
                         int64_t amount_krw, int64_t now, int64_t *after, struct err *e)
 {
     struct balance_entry entry = {0};
+    /*
+     * The cap limits what a charge may reach, nothing else: "a refund is always applied, cap
+     * or not" (API.md), and a payment out of a balance that such a refund took past the cap
+     * only brings it down. Both keep the floor of 0.
+     */
+    int64_t max_krw = INT64_MAX;
 
     if (!amount_krw) {
         struct user u;
@@ -197,7 +203,7 @@ static int move_balance(struct db_conn *c, const struct order *o, enum balance_e
         arena_release(&a);
         return rc;
     }
-    if (user_repo_add_balance(c, o->user_id, amount_krw, MONEY_BALANCE_MAX_KRW, 0, after, e))
+    if (user_repo_add_balance(c, o->user_id, amount_krw, max_krw, 0, after, e))
         return -1;
     entry.type = type;
     entry.amount_krw = amount_krw;
@@ -346,7 +352,8 @@ int order_svc_cancel(struct svc *s, const struct idem_request *idem, int64_t ord
 static int expire_batch(struct svc *s, struct db_conn *c, struct arena *a, size_t *done,
                         size_t *found, struct order **orders, struct err *e)
 {
-    int64_t now = clock_now_us(), *ids;
+    int64_t now = clock_now_us();
+    int64_t *ids;
 
     if (db_begin(c, e) || order_repo_expired(c, now, EXPIRE_BATCH, a, &ids, found, e))
         return -1;

@@ -30,6 +30,10 @@ static int load_product(void *arg, struct arena *a, const char **value, struct e
         return -1;
     int rc = product_repo_get(c, ctx->product_id, a, &p, e);
     db_release(ctx->svc->db, c);
+    if (rc && e->code == ERR_PRODUCT_NOT_FOUND) {
+        *value = NULL; /* cached as absent, briefly: unknown ids cost one GET */
+        return 0;
+    }
     if (rc)
         return -1;
     *value = product_to_json(&p, a);
@@ -45,6 +49,9 @@ int product_svc_get(struct svc *s, int64_t product_id, struct arena *a, struct p
     snprintf(key, sizeof(key), "product:%lld", (long long)product_id);
     if (cache_get(s->products, key, load_product, &ctx, a, json, e))
         return -1;
+    if (!*json)
+        return err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist",
+                       (long long)product_id);
     if (product_from_json(*json, a, out))
         return err_set(e, ERR_INTERNAL, "cached product %lld is not a Product",
                        (long long)product_id);
@@ -87,6 +94,12 @@ int product_svc_create(struct svc *s, const struct product *p, struct arena *a, 
     *out = *p;
     int rc = product_repo_insert(c, p, clock_now_us(), &out->product_id, e);
     db_release(s->db, c);
+    /*
+     * The id is new, but a read of it may have come before (ids are AUTO_INCREMENT, so they can
+     * be guessed) and left a negative entry: drop it before the creator hears of the product.
+     */
+    if (!rc)
+        product_svc_invalidate(s, out->product_id);
     return rc;
 }
 

@@ -456,6 +456,15 @@ static void bad_inputs_change_nothing(void **state)
          "UNSUPPORTED_MEDIA_TYPE"},
         {"no key", "POST", charge_path, 1, "application/json", "{\"amount\":1}", NULL, 400,
          "IDEMPOTENCY_KEY_MISSING"},
+        /* Input errors come before the key is asked for (issue 11). */
+        {"amount zero, no key", "POST", charge_path, 1, "application/json", "{\"amount\":0}",
+         NULL, 400, "INVALID_AMOUNT"},
+        {"amount negative, no key", "POST", charge_path, 1, "application/json",
+         "{\"amount\":-1}", NULL, 400, "INVALID_AMOUNT"},
+        {"amount over 10M, no key", "POST", charge_path, 1, "application/json",
+         "{\"amount\":10000001}", NULL, 400, "INVALID_AMOUNT"},
+        {"amount missing, no key", "POST", charge_path, 1, "application/json", "{}", NULL, 400,
+         "INVALID_INPUT"},
         {"key too long", "POST", charge_path, 1, "application/json", "{\"amount\":1}", "LONG", 400,
          "INVALID_INPUT"},
         {"header and body keys differ", "POST", charge_path, 1, "application/json",
@@ -706,6 +715,37 @@ static void sigterm_lets_requests_in_flight_finish(void **state)
 
 /* ---- operations ---- */
 
+/* API.md: serve refuses to start with a secret shorter than 32 bytes or one that the
+ * repository publishes (deploy/shopd.env, and what scripts/run.sh used to set). */
+static void serve_refuses_weak_secrets(void **state)
+{
+    static const char *const weak[] = {
+        "SHOPD_JWT_SECRET=CHANGE-ME-to-32-or-more-random-bytes",
+        "SHOPD_JWT_SECRET=dev-secret-change-me",
+        "SHOPD_JWT_SECRET=0123456789abcdef0123456789abcde", /* 31 bytes */
+    };
+    char line[1024];
+
+    for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+        const char *const env[] = {weak[i], NULL};
+        struct harness_server s;
+        assert_int_equal(harness_server_start(&h, &s, env), -1);
+        FILE *f = fopen(s.log_path, "r");
+        bool said = false;
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f))
+            said = said || strstr(line, "refusing to serve");
+        fclose(f);
+        if (!said)
+            fail_msg("%s: no refusal in %s", weak[i], s.log_path);
+    }
+    /* 32 bytes of one's own are enough. */
+    const char *const env[] = {"SHOPD_JWT_SECRET=0123456789abcdef0123456789abcdef", NULL};
+    struct harness_server s;
+    assert_int_equal(harness_server_start(&h, &s, env), 0);
+    assert_int_equal(harness_server_stop(&s), 0);
+}
+
 static void ops_endpoints(void **state)
 {
     struct http_result r;
@@ -844,6 +884,7 @@ int main(void)
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(row_lock_does_not_stall_others),
         cmocka_unit_test(sigterm_lets_requests_in_flight_finish),
+        cmocka_unit_test(serve_refuses_weak_secrets),
         cmocka_unit_test(ops_endpoints),
         cmocka_unit_test(readyz_is_degraded_without_redis),
         cmocka_unit_test(old_keys_are_purged),

@@ -1202,6 +1202,285 @@ static void cold_product_read_200_times_is_loaded_at_most_twice(void **state)
     assert_true(loads <= 2);
 }
 
+/* ---- issue 11: path ids, problem details, the negative cache, the cart's line limit ---- */
+
+/* A 404 NOT_FOUND problem for GET path through a, with a body that is valid JSON. */
+static void expect_no_route(const char *path)
+{
+    struct http_result r;
+    char url[512], ct[128];
+    json_error_t jerr;
+
+    snprintf(url, sizeof(url), "%s%s", a.url, path);
+    assert_int_equal(http_do(&it_client, "GET", url, NULL, NULL, NULL, 0, NULL, &r), 0);
+    if (r.status != 404)
+        fail_msg("GET %s: status %ld, want 404", path, r.status);
+    assert_non_null(http_header(&r, "Content-Type", ct, sizeof(ct)));
+    assert_string_equal(ct, "application/problem+json");
+    json_t *body = json_loadb(r.body, r.len, 0, &jerr);
+    if (!body)
+        fail_msg("GET %s: the problem is not valid JSON: %s", path, jerr.text);
+    assert_string_equal(jstr(body, "code"), "NOT_FOUND");
+    json_decref(body);
+    http_result_free(&r);
+}
+
+/* API.md: a path id is a positive 64-bit decimal in canonical form; "%31", "007" and "7%00x"
+ * are not product 7 (MHD decodes the path; the router must see the raw one). */
+static void path_ids_have_one_spelling(void **state)
+{
+    int64_t id = new_product("One spelling", 700, 7);
+    char path[128], enc[64];
+    size_t n = 0;
+
+    snprintf(path, sizeof(path), "%lld", (long long)id);
+    for (const char *d = path; *d; d++)
+        n += (size_t)snprintf(enc + n, sizeof(enc) - n, "%%%02X", (unsigned char)*d);
+    expect_product(&a, id, "One spelling", "", 700, 7);
+    const char *const forms[] = {"0", "00", "+", ""};
+    const char *const tails[] = {"", "", "", "%00x", "%00"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        snprintf(path, sizeof(path), "/api/products/%s%lld", forms[i], (long long)id);
+        if (i < 3)
+            expect_no_route(path);
+    }
+    for (size_t i = 3; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        snprintf(path, sizeof(path), "/api/products/%lld%s", (long long)id, tails[i]);
+        expect_no_route(path);
+    }
+    snprintf(path, sizeof(path), "/api/products/%s", enc);
+    expect_no_route(path);
+    expect_no_route("/api/products/%31");
+    expect_no_route("/api/products/007");
+    expect_no_route("/api/products/7%00x");
+    /* The same for a route that needs a token: 404 before any authentication. */
+    snprintf(path, sizeof(path), "/api/users/0%lld/balance", (long long)id);
+    expect_no_route(path);
+}
+
+/* Problem details are valid UTF-8 JSON whatever the request held: raw bytes that are not UTF-8
+ * in the path, and a long path of 3-byte characters whose detail is cut at 192 bytes. */
+static void problem_details_are_valid_json_whatever_the_path(void **state)
+{
+    char path[700];
+    size_t n = (size_t)snprintf(path, sizeof(path), "/api/");
+
+    expect_no_route("/api/\xff\xfe\xc0\xaf");
+    expect_no_route("/api/products/1\xed\xa0\x80");
+    for (int shift = 0; shift < 3; shift++) {
+        size_t m = n;
+        for (int k = 0; k < shift; k++)
+            path[m++] = 'x';
+        while (m + 4 < sizeof(path)) {
+            memcpy(path + m, "\xed\x95\x9c", 3); /* U+D55C, raw */
+            m += 3;
+        }
+        path[m] = '\0';
+        expect_no_route(path);
+    }
+    for (int shift = 0; shift < 9; shift++) {
+        size_t m = n;
+        for (int k = 0; k < shift; k++)
+            path[m++] = 'y';
+        while (m + 10 < sizeof(path)) {
+            memcpy(path + m, "%ED%95%9C", 9); /* the same, percent-encoded */
+            m += 9;
+        }
+        path[m] = '\0';
+        expect_no_route(path);
+    }
+}
+
+/* A CR/LF decoded from the path was written raw into the access log, forging a line. */
+static void access_log_cannot_be_forged_through_the_path(void **state)
+{
+    char line[2048];
+
+    expect_no_route("/api/x%0d%0a2026-01-01T00:00:00Z%20access%20rid=forged-by-path");
+    expect_no_route("/api/x%0D%0Aforged-by-path-2");
+    /* The access line is written after the response: wait for the second one. */
+    for (int tries = 0; tries < 200; tries++) {
+        FILE *f = fopen(a.log_path, "r");
+        bool seen = false;
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f)) {
+            if (!strncmp(line, "forged-by-path", 14) || strstr(line, "Z access rid=forged"))
+                fail_msg("a forged line is in the log: %s", line);
+            seen = seen || strstr(line, "forged-by-path-2");
+        }
+        fclose(f);
+        if (seen)
+            return;
+        usleep(10000);
+    }
+    fail_msg("the access line of the request is not in %s", a.log_path);
+}
+
+/* Unknown ids are cached as missing: repeated reads of one cost one load from MariaDB, not
+ * one each. A product created with an id whose absence was cached is found at once, through
+ * both processes (creation invalidates it; ids come from AUTO_INCREMENT and can be guessed). */
+static void unknown_products_are_cached_as_missing_until_created(void **state)
+{
+    static const char sql_next_id[] = "SELECT COALESCE(MAX(id), 0) + ? FROM products";
+    int64_t next = harness_sql_int(&h, sql_next_id, 1, (int64_t)1);
+    int64_t far = next + 1000000;
+    json_t *p;
+
+    assert_true(next > 0);
+    int64_t misses = cache_metric(&a, "misses", "product");
+    int64_t loads = cache_metric(&a, "loads", "product");
+    int64_t hits = cache_metric(&a, "hits", "product");
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(it_call(&a, "GET", NULL, NULL, NULL, "/api/products/%lld", (long long)far),
+                         404);
+    assert_int_equal(cache_metric(&a, "loads", "product") - loads, 1);
+    assert_int_equal(cache_metric(&a, "misses", "product") - misses, 1);
+    assert_int_equal(cache_metric(&a, "hits", "product") - hits, 19);
+    assert_int_equal(it_call(&a, "GET", NULL, NULL, &p, "/api/products/%lld", (long long)far), 404);
+    assert_string_equal(jstr(p, "code"), "PRODUCT_NOT_FOUND");
+    json_decref(p);
+
+    /* The next few ids, missing, cached in both processes... */
+    for (int64_t id = next; id < next + 3; id++) {
+        assert_int_equal(it_call(&a, "GET", NULL, NULL, NULL, "/api/products/%lld", (long long)id),
+                         404);
+        assert_int_equal(it_call(&b, "GET", NULL, NULL, NULL, "/api/products/%lld", (long long)id),
+                         404);
+    }
+    /* ...then created: the new product is found at once through either. */
+    int64_t created = new_product("Once missing", 1234, 5);
+    assert_true(created >= next && created < next + 3);
+    expect_product(&b, created, "Once missing", "", 1234, 5);
+    expect_product(&a, created, "Once missing", "", 1234, 5);
+}
+
+#define CART_LIMIT 100
+
+/* Fills a new user's cart with n distinct new products; ids[] gets them. */
+static int64_t filled_cart(int n, int64_t *ids, char **token)
+{
+    int64_t user = new_user("Full cart");
+
+    *token = harness_token(&h, user);
+    for (int i = 0; i < n; i++) {
+        ids[i] = new_product("Line", 10, 1);
+        if (cart_add(&a, user, *token, ids[i], 1, NULL) != 200)
+            fail_msg("adding line %d failed", i + 1);
+    }
+    return user;
+}
+
+static void expect_cart_full(long status, json_t *body)
+{
+    assert_int_equal(status, 409);
+    assert_string_equal(jstr(body, "code"), "CART_FULL");
+    json_decref(body);
+}
+
+/* API.md: a cart holds at most 100 lines; a 101st distinct product is 409 CART_FULL, by POST
+ * or PUT, while more of a product already there is still accepted. */
+static void cart_holds_at_most_100_lines(void **state)
+{
+    int64_t ids[CART_LIMIT + 1];
+    char *token;
+    json_t *body;
+    int64_t user = filled_cart(CART_LIMIT, ids, &token);
+    int64_t extra = new_product("One too many", 10, 1);
+
+    assert_int_equal(sql1(sql_cart_lines, user), CART_LIMIT);
+    long status = cart_add(&a, user, token, extra, 1, &body);
+    expect_cart_full(status, body);
+    status = cart_put(&b, user, token, extra, 3, &body);
+    expect_cart_full(status, body);
+    assert_int_equal(sql1(sql_cart_lines, user), CART_LIMIT);
+    assert_int_equal(cart_add(&a, user, token, ids[5], 2, NULL), 200);
+    assert_int_equal(sql2(sql_cart_qty, user, ids[5]), 3);
+    assert_int_equal(cart_put(&a, user, token, ids[7], 9, NULL), 200);
+    assert_int_equal(cart_put(&a, user, token, extra, 0, NULL), 200); /* removes nothing */
+    /* A line removed makes room for one. */
+    assert_int_equal(it_call(&a, "DELETE", token, NULL, NULL, "/api/users/%lld/cart/items/%lld",
+                             (long long)user, (long long)ids[0]),
+                     200);
+    assert_int_equal(cart_add(&b, user, token, extra, 1, NULL), 200);
+    assert_int_equal(sql1(sql_cart_lines, user), CART_LIMIT);
+    json_t *cart = get_cart(&a, user, token);
+    assert_int_equal(cart_size(cart), CART_LIMIT);
+    json_decref(cart);
+    free(token);
+}
+
+#define FULL_RACERS 8
+
+struct full_racer {
+    const struct harness_server *server;
+    int64_t user, product;
+    const char *token;
+    long status;
+    char code[32];
+};
+
+static pthread_barrier_t full_barrier;
+
+static void *full_racer(void *arg)
+{
+    struct full_racer *w = arg;
+    struct http_client c;
+    struct http_result r;
+    char url[160], body[96];
+
+    snprintf(url, sizeof(url), "%s/api/users/%lld/cart/items", w->server->url, (long long)w->user);
+    snprintf(body, sizeof(body), "{\"productId\":%lld,\"quantity\":1}", (long long)w->product);
+    http_client_init(&c);
+    pthread_barrier_wait(&full_barrier);
+    if (http_do(&c, "POST", url, w->token, "application/json", body, strlen(body), NULL, &r)) {
+        w->status = -1;
+    } else {
+        w->status = r.status;
+        json_t *j = json_loadb(r.body, r.len, 0, NULL);
+        snprintf(w->code, sizeof(w->code), "%s", j && jstr(j, "code") ? jstr(j, "code") : "");
+        json_decref(j);
+    }
+    http_result_free(&r);
+    http_client_release(&c);
+    return NULL;
+}
+
+/* With 99 lines, concurrent adds of distinct new products through both processes: exactly one
+ * gets the 100th line, every other answer is CART_FULL, and the cart never passes 100. */
+static void concurrent_adds_never_pass_100_lines(void **state)
+{
+    int64_t ids[CART_LIMIT];
+    struct full_racer w[FULL_RACERS];
+    pthread_t threads[FULL_RACERS];
+    char *token;
+
+    for (int round = 0; round < 2; round++) {
+        int64_t user = filled_cart(CART_LIMIT - 1, ids, &token);
+        int ok = 0, full = 0;
+        pthread_barrier_init(&full_barrier, NULL, FULL_RACERS);
+        for (int i = 0; i < FULL_RACERS; i++) {
+            w[i] = (struct full_racer){i % 2 ? &a : &b, user, new_product("Racer", 10, 1), token,
+                                       0, ""};
+            assert_int_equal(pthread_create(&threads[i], NULL, full_racer, &w[i]), 0);
+        }
+        for (int i = 0; i < FULL_RACERS; i++)
+            pthread_join(threads[i], NULL);
+        pthread_barrier_destroy(&full_barrier);
+        for (int i = 0; i < FULL_RACERS; i++) {
+            if (w[i].status == 200)
+                ok++;
+            else if (w[i].status == 409 && !strcmp(w[i].code, "CART_FULL"))
+                full++;
+            else
+                fail_msg("racer %d: status %ld code %s", i, w[i].status, w[i].code);
+        }
+        assert_int_equal(ok, 1);
+        assert_int_equal(full, FULL_RACERS - 1);
+        assert_int_equal(sql1(sql_cart_lines, user), CART_LIMIT);
+        free(token);
+    }
+}
+
 /* ---- metrics ---- */
 
 static void cache_metrics_are_exported(void **state)
@@ -1635,6 +1914,12 @@ int main(void)
         cmocka_unit_test(a_read_after_an_invalidation_does_not_get_an_older_load),
         cmocka_unit_test(cold_product_read_200_times_is_loaded_at_most_twice),
         cmocka_unit_test(cache_metrics_are_exported),
+        cmocka_unit_test(path_ids_have_one_spelling),
+        cmocka_unit_test(problem_details_are_valid_json_whatever_the_path),
+        cmocka_unit_test(access_log_cannot_be_forged_through_the_path),
+        cmocka_unit_test(unknown_products_are_cached_as_missing_until_created),
+        cmocka_unit_test(cart_holds_at_most_100_lines),
+        cmocka_unit_test(concurrent_adds_never_pass_100_lines),
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(oversized_bodies_are_413),
     };

@@ -462,7 +462,7 @@ struct tally {
     int64_t db_issued; /* the coupon's issued_quantity afterwards */
     struct {
         long status;
-        char code[40];
+        char code[64];
         int n;
     } kinds[TALLY_KINDS]; /* the answers that are neither, by status and code */
     int nkinds;
@@ -897,6 +897,28 @@ static void create_returns_the_coupon_and_get_reads_it(void **state)
     json_decref(c);
 }
 
+/* The bounds of the time range themselves are accepted and read back. */
+static void create_accepts_the_time_range_bounds(void **state)
+{
+    struct group *g = *state;
+    json_t *c = create_coupon_json(&g->s[0],
+                                   "{\"name\":\"Bounds\",\"discountType\":\"FIXED\","
+                                   "\"discountValue\":1,\"totalQuantity\":1,"
+                                   "\"startsAt\":\"0999-12-31T23:00:00-01:00\","
+                                   "\"endsAt\":\"9999-12-31T23:59:59Z\"}");
+
+    assert_jstr(c, "startsAt", "1000-01-01T00:00:00Z");
+    assert_jstr(c, "endsAt", "9999-12-31T23:59:59Z");
+    json_t *got;
+    assert_int_equal(it_call(&g->s[1], "GET", NULL, NULL, &got, "/api/coupons/%lld",
+                             (long long)jint(c, "couponId")),
+                     200);
+    assert_jstr(got, "startsAt", "1000-01-01T00:00:00Z");
+    assert_jstr(got, "endsAt", "9999-12-31T23:59:59Z");
+    json_decref(got);
+    json_decref(c);
+}
+
 static void create_accepts_the_limits(void **state)
 {
     struct group *g = *state;
@@ -1089,6 +1111,25 @@ static const struct bad_case bad_cases[] = {
     ADMIN_POST("endsAt equal to startsAt",
                C("\"discountValue\":1,\"totalQuantity\":1,\"startsAt\":\"2030-01-01T00:00:00Z\","
                  "\"endsAt\":\"2030-01-01T09:00:00+09:00\""),
+               "INVALID_INPUT"),
+    /* API.md: client times lie in 1000-01-01T00:00:00Z … 9999-12-31T23:59:59Z once in UTC
+     * (outside MariaDB's DATETIME range these answered 500). */
+    ADMIN_POST("startsAt before year 1000",
+               C("\"discountValue\":1,\"totalQuantity\":1,\"startsAt\":\"0999-12-31T23:59:59Z\""),
+               "INVALID_INPUT"),
+    ADMIN_POST("startsAt year 0",
+               C("\"discountValue\":1,\"totalQuantity\":1,\"startsAt\":\"0000-01-01T00:00:00Z\""),
+               "INVALID_INPUT"),
+    ADMIN_POST("startsAt before year 1000 once in UTC",
+               C("\"discountValue\":1,\"totalQuantity\":1,"
+                 "\"startsAt\":\"1000-01-01T00:30:00+01:00\""),
+               "INVALID_INPUT"),
+    ADMIN_POST("endsAt after 9999 once in UTC",
+               C("\"discountValue\":1,\"totalQuantity\":1,"
+                 "\"endsAt\":\"9999-12-31T23:59:59-00:01\""),
+               "INVALID_INPUT"),
+    ADMIN_POST("endsAt past the last second",
+               C("\"discountValue\":1,\"totalQuantity\":1,\"endsAt\":\"9999-12-31T23:59:59.5Z\""),
                "INVALID_INPUT"),
     ADMIN_POST("endsAt in the past, startsAt by default",
                C("\"discountValue\":1,\"totalQuantity\":1,\"endsAt\":\"2020-01-01T00:00:00Z\""),
@@ -1411,6 +1452,7 @@ int main(void)
     const struct CMUnitTest gate[] = {
         NAMED(create_returns_the_coupon_and_get_reads_it, "gate"),
         NAMED(create_accepts_the_limits, "gate"),
+        NAMED(create_accepts_the_time_range_bounds, "gate"),
         NAMED(issue_returns_the_user_coupon, "gate"),
         NAMED(bad_inputs_create_and_issue_nothing, "gate"),
         NAMED(list_filters_by_status_and_expires, "gate"),

@@ -253,12 +253,12 @@ static int run_check(char **output)
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
-        char *argv[] = {bin, "check", NULL};
+        const char *argv[] = {bin, "check", NULL};
         dup2(fds[1], STDOUT_FILENO);
         dup2(fds[1], STDERR_FILENO);
         close(fds[0]);
         close(fds[1]);
-        execve(bin, argv, (char *const *)env);
+        harness_execve(bin, argv, env);
         perror("execve shopd check");
         _exit(127);
     }
@@ -1360,6 +1360,88 @@ static void cancel_after_payment_refunds(void **state)
     assert_check_passes();
 }
 
+/* API.md: "A refund is always applied, cap or not." A paid order whose refund takes the
+ * balance past 1,000,000,000,000 KRW is cancelled and refunded in full; the cap still stops
+ * charges, and a payment from such a balance only brings it down. */
+static void refund_past_the_cap_is_applied(void **state)
+{
+    static const char sql_top_up[] =
+        "INSERT INTO balance_history (user_id, type, amount_krw, balance_after_krw, order_id, "
+        "created_at) SELECT id, 'CHARGE', 1000000000000 - balance_krw, 1000000000000, NULL, "
+        "UTC_TIMESTAMP(6) FROM users WHERE id = ?";
+    static const char sql_to_cap[] = "UPDATE users SET balance_krw = 1000000000000 WHERE id = ?";
+    const int64_t cap = 1000000000000LL;
+    char *token, path[96], key[32];
+    int64_t user = new_user("Big spender", 20000, &token);
+    int64_t product = new_product("Yacht", 10000, 10);
+    struct line one[] = {{product, 1}};
+    struct http_result r;
+
+    json_t *o = order_ok(&srv[0], user, token, one, 1, 0);
+    int64_t order = jint(o, "orderId");
+    json_decref(o);
+    json_decref(pay_ok(&srv[1], order, user, token));
+    assert_balance(user, token, 10000);
+    /* Topped up to the cap meanwhile (straight in MariaDB: 100,000 charges of 10,000,000 would
+     * take minutes), history included, so that balance = sum of history still holds. */
+    assert_int_equal(sql_exec(sql_top_up, user), 1);
+    assert_int_equal(sql_exec(sql_to_cap, user), 1);
+    assert_balance(user, token, cap);
+
+    json_t *c = cancel_ok(&srv[2], order, user, token);
+    assert_string_equal(jstr(c, "status"), "CANCELLED");
+    json_decref(c);
+    assert_balance(user, token, cap + 10000);
+    assert_int_equal(sql_int_str(sql_entry_amount, order, "REFUND"), 10000);
+    assert_int_equal(sql1(sql_history_sum, user), cap + 10000);
+
+    /* The cap still stops a charge... */
+    snprintf(path, sizeof(path), "/api/users/%lld/balance/charge", (long long)user);
+    assert_int_equal(post(&it_client, pick(0), path, token, "{\"amount\":1}",
+                          fresh_key(key, sizeof(key)), &r),
+                     409);
+    expect_problem(r.status, r.body, 409, "BALANCE_LIMIT", "charge past the cap");
+    http_result_free(&r);
+    /* ...while a payment from above the cap goes through. */
+    o = order_ok(&srv[0], user, token, one, 1, 0);
+    order = jint(o, "orderId");
+    json_decref(o);
+    json_decref(pay_ok(&srv[1], order, user, token));
+    assert_balance(user, token, cap);
+    free(token);
+}
+
+/* On every idempotent route a request wrong in itself says so (400) before the key is asked
+ * for: the same answer with or without a key. */
+static void input_errors_come_before_the_key(void **state)
+{
+    char *token, body[256], path[96];
+    int64_t user = new_user("Keyless", 0, &token);
+    int64_t product = new_product("Keyless thing", 100, 5);
+    struct http_result r;
+
+    snprintf(body, sizeof(body),
+             "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":1},"
+             "{\"productId\":%lld,\"quantity\":2}]}",
+             (long long)user, (long long)product, (long long)product);
+    bad_order("duplicate product, no key", body, NULL, token, 400, "INVALID_INPUT", NULL, 0);
+    snprintf(body, sizeof(body), "{\"userId\":%lld,\"items\":[]}", (long long)user);
+    bad_order("no items, no key", body, NULL, token, 400, "INVALID_INPUT", NULL, 0);
+    snprintf(body, sizeof(body), "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":0}]}",
+             (long long)user, (long long)product);
+    bad_order("quantity 0, no key", body, NULL, token, 400, "INVALID_INPUT", NULL, 0);
+    snprintf(path, sizeof(path), "/api/orders/1/payment");
+    post(&it_client, pick(0), path, token, "{}", NULL, &r);
+    expect_problem(r.status, r.body, 400, "INVALID_INPUT", "payment without userId, no key");
+    http_result_free(&r);
+    snprintf(path, sizeof(path), "/api/orders/1/cancel");
+    post(&it_client, pick(0), path, token, "{\"userId\":\"x\"}", NULL, &r);
+    expect_problem(r.status, r.body, 400, "INVALID_INPUT", "cancel with a bad userId, no key");
+    http_result_free(&r);
+    assert_int_equal(sql1(sql_user_orders, user), 0);
+    free(token);
+}
+
 static void cancel_twice_is_refused(void **state)
 {
     char *token, flag[16], key[32];
@@ -1722,6 +1804,8 @@ int main(void)
         cmocka_unit_test(coupon_discounts_and_a_used_coupon_is_refused),
         cmocka_unit_test(cancel_before_payment_restores_stock_and_coupon),
         cmocka_unit_test(cancel_after_payment_refunds),
+        cmocka_unit_test(refund_past_the_cap_is_applied),
+        cmocka_unit_test(input_errors_come_before_the_key),
         cmocka_unit_test(cancel_twice_is_refused),
         cmocka_unit_test(pay_and_cancel_race),
         cmocka_unit_test(other_user_can_neither_read_pay_nor_cancel),

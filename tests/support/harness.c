@@ -83,7 +83,7 @@ int harness_setup(struct harness *h)
     snprintf(h->db_url, sizeof(h->db_url), "%.*s/%s", (int)(slash - base), base, h->db_name);
     snprintf(h->redis_url, sizeof(h->redis_url), "%s",
              redis && *redis ? redis : "redis://127.0.0.1:16379/0");
-    h->secret = "integration-test-secret";
+    h->secret = "integration-test-secret-0123456789abcdef";
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s CHARACTER SET utf8mb4", h->db_name);
     if (run_script(base, sql))
         return -1;
@@ -152,6 +152,27 @@ static bool healthy(void *arg)
 /* The command a started process runs: `shopd serve`, or `shopd platform --listen`. */
 enum proc_kind { PROC_SERVE, PROC_PLATFORM };
 
+/* execve and execvp take char *const[] for historical reasons and never write through it, so
+ * the const arrays the tests build are passed through a union rather than a cast. */
+union exec_argv {
+    const char *const *c;
+    char *const *m;
+};
+
+void harness_execve(const char *path, const char *const *argv, const char *const *envp)
+{
+    union exec_argv a = {.c = argv}, e = {.c = envp};
+
+    execve(path, a.m, e.m);
+}
+
+void harness_execvp(const char *const *argv)
+{
+    union exec_argv a = {.c = argv};
+
+    execvp(argv[0], a.m);
+}
+
 static void exec_process(struct harness *h, struct harness_server *s, enum proc_kind kind,
                          const char *const *extra)
 {
@@ -184,9 +205,9 @@ static void exec_process(struct harness *h, struct harness_server *s, enum proc_
     }
     /* A test binary that dies (a crash, an ASan abort) must not leave servers behind. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    char *serve_argv[] = {bin, "serve", NULL};
-    char *platform_argv[] = {bin, "platform", "--listen", addr, NULL};
-    execve(bin, kind == PROC_SERVE ? serve_argv : platform_argv, (char *const *)env);
+    const char *serve_argv[] = {bin, "serve", NULL};
+    const char *platform_argv[] = {bin, "platform", "--listen", addr, NULL};
+    harness_execve(bin, kind == PROC_SERVE ? serve_argv : platform_argv, env);
     perror("harness: execve shopd");
     _exit(127);
 }
@@ -497,7 +518,7 @@ static int redis_spawn(struct harness_redis *r)
     if (r->pid < 0)
         return -1;
     if (r->pid == 0) {
-        char *argv[] = {
+        const char *argv[] = {
             "redis-server", "--port", port,          "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no",     "--daemonize", "no",     "--dir",     dir,      NULL};
         int fd = open(r->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -508,7 +529,7 @@ static int redis_spawn(struct harness_redis *r)
         }
         /* A test binary that dies (ASan abort, a crash) must not leave Redis behind. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execvp(argv[0], argv);
+        harness_execvp(argv);
         perror("harness: execvp redis-server");
         _exit(127);
     }

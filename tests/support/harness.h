@@ -54,6 +54,10 @@ int harness_server_resume(struct harness_server *s);
  * kill then do nothing) and its status goes to exit_status, as harness_server_stop reports it. */
 bool harness_server_running(struct harness_server *s);
 
+/* execve / execvp with const arrays (NULL-terminated); return only on failure. */
+void harness_execve(const char *path, const char *const *argv, const char *const *envp);
+void harness_execvp(const char *const *argv);
+
 char *harness_token(struct harness *h, int64_t user_id); /* malloc'd */
 char *harness_admin_token(struct harness *h);            /* malloc'd */
 

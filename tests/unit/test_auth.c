@@ -448,20 +448,37 @@ static void test_sub_zero(void **state)
     assert_unauthorized(verify_claims("{\"sub\":-3}", &a, &e), &a, &e);
 }
 
+/* API.md: sub is a canonical decimal *string*; the number 12 is not "12". */
 static void test_sub_json_integer(void **state)
 {
-    /*
-     * API.md says sub is a decimal string; auth.c deliberately also accepts a positive JSON
-     * integer, which is harmless as only our secret can sign it.
-     */
     struct auth a;
     struct err e;
 
     (void)state;
-    assert_int_equal(verify_claims("{\"sub\":12}", &a, &e), 0);
-    assert_true(a.authenticated);
-    assert_false(a.is_admin);
-    assert_int_equal(a.user_id, 12);
+    assert_unauthorized(verify_claims("{\"sub\":12}", &a, &e), &a, &e);
+    assert_unauthorized(verify_claims("{\"sub\":1}", &a, &e), &a, &e);
+    assert_unauthorized(verify_claims("{\"sub\":1,\"role\":\"admin\"}", &a, &e), &a, &e);
+}
+
+/* "01" is not user 1, nor is "+1", " 1" or "1 ": one spelling per user. */
+static void test_sub_not_canonical(void **state)
+{
+    static const char *const claims[] = {
+        "{\"sub\":\"01\"}", "{\"sub\":\"007\"}", "{\"sub\":\"1 \"}", "{\"sub\":\"\\u0031 \"}",
+        "{\"sub\":\"01\",\"role\":\"admin\"}", "{\"sub\":\"00\",\"role\":\"admin\"}",
+    };
+    struct auth a;
+    struct err e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        int rc = verify_claims(claims[i], &a, &e);
+        if (rc != -1)
+            fail_msg("claims %s were accepted", claims[i]);
+        assert_unauthorized(rc, &a, &e);
+    }
+    assert_int_equal(verify_claims("{\"sub\":\"\\u0031\"}", &a, &e), 0); /* the string "1" */
+    assert_int_equal(a.user_id, 1);
 }
 
 static void test_missing_sub(void **state)
@@ -474,16 +491,20 @@ static void test_missing_sub(void **state)
     assert_unauthorized(verify_claims("{\"role\":\"user\"}", &a, &e), &a, &e);
 }
 
+/* Admin tokens carry a canonical sub too (API.md); "0" is the admin who is no user. */
 static void test_admin_without_sub(void **state)
 {
     struct auth a;
     struct err e;
 
     (void)state;
-    assert_int_equal(verify_claims("{\"role\":\"admin\"}", &a, &e), 0);
-    assert_true(a.authenticated);
+    assert_unauthorized(verify_claims("{\"role\":\"admin\"}", &a, &e), &a, &e);
+    assert_int_equal(verify_claims("{\"role\":\"admin\",\"sub\":\"0\"}", &a, &e), 0);
     assert_true(a.is_admin);
     assert_int_equal(a.user_id, 0);
+    assert_int_equal(verify_claims("{\"role\":\"admin\",\"sub\":\"9\"}", &a, &e), 0);
+    assert_true(a.is_admin);
+    assert_int_equal(a.user_id, 9);
 }
 
 static void test_admin_with_bad_sub(void **state)
@@ -492,9 +513,8 @@ static void test_admin_with_bad_sub(void **state)
     struct err e;
 
     (void)state;
-    assert_int_equal(verify_claims("{\"role\":\"admin\",\"sub\":\"ops\"}", &a, &e), 0);
-    assert_true(a.is_admin);
-    assert_int_equal(a.user_id, 0);
+    assert_unauthorized(verify_claims("{\"role\":\"admin\",\"sub\":\"ops\"}", &a, &e), &a, &e);
+    assert_unauthorized(verify_claims("{\"role\":\"admin\",\"sub\":null}", &a, &e), &a, &e);
 }
 
 static void test_role_must_be_exactly_admin(void **state)
@@ -562,6 +582,50 @@ static void test_exp_not_a_number_rejected(void **state)
     assert_unauthorized(verify_claims("{\"sub\":\"1\",\"exp\":true}", &a, &e), &a, &e);
 }
 
+/* nbf: checked when present (API.md); before it, the token is not valid yet. */
+static void test_nbf_checked(void **state)
+{
+    struct auth a;
+    struct err e;
+    char claims[128];
+
+    (void)state;
+    snprintf(claims, sizeof(claims), "{\"sub\":\"1\",\"nbf\":%d}", NOW + 60);
+    assert_unauthorized(verify_claims(claims, &a, &e), &a, &e);
+    snprintf(claims, sizeof(claims), "{\"sub\":\"1\",\"nbf\":%d}", NOW);
+    assert_int_equal(verify_claims(claims, &a, &e), 0);
+    snprintf(claims, sizeof(claims), "{\"sub\":\"1\",\"nbf\":%d.5}", NOW);
+    assert_unauthorized(verify_claims(claims, &a, &e), &a, &e);
+    snprintf(claims, sizeof(claims), "{\"sub\":\"1\",\"role\":\"admin\",\"nbf\":%d}", NOW + 1);
+    assert_unauthorized(verify_claims(claims, &a, &e), &a, &e);
+}
+
+/* exp and nbf must be numbers when present: a string, a boolean, null, an array or an
+ * object cannot be checked, so the token is refused (not taken as valid forever). */
+static void test_dates_must_be_numbers(void **state)
+{
+    static const char *const claims[] = {
+        "{\"sub\":\"1\",\"exp\":\"9999999999\"}", "{\"sub\":\"1\",\"exp\":null}",
+        "{\"sub\":\"1\",\"exp\":[9999999999]}", "{\"sub\":\"1\",\"exp\":{}}",
+        "{\"sub\":\"1\",\"nbf\":\"0\"}",          "{\"sub\":\"1\",\"nbf\":false}",
+        "{\"sub\":\"1\",\"nbf\":null}",           "{\"sub\":\"1\",\"nbf\":[0]}",
+    };
+    struct auth a;
+    struct err e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        int rc = verify_claims(claims[i], &a, &e);
+        if (rc != -1)
+            fail_msg("claims %s were accepted", claims[i]);
+        assert_unauthorized(rc, &a, &e);
+    }
+    /* Numbers of any JSON form are checked as numbers. */
+    assert_int_equal(verify_claims("{\"sub\":\"1\",\"exp\":9.9e9,\"nbf\":1e3}", &a, &e), 0);
+    assert_unauthorized(verify_claims("{\"sub\":\"1\",\"exp\":1e3}", &a, &e), &a, &e);
+    assert_unauthorized(verify_claims("{\"sub\":\"1\",\"exp\":-1}", &a, &e), &a, &e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_sub_not_a_number),
         cmocka_unit_test(test_sub_zero),
         cmocka_unit_test(test_sub_json_integer),
+        cmocka_unit_test(test_sub_not_canonical),
         cmocka_unit_test(test_missing_sub),
         cmocka_unit_test(test_admin_without_sub),
         cmocka_unit_test(test_admin_with_bad_sub),
@@ -597,6 +662,8 @@ int main(void)
         cmocka_unit_test(test_expired_admin),
         cmocka_unit_test(test_exp_with_fraction_checked),
         cmocka_unit_test(test_exp_not_a_number_rejected),
+        cmocka_unit_test(test_nbf_checked),
+        cmocka_unit_test(test_dates_must_be_numbers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,9 +2,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -373,10 +378,115 @@ static void test_parse_host_too_long(void **state)
 
 #define T(fn) cmocka_unit_test_setup(fn, reset_env)
 
+/* API.md: serve refuses a secret shorter than 32 bytes or equal to a placeholder that the
+ * repository publishes. */
+static void test_jwt_secret_strength(void **state)
+{
+    struct err e;
+
+    (void)state;
+    assert_int_equal(config_check_jwt_secret("", &e), -1);
+    assert_int_equal(e.code, ERR_INVALID_INPUT);
+    assert_int_equal(config_check_jwt_secret(NULL, &e), -1);
+    assert_int_equal(config_check_jwt_secret("0123456789abcdef0123456789abcde", &e), -1); /* 31 */
+    assert_int_equal(config_check_jwt_secret("0123456789abcdef0123456789abcdef", &e), 0); /* 32 */
+    for (const char *const *p = config_published_secrets; *p; p++) {
+        err_set(&e, ERR_NONE, "%s", "");
+        if (config_check_jwt_secret(*p, &e) != -1)
+            fail_msg("published secret '%s' was accepted", *p);
+    }
+    assert_int_equal(config_check_jwt_secret("dev-secret-change-me", &e), -1);
+    assert_non_null(strstr(e.detail, "placeholder"));
+}
+
+/* Opens path relative to the working directory, or to the repository when the test runs from
+ * build/<dir>/ (its executable's grandparent directory). */
+static FILE *open_repo_file(const char *path)
+{
+    char self[512], full[700];
+    FILE *f = fopen(path, "r");
+    ssize_t n;
+
+    if (f)
+        return f;
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(self, '/');
+        if (!slash)
+            return NULL;
+        *slash = '\0';
+    }
+    snprintf(full, sizeof(full), "%s/%s", self, path);
+    return fopen(full, "r");
+}
+
+/* Every SHOPD_JWT_SECRET value that a file of the repository sets literally is in the list. */
+static void test_published_placeholders_listed(void **state)
+{
+    static const char *const files[] = {"deploy/shopd.env", "scripts/run.sh", "scripts/cluster.sh"};
+    static const char var[] = "SHOPD_JWT_SECRET=";
+    char line[512];
+    int seen = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        FILE *f = open_repo_file(files[i]);
+        if (!f)
+            fail_msg("cannot open %s", files[i]);
+        while (fgets(line, sizeof(line), f)) {
+            char *v = strstr(line, var);
+            if (!v)
+                continue;
+            v += sizeof(var) - 1;
+            v[strcspn(v, "\r\n \"")] = '\0';
+            if (!*v || *v == '$')
+                continue; /* generated, not published */
+            bool listed = false;
+            for (const char *const *p = config_published_secrets; *p && !listed; p++)
+                listed = !strcmp(*p, v);
+            if (!listed)
+                fail_msg("%s publishes '%s', which config_published_secrets lacks", files[i], v);
+            seen++;
+        }
+        fclose(f);
+    }
+    assert_true(seen >= 1); /* deploy/shopd.env's placeholder at least */
+}
+
+static void test_read_secret_file(void **state)
+{
+    char path[] = "/tmp/shopd-secret-XXXXXX";
+    struct config cfg;
+    struct err e;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_true(write(fd, "abcdef0123456789abcdef0123456789\n", 33) == 33);
+    close(fd);
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(config_read_secret_file(&cfg, path, &e), 0);
+    assert_string_equal(cfg.jwt_secret, "abcdef0123456789abcdef0123456789");
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_true(write(fd, "\n", 1) == 1);
+    close(fd);
+    assert_int_equal(config_read_secret_file(&cfg, path, &e), -1);
+    unlink(path);
+    assert_int_equal(config_read_secret_file(&cfg, path, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID_INPUT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_defaults_listen),
+        T(test_jwt_secret_strength),
+        T(test_published_placeholders_listed),
+        T(test_read_secret_file),
         T(test_defaults_db),
         T(test_defaults_redis),
         T(test_defaults_rest),

@@ -8,6 +8,7 @@
 
 #include "core/arena.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/num.h"
 #include "domain/money.h"
 
@@ -206,7 +207,7 @@ static void test_clock_parse_format_round_trip(void **state)
     static const char *const times[] = {
         "1970-01-01T00:00:00Z", "2026-11-23T21:40:17Z", "2024-02-29T00:00:00Z",
         "2000-02-29T23:59:59Z", "1969-12-31T23:59:59Z", "1900-03-01T12:34:56Z",
-        "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z", "1000-01-01T00:00:00Z",
     };
     char buf[CLOCK_RFC3339_LEN];
 
@@ -215,6 +216,27 @@ static void test_clock_parse_format_round_trip(void **state)
         clock_format_rfc3339(parse_time(times[i]), buf, sizeof(buf));
         assert_string_equal(buf, times[i]);
     }
+}
+
+/* API.md: a client's time must lie in 1000-01-01T00:00:00Z … 9999-12-31T23:59:59Z once in UTC
+ * (MariaDB DATETIME's range; outside it, coupon dates answered 500). */
+static void test_clock_parse_range(void **state)
+{
+    static const char *const outside[] = {
+        "0999-12-31T23:59:59Z",      "0000-01-01T00:00:00Z",      "0001-01-01T00:00:00Z",
+        "1000-01-01T00:30:00+01:00", "9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.5Z",
+        "9999-12-31T23:59:59.000001Z",
+    };
+    int64_t us;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+        if (clock_parse_rfc3339(outside[i], &us) != -1)
+            fail_msg("'%s' is outside the range but parsed", outside[i]);
+    /* The bounds themselves, and times that only an offset brings inside. */
+    assert_int_equal(parse_time("1000-01-01T00:00:00Z"), parse_time("0999-12-31T23:00:00-01:00"));
+    assert_int_equal(parse_time("9999-12-31T23:59:59Z"), parse_time("9999-12-31T23:59:59+00:00"));
+    assert_int_equal(parse_time("9999-12-31T23:00:59Z"), parse_time("9999-12-31T23:59:59+00:59"));
 }
 
 static void test_clock_parse_known(void **state)
@@ -580,6 +602,32 @@ static void test_money_constants_match_contract(void **state)
     assert_int_equal(MONEY_BALANCE_MAX_KRW, 1000000000000LL);
 }
 
+/* A CR/LF decoded from a path once went raw into the access log, forging lines: every
+ * control byte, quote and backslash of a logged field is escaped. */
+static void test_log_escape(void **state)
+{
+    static const char evil[] = "/api/x\r\n2026-01-01T00:00:00Z access rid=forged \"q\" \\ \x01\x7f\xff";
+    char out[4 * sizeof(evil) + 1];
+
+    (void)state;
+    log_escape(out, sizeof(out), evil, sizeof(evil) - 1);
+    assert_null(strchr(out, '\r'));
+    assert_null(strchr(out, '\n'));
+    assert_string_equal(out, "/api/x\\x0d\\x0a2026-01-01T00:00:00Z access rid=forged \\\"q\\\" \\\\ "
+                             "\\x01\\x7f\\xff");
+    for (const char *p = out; *p; p++)
+        assert_true(*p >= 0x20 && *p < 0x7f);
+    /* Cut for room between escapes, never inside one; always terminated. */
+    char small[6];
+    log_escape(small, sizeof(small), "ab\ncd", 5);
+    assert_string_equal(small, "ab");
+    log_escape(small, sizeof(small), "abcdefgh", 8);
+    assert_string_equal(small, "abcde");
+    /* The length bounds what is read: a NUL inside is escaped too. */
+    log_escape(out, sizeof(out), "a\0b", 3);
+    assert_string_equal(out, "a\\x00b");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +643,8 @@ int main(void)
         cmocka_unit_test(test_clock_civil_round_trip),
         cmocka_unit_test(test_clock_parse_format_round_trip),
         cmocka_unit_test(test_clock_parse_known),
+        cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_clock_parse_range),
         cmocka_unit_test(test_clock_parse_offsets),
         cmocka_unit_test(test_clock_parse_fractions),
         cmocka_unit_test(test_clock_parse_leap_days),

@@ -28,6 +28,7 @@ static const struct {
     {"OUT_OF_STOCK", 409},
     {"INSUFFICIENT_BALANCE", 409},
     {"BALANCE_LIMIT", 409},
+    {"CART_FULL", 409},
     {"COUPON_SOLD_OUT", 409},
     {"COUPON_ALREADY_ISSUED", 409},
     {"COUPON_NOT_ACTIVE", 409},
@@ -172,6 +173,57 @@ static void test_set_truncates(void **state)
     assert_int_equal(e.code, ERR_INVALID_INPUT);
 }
 
+/* Whether s is well-formed UTF-8 (RFC 3629), written out here independently of err.c. */
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                             : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        if (!n || (n == 2 && *p < 0xc2))
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A detail cut at the buffer's end never splits a character: with every alignment of a run
+ * of 2-, 3- and 4-byte characters against the cut, the detail stays valid UTF-8. */
+static void test_set_truncates_on_character_boundary(void **state)
+{
+    static const char *const chars[] = {"\xc3\xa9", "\xed\x95\x9c", "\xf0\x9f\x98\x80"};
+    char text[600];
+    struct err e;
+
+    (void)state;
+    for (size_t c = 0; c < 3; c++) {
+        for (size_t shift = 0; shift < 4; shift++) {
+            size_t len = 0, clen = strlen(chars[c]);
+            for (; len < shift; len++)
+                text[len] = 'a';
+            while (len + clen < sizeof(text)) {
+                memcpy(text + len, chars[c], clen);
+                len += clen;
+            }
+            text[len] = '\0';
+            err_set(&e, ERR_NOT_FOUND, "%s", text);
+            assert_true(valid_utf8(e.detail));
+            assert_true(strlen(e.detail) > sizeof(e.detail) - 5);
+            err_set(&e, ERR_NOT_FOUND, "short");
+            err_prefix(&e, "%s", text + shift);
+            if (!valid_utf8(e.detail))
+                fail_msg("prefix cut char %zu shift %zu mid-character", c, shift);
+        }
+    }
+    /* Nothing is cut when it fits: a whole character at the very end stays. */
+    err_set(&e, ERR_NOT_FOUND, "%s", "caf\xc3\xa9");
+    assert_string_equal(e.detail, "caf\xc3\xa9");
+}
+
 static void test_clear(void **state)
 {
     struct err e;
@@ -247,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_out_of_range_code_is_internal),
         cmocka_unit_test(test_set_fills_and_returns_minus_one),
         cmocka_unit_test(test_set_truncates),
+        cmocka_unit_test(test_set_truncates_on_character_boundary),
         cmocka_unit_test(test_clear),
         cmocka_unit_test(test_prefix_keeps_code),
         cmocka_unit_test(test_prefix_twice),

@@ -853,10 +853,38 @@ static void test_quote_directly(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* The writer's strings are valid UTF-8 whatever they were given: ill-formed bytes become
+ * U+FFFD, well-formed ones pass unchanged. */
+static void test_quote_invalid_utf8(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xff" "b", "\"a\\ufffdb\""},
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},          /* overlong '/' */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""}, /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+        {"\xe2\x82", "\"\\ufffd\\ufffd\""},             /* cut short */
+        {"\xe2\x82\xac", "\"\xe2\x82\xac\""},           /* the euro sign */
+        {"\xf0\x9f\x98\x80!", "\"\xf0\x9f\x98\x80!\""},
+        {"\xc3\xa9\x80", "\"\xc3\xa9\\ufffd\""},
+    };
+    struct arena *a = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct buf b;
+        buf_init(&b, a, 16);
+        json_quote(&b, cases[i].in);
+        if (strcmp(b.data, cases[i].out))
+            fail_msg("case %zu: got %s, want %s", i, b.data, cases[i].out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_decode_int),
+        T(test_quote_invalid_utf8),
         T(test_decode_int_bounds_inclusive),
         T(test_decode_int_range_uses_range_code),
         T(test_decode_int64_extremes),

@@ -330,10 +330,65 @@ static void test_resp_body(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/*
+ * API.md: problem details are valid UTF-8 JSON whatever the request held. A 404's detail
+ * quotes the path, which may carry any bytes; problem() fails unless jansson (which refuses
+ * invalid UTF-8) can parse the body.
+ */
+static void test_problem_invalid_utf8_in_detail(void **state)
+{
+    static const char *const details[] = {
+        "no route for GET /\xff\xfe",    "bad \x80 continuation", "overlong \xc0\xaf slash",
+        "surrogate \xed\xa0\x80 half", "past U+10FFFF \xf4\x90\x80\x80", "cut \xe2\x82",
+        "lead at end \xf0",
+    };
+    struct resp r;
+
+    for (size_t i = 0; i < sizeof(details) / sizeof(details[0]); i++) {
+        json_t *body = problem(state, &r, ERR_NOT_FOUND, details[i], "rid", NULL);
+        assert_non_null(strstr(str_member(body, "detail"), "\xef\xbf\xbd")); /* U+FFFD */
+    }
+    /* Valid UTF-8 passes unchanged. */
+    json_t *body = problem(state, &r, ERR_NOT_FOUND, "caf\xc3\xa9 \xed\x95\x9c \xf0\x9f\x98\x80", "rid",
+                           NULL);
+    assert_string_equal(str_member(body, "detail"), "caf\xc3\xa9 \xed\x95\x9c \xf0\x9f\x98\x80");
+}
+
+/* A 404 whose detail is cut at 192 bytes: the cut falls inside a character for one of these
+ * alignments; the body must stay valid JSON and must not gain a U+FFFD for the cut. */
+static void test_problem_long_multibyte_detail(void **state)
+{
+    char path[400];
+    struct resp r;
+
+    for (size_t shift = 0; shift < 3; shift++) {
+        size_t n = 0;
+        for (; n < shift; n++)
+            path[n] = 'p';
+        while (n + 3 < sizeof(path)) {
+            memcpy(path + n, "\xed\x95\x9c", 3);
+            n += 3;
+        }
+        path[n] = '\0';
+        struct err e;
+        err_set(&e, ERR_NOT_FOUND, "no route for GET /api/%s", path);
+        memset(&r, 0, sizeof(r));
+        resp_problem(&r, *state, &e, "rid", NULL);
+        json_error_t jerr;
+        json_t *body = json_loadb(r.body, r.body_len, 0, &jerr);
+        if (!body)
+            fail_msg("shift %zu: problem body is not JSON: %s", shift, jerr.text);
+        assert_null(strstr(json_string_value(json_object_get(body, "detail")), "\xef\xbf\xbd"));
+        json_decref(body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_problem_body_fields),
+        T(test_problem_invalid_utf8_in_detail),
+        T(test_problem_long_multibyte_detail),
         T(test_problem_status_and_content_type),
         T(test_problem_status_per_code),
         T(test_problem_detail_escaped),

@@ -110,26 +110,67 @@ static void test_int64_max_id(void **state)
     assert_string_equal(m.canonical, "/api/products/9223372036854775807");
 }
 
-static void test_leading_zeros_canonicalised(void **state)
+/* API.md: a path id is a positive 64-bit decimal in canonical form; "007" is not product 7,
+ * and no route matches it (each resource has exactly one spelling). */
+static void test_leading_zeros_not_found(void **state)
 {
-    struct route_match m;
-
     (void)state;
-    assert_int_equal(match("GET", "/api/users/007/balance", &m), ROUTER_FOUND);
-    assert_int_equal(m.params[0], 7);
-    assert_string_equal(m.canonical, "/api/users/7/balance");
+    assert_not_found("GET", "/api/users/007/balance");
+    assert_not_found("GET", "/api/products/007");
+    assert_not_found("GET", "/api/products/01");
+    assert_not_found("DELETE", "/api/users/0001/cart/items/20");
+    assert_not_found("DELETE", "/api/users/1/cart/items/00020");
+    assert_not_found("PATCH", "/api/admin/products/07");
 }
 
-static void test_leading_zeros_two_ids(void **state)
+/* The router takes the raw path: what was percent-encoded stays so and matches no id. */
+static void test_percent_encoded_ids_not_found(void **state)
+{
+    (void)state;
+    assert_not_found("GET", "/api/products/%31");
+    assert_not_found("GET", "/api/products/7%00x");
+    assert_not_found("GET", "/api/products/7%00");
+    assert_not_found("GET", "/api/products/%37");
+    assert_not_found("GET", "/api/users/%31/balance");
+    assert_not_found("PUT", "/api/users/1/cart/items/%32");
+    /* A NUL decoded into a path would have cut it: "7\0x" is seen as "7" by C strings. */
+    assert_not_found("GET", "/api/products/7%2F");
+}
+
+static void test_canonical_ids_found(void **state)
 {
     struct route_match m;
 
     (void)state;
-    assert_int_equal(match("DELETE", "/api/users/0001/cart/items/00020", &m), ROUTER_FOUND);
+    assert_int_equal(match("DELETE", "/api/users/1/cart/items/20", &m), ROUTER_FOUND);
     assert_int_equal(m.index, 9);
     assert_int_equal(m.params[0], 1);
     assert_int_equal(m.params[1], 20);
     assert_string_equal(m.canonical, "/api/users/1/cart/items/20");
+    assert_int_equal(match("GET", "/api/products/9223372036854775807", &m), ROUTER_FOUND);
+    assert_true(m.params[0] == INT64_MAX);
+    assert_int_equal(match("GET", "/api/products/10", &m), ROUTER_FOUND);
+    assert_int_equal(m.params[0], 10);
+}
+
+static void test_parse_id(void **state)
+{
+    static const char *const bad[] = {
+        "",  "0",  "00", "007", "+7", "-7", " 7", "7 ", "7x", "%31", "9223372036854775808",
+        "1e3", "0x7",
+    };
+    int64_t id = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (router_parse_id(bad[i], strlen(bad[i]), &id) != -1)
+            fail_msg("'%s' parsed as an id", bad[i]);
+    assert_int_equal(router_parse_id("7", 1, &id), 0);
+    assert_int_equal(id, 7);
+    assert_int_equal(router_parse_id("70", 2, &id), 0);
+    assert_int_equal(id, 70);
+    /* len bounds what is read: "7" of "7\0x" is 7 only when the caller says len 1. */
+    assert_int_equal(router_parse_id("7\0x", 3, &id), -1);
 }
 
 static void test_zero_id_not_found(void **state)
@@ -332,10 +373,11 @@ static void test_four_params_found(void **state)
     struct route_match m;
 
     (void)state;
-    assert_int_equal(router_match(t, 1, "GET", "/1/02/3/4", &m), ROUTER_FOUND);
+    assert_int_equal(router_match(t, 1, "GET", "/1/2/3/4", &m), ROUTER_FOUND);
     assert_int_equal(m.nparams, 4);
     assert_int_equal(m.params[3], 4);
     assert_string_equal(m.canonical, "/1/2/3/4");
+    assert_int_equal(router_match(t, 1, "GET", "/1/02/3/4", &m), ROUTER_NOT_FOUND);
 }
 
 static void test_empty_table(void **state)
@@ -356,8 +398,10 @@ int main(void)
         cmocka_unit_test(test_id_in_middle_of_path),
         cmocka_unit_test(test_two_ids_in_order),
         cmocka_unit_test(test_int64_max_id),
-        cmocka_unit_test(test_leading_zeros_canonicalised),
-        cmocka_unit_test(test_leading_zeros_two_ids),
+        cmocka_unit_test(test_leading_zeros_not_found),
+        cmocka_unit_test(test_percent_encoded_ids_not_found),
+        cmocka_unit_test(test_canonical_ids_found),
+        cmocka_unit_test(test_parse_id),
         cmocka_unit_test(test_zero_id_not_found),
         cmocka_unit_test(test_negative_id_not_found),
         cmocka_unit_test(test_non_digit_id_not_found),
