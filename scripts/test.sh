@@ -49,7 +49,10 @@ run() {
 
 run check/layers scripts/check-layers.sh
 run check/error-codes scripts/check-contract.sh
+run check/tidy scripts/tidy.sh                         # clang-tidy over src/, warnings are errors
+run check/prometheus scripts/check-prometheus.sh       # promtool: /metrics, deploy/prometheus/
 for t in build/asan/unit_test_*; do run "unit/${t##*/unit_}" "$t"; done
+run check/mutate-domain scripts/mutate-domain.sh   # each src/domain rule mutated in a copy: test_domain must fail
 for t in build/asan/it_test_*; do run "integration/${t##*/it_}" "$t"; done
 run bench/smoke scripts/bench.sh --smoke   # every load scenario for 3 s against a 2-instance cluster (release build)
 

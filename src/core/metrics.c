@@ -38,6 +38,27 @@ struct route_stats {
     atomic_uint_least64_t sum_us;
 };
 
+/* The other histograms: bounds in microseconds, each list ended by 0. */
+#define HIST_BUCKETS 12
+static const struct {
+    const char *name;
+    const char *help;
+    int64_t bucket_us[HIST_BUCKETS + 1];
+} hist_info[METRIC_HIST_COUNT] = {
+    [METRIC_HIST_PLATFORM_LAG] = {"shopd_platform_event_lag_seconds",
+                                  "time from an event's creation in the outbox to its recording "
+                                  "by the platform",
+                                  {10000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+                                   5000000, 10000000, 30000000, 60000000, 300000000, 0}},
+};
+
+struct hist_stats {
+    atomic_uint_least64_t bucket[HIST_BUCKETS + 1]; /* last is +Inf */
+    atomic_uint_least64_t sum_us;
+};
+
+static struct hist_stats hists[METRIC_HIST_COUNT];
+
 static const char *route_names[MAX_ROUTES + 1];
 static int route_count;
 static struct route_stats routes[MAX_ROUTES + 1];
@@ -80,6 +101,31 @@ void metrics_register_gauge(metrics_gauge_fn *fn, void *ctx)
     gauges[gauge_count].fn = fn;
     gauges[gauge_count].ctx = ctx;
     gauge_count++;
+}
+
+void metrics_unregister_gauge(metrics_gauge_fn *fn, void *ctx)
+{
+    for (int i = 0; i < gauge_count; i++)
+        if (gauges[i].fn == fn && gauges[i].ctx == ctx) {
+            memmove(&gauges[i], &gauges[i + 1], (size_t)(gauge_count - i - 1) * sizeof(gauges[0]));
+            gauge_count--;
+            return;
+        }
+}
+
+void metrics_observe_us(enum metric_hist_id id, int64_t duration_us)
+{
+    const int64_t *bounds = hist_info[id].bucket_us;
+    int b = 0;
+
+    if (duration_us < 0)
+        duration_us = 0; /* clocks of two hosts: a lag is never negative */
+    while (b < HIST_BUCKETS && bounds[b] && duration_us > bounds[b])
+        b++;
+    if (b < HIST_BUCKETS && !bounds[b])
+        b = HIST_BUCKETS;
+    atomic_fetch_add_explicit(&hists[id].bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hists[id].sum_us, (uint64_t)duration_us, memory_order_relaxed);
 }
 
 static int status_slot(int status)
@@ -160,11 +206,39 @@ static void render_latency(struct buf *b)
     }
 }
 
+static void render_hists(struct buf *b)
+{
+    for (int h = 0; h < METRIC_HIST_COUNT; h++) {
+        const char *name = hist_info[h].name;
+        uint64_t cumulative = 0;
+
+        buf_addf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, hist_info[h].help, name);
+        for (int i = 0; i < HIST_BUCKETS && hist_info[h].bucket_us[i]; i++) {
+            cumulative += load(&hists[h].bucket[i]);
+            buf_addf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+                     (double)hist_info[h].bucket_us[i] / 1e6, (unsigned long long)cumulative);
+        }
+        cumulative += load(&hists[h].bucket[HIST_BUCKETS]);
+        buf_addf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+        buf_addf(b, "%s_sum %.6f\n", name, (double)load(&hists[h].sum_us) / 1e6);
+        buf_addf(b, "%s_count %llu\n", name, (unsigned long long)cumulative);
+    }
+}
+
 /* The metric name without its labels, for the HELP/TYPE header. */
 static size_t base_len(const char *name)
 {
     const char *brace = strchr(name, '{');
     return brace ? (size_t)(brace - name) : strlen(name);
+}
+
+/* A counter of seconds, kept in microseconds (see metrics_counters.def). */
+static bool is_seconds(const char *name, size_t len)
+{
+    static const char suffix[] = "_seconds_total";
+    size_t n = sizeof(suffix) - 1;
+
+    return len >= n && !memcmp(name + len - n, suffix, n);
 }
 
 static void render_counters(struct buf *b)
@@ -176,7 +250,11 @@ static void render_counters(struct buf *b)
         if (new_name)
             buf_addf(b, "# HELP %.*s %s\n# TYPE %.*s counter\n", (int)n, counter_info[i].name,
                      counter_info[i].help, (int)n, counter_info[i].name);
-        buf_addf(b, "%s %llu\n", counter_info[i].name, (unsigned long long)load(&counters[i]));
+        if (is_seconds(counter_info[i].name, n))
+            buf_addf(b, "%s %.6f\n", counter_info[i].name, (double)load(&counters[i]) / 1e6);
+        else
+            buf_addf(b, "%s %llu\n", counter_info[i].name,
+                     (unsigned long long)load(&counters[i]));
     }
 }
 
@@ -185,6 +263,7 @@ void metrics_render(struct buf *b)
     render_requests(b);
     render_latency(b);
     render_counters(b);
+    render_hists(b);
     for (int i = 0; i < gauge_count; i++)
         gauges[i].fn(b, gauges[i].ctx);
 }

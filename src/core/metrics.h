@@ -29,11 +29,26 @@ uint64_t metrics_get(enum metric_id id);
 void metrics_routes_init(const char *const *route_names, int count);
 void metrics_observe_request(int route, int status, int64_t duration_us);
 
+/*
+ * Histograms of other durations, shown in seconds: metrics_observe_us(METRIC_HIST_X, us) from
+ * any thread.
+ */
+enum metric_hist_id {
+    METRIC_HIST_PLATFORM_LAG, /* an event's creation to its recording by the platform */
+    METRIC_HIST_COUNT
+};
+void metrics_observe_us(enum metric_hist_id id, int64_t duration_us);
+
 /* Appends the Prometheus text exposition of everything to b. */
 void metrics_render(struct buf *b);
 
-/* A gauge provider, called at render time (e.g. pool sizes); at most 8 may be registered. */
+/*
+ * A gauge provider, called at render time (e.g. pool sizes); at most 8 may be registered. It
+ * writes its own HELP and TYPE lines. Register and unregister before serving or after it (not
+ * thread-safe against metrics_render); unregistering one that is not registered does nothing.
+ */
 typedef void metrics_gauge_fn(struct buf *b, void *ctx);
 void metrics_register_gauge(metrics_gauge_fn *fn, void *ctx);
+void metrics_unregister_gauge(metrics_gauge_fn *fn, void *ctx);
 
 #endif

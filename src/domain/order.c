@@ -26,7 +26,8 @@ int order_status_parse(const char *name, enum order_status *out)
 
 static int by_product(const void *a, const void *b)
 {
-    const struct order_item *x = a, *y = b;
+    const struct order_item *x = a;
+    const struct order_item *y = b;
     return (x->product_id > y->product_id) - (x->product_id < y->product_id);
 }
 

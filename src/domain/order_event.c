@@ -63,5 +63,5 @@ int64_t order_event_day(int64_t epoch_us)
     struct clock_civil c;
 
     clock_to_civil(epoch_us, &c);
-    return (int64_t)c.year * 10000 + c.month * 100 + c.day;
+    return (int64_t)c.year * 10000 + (int64_t)c.month * 100 + c.day;
 }

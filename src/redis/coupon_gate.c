@@ -79,7 +79,8 @@ enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, 
     static const enum gate_result results[] = {GATE_ADMITTED, GATE_SOLD_OUT, GATE_ALREADY_ISSUED,
                                                GATE_NOT_ACTIVE, GATE_UNKNOWN};
     struct gate_keys k;
-    char user[24], now[24];
+    char user[24];
+    char now[24];
     const char *argv[] = {"EVAL", script_admit, "2", k.gate, k.holders, user, now};
 
     keys_of(prefix, coupon_id, &k);

@@ -171,7 +171,8 @@ int ranking_top(struct redis_pool *p, const char *prefix, const int64_t *days, s
 {
     struct day_keys *k = arena_alloc(a, ndays * sizeof(*k));
     const char **argv = arena_alloc(a, (4 + 3 * ndays) * sizeof(*argv));
-    char nkeys[16], limit_s[16];
+    char nkeys[16];
+    char limit_s[16];
     size_t argc = 0;
 
     snprintf(nkeys, sizeof(nkeys), "%zu", 3 * ndays);

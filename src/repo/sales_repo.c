@@ -101,21 +101,28 @@ int sales_repo_day_events(struct db_conn *c, int64_t day_us, struct arena *a,
     return 0;
 }
 
+/* Gives each of ranks[0..n) the name that one (id, name) row of sql_names carries for it. */
+static void name_from_rows(struct product_rank *ranks, size_t n, const struct db_rows *rows)
+{
+    for (size_t r = 0; r < rows->nrows; r++)
+        for (size_t i = 0; i < n; i++)
+            if (ranks[i].product_id == db_int(rows, r, 0))
+                ranks[i].name = db_str(rows, r, 1);
+}
+
 int sales_repo_name_ranks(struct db_conn *c, struct product_rank *ranks, size_t count,
                           struct arena *a, struct err *e)
 {
     for (size_t from = 0; from < count; from += DB_IN_MAX) {
+        size_t n = count - from < DB_IN_MAX ? count - from : DB_IN_MAX;
         struct db_val p[DB_IN_MAX];
         struct db_rows rows;
 
         for (size_t i = 0; i < DB_IN_MAX; i++)
-            p[i] = DB_INT(from + i < count ? ranks[from + i].product_id : 0);
+            p[i] = DB_INT(i < n ? ranks[from + i].product_id : 0);
         if (db_query(c, sql_names, p, DB_IN_MAX, a, &rows, e))
             return -1;
-        for (size_t r = 0; r < rows.nrows; r++)
-            for (size_t i = from; i < count && i < from + DB_IN_MAX; i++)
-                if (ranks[i].product_id == db_int(&rows, r, 0))
-                    ranks[i].name = db_str(&rows, r, 1);
+        name_from_rows(ranks + from, n, &rows);
     }
     return 0;
 }

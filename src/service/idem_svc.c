@@ -208,7 +208,8 @@ int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock
 int idem_svc_purge(struct svc *s, int64_t max_age_us, uint64_t *purged, struct err *e)
 {
     struct db_conn *c;
-    uint64_t deleted = 0, total = 0;
+    uint64_t deleted = 0;
+    uint64_t total = 0;
     int64_t cutoff = clock_now_us() - max_age_us;
     int rc = 0;
 

@@ -62,7 +62,9 @@ static void new_epoch(char *out, size_t size)
 static int sync_epoch(struct outbox_relay *r, struct err *e)
 {
     struct svc *s = r->svc;
-    char db_epoch[48], redis_epoch[48], epoch[48];
+    char db_epoch[48];
+    char redis_epoch[48];
+    char epoch[48];
     int64_t safe_ms;
     uint64_t republished = 0;
     struct db_conn *c;
@@ -109,39 +111,28 @@ static size_t find(const int64_t *ids, size_t n, int64_t id)
     return i;
 }
 
-/*
- * Publishes one batch in one transaction. *claimed: rows claimed (a full batch means more are
- * waiting), *published: rows published. Returns 0, -1 or EVENT_STREAM_EPOCH.
- */
-static int publish_batch(struct outbox_relay *r, struct arena *a, size_t *claimed,
-                         size_t *published, struct err *e)
+/* The distinct orders of the claimed rows, each with its first (oldest) claimed row's id. */
+static size_t group_by_aggregate(const struct outbox_row *rows, size_t n, int64_t *aggregates,
+                                 int64_t *first_claimed)
 {
-    struct svc *s = r->svc;
-    struct outbox_row *rows;
-    struct db_conn *c;
-    int64_t aggregates[OUTBOX_CLAIM_MAX], first_claimed[OUTBOX_CLAIM_MAX];
-    int64_t oldest[OUTBOX_CLAIM_MAX], ids[OUTBOX_CLAIM_MAX], last_ms = 0;
-    struct stream_event evs[OUTBOX_CLAIM_MAX];
-    size_t n, naggregates = 0, k = 0;
-    int rc = -1;
+    size_t naggregates = 0;
 
-    *claimed = *published = 0;
-    if (db_acquire(s->db, &c, e))
-        return -1;
-    if (db_begin(c, e) || outbox_repo_claim(c, OUTBOX_CLAIM_MAX, a, &rows, &n, e))
-        goto out;
-    *claimed = n;
-    if (!n) {
-        rc = 0;
-        goto out;
-    }
     for (size_t i = 0; i < n; i++)
         if (find(aggregates, naggregates, rows[i].aggregate_id) == naggregates) {
             aggregates[naggregates] = rows[i].aggregate_id;
             first_claimed[naggregates++] = rows[i].id; /* rows come oldest first */
         }
-    if (outbox_repo_oldest_unpublished(c, aggregates, naggregates, oldest, e))
-        goto out;
+    return naggregates;
+}
+
+/* The rows that may go now, as events (and their ids): those with no older unpublished event
+ * of their order elsewhere. */
+static size_t publishable(const struct outbox_row *rows, size_t n, const int64_t *aggregates,
+                          size_t naggregates, const int64_t *oldest,
+                          const int64_t *first_claimed, struct stream_event *evs, int64_t *ids)
+{
+    size_t k = 0;
+
     for (size_t i = 0; i < n; i++) {
         size_t g = find(aggregates, naggregates, rows[i].aggregate_id);
         if (oldest[g] && oldest[g] < first_claimed[g]) {
@@ -157,6 +148,44 @@ static int publish_batch(struct outbox_relay *r, struct arena *a, size_t *claime
                                        0};
         ids[k++] = rows[i].id;
     }
+    return k;
+}
+
+/*
+ * Publishes one batch in one transaction. *claimed: rows claimed (a full batch means more are
+ * waiting), *published: rows published. Returns 0, -1 or EVENT_STREAM_EPOCH.
+ */
+static int publish_batch(struct outbox_relay *r, struct arena *a, size_t *claimed,
+                         size_t *published, struct err *e)
+{
+    struct svc *s = r->svc;
+    struct outbox_row *rows;
+    struct db_conn *c;
+    int64_t aggregates[OUTBOX_CLAIM_MAX];
+    int64_t first_claimed[OUTBOX_CLAIM_MAX];
+    int64_t oldest[OUTBOX_CLAIM_MAX];
+    int64_t ids[OUTBOX_CLAIM_MAX];
+    int64_t last_ms = 0;
+    struct stream_event evs[OUTBOX_CLAIM_MAX];
+    size_t n;
+    size_t naggregates;
+    size_t k;
+    int rc = -1;
+
+    *claimed = *published = 0;
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    if (db_begin(c, e) || outbox_repo_claim(c, OUTBOX_CLAIM_MAX, a, &rows, &n, e))
+        goto out;
+    *claimed = n;
+    if (!n) {
+        rc = 0;
+        goto out;
+    }
+    naggregates = group_by_aggregate(rows, n, aggregates, first_claimed);
+    if (outbox_repo_oldest_unpublished(c, aggregates, naggregates, oldest, e))
+        goto out;
+    k = publishable(rows, n, aggregates, naggregates, oldest, first_claimed, evs, ids);
     if (!k) {
         rc = 0;
         goto out;
@@ -209,7 +238,8 @@ static int64_t step(void *arg)
 {
     struct outbox_relay *r = arg;
     struct arena a = ARENA_INIT;
-    size_t claimed, published;
+    size_t claimed;
+    size_t published;
     struct err e;
 
     if (!r->epoch[0] && sync_epoch(r, &e))
@@ -237,7 +267,8 @@ static void write_backlog(struct buf *b, void *arg)
 {
     struct svc *s = arg;
     struct db_conn *c;
-    int64_t count = 0, oldest_us = 0;
+    int64_t count = 0;
+    int64_t oldest_us = 0;
     struct err e;
 
     if (db_acquire(s->db, &c, &e))

@@ -6,6 +6,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "domain/order_event.h"
 #include "redis/event_stream.h"
 #include "repo/db.h"
@@ -46,6 +47,56 @@ static enum event_outcome failure(const struct err *e)
     return e->code == ERR_UNAVAILABLE ? EVENT_UNAVAILABLE : EVENT_FAILED;
 }
 
+/* Once an event is committed: how long it took from the outbox to here. */
+static void observe_lag(const struct stream_event *ev)
+{
+    metrics_observe_us(METRIC_HIST_PLATFORM_LAG, clock_now_us() - ev->occurred_us);
+}
+
+/* The events of a batch in one transaction; false (rolled back) when any of them failed. */
+static bool apply_batch(struct db_conn *c, const struct stream_event *evs,
+                        const struct order_event *oes, size_t n, enum event_outcome *outcomes,
+                        bool *dup)
+{
+    struct err e;
+    bool ok = !db_begin(c, &e);
+
+    for (size_t i = 0; i < n && ok; i++)
+        if (outcomes[i] == EVENT_DONE && apply(c, &evs[i], &oes[i], &dup[i], &e))
+            ok = false;
+    if (ok && !db_commit(c, &e)) {
+        for (size_t i = 0; i < n; i++)
+            if (outcomes[i] == EVENT_DONE && dup[i])
+                outcomes[i] = EVENT_DUPLICATE;
+            else if (outcomes[i] == EVENT_DONE)
+                observe_lag(&evs[i]);
+        return true;
+    }
+    db_rollback(c);
+    return false;
+}
+
+/* The events of a batch each in a transaction of its own. */
+static void apply_each(struct db_conn *c, const struct stream_event *evs,
+                       const struct order_event *oes, size_t n, enum event_outcome *outcomes,
+                       struct err *errs, bool *dup)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (outcomes[i] != EVENT_DONE)
+            continue;
+        dup[i] = false;
+        if (db_begin(c, &errs[i]) || apply(c, &evs[i], &oes[i], &dup[i], &errs[i]) ||
+            db_commit(c, &errs[i])) {
+            db_rollback(c);
+            outcomes[i] = failure(&errs[i]);
+        } else if (dup[i]) {
+            outcomes[i] = EVENT_DUPLICATE;
+        } else {
+            observe_lag(&evs[i]);
+        }
+    }
+}
+
 /*
  * The valid events of a batch in one transaction (one commit, one log flush, for up to a
  * whole batch); if that fails, each in a transaction of its own, so that one bad event cannot
@@ -74,30 +125,8 @@ static void handle(struct svc *s, const struct stream_event *evs, size_t n,
             }
         return;
     }
-    bool batch_ok = !db_begin(c, &e);
-    for (size_t i = 0; i < n && batch_ok; i++)
-        if (outcomes[i] == EVENT_DONE && apply(c, &evs[i], &oes[i], &dup[i], &e))
-            batch_ok = false;
-    if (batch_ok && !db_commit(c, &e)) {
-        for (size_t i = 0; i < n; i++)
-            if (outcomes[i] == EVENT_DONE && dup[i])
-                outcomes[i] = EVENT_DUPLICATE;
-        db_release(s->db, c);
-        return;
-    }
-    db_rollback(c);
-    for (size_t i = 0; i < n; i++) {
-        if (outcomes[i] != EVENT_DONE)
-            continue;
-        dup[i] = false;
-        if (db_begin(c, &errs[i]) || apply(c, &evs[i], &oes[i], &dup[i], &errs[i]) ||
-            db_commit(c, &errs[i])) {
-            db_rollback(c);
-            outcomes[i] = failure(&errs[i]);
-        } else if (dup[i]) {
-            outcomes[i] = EVENT_DUPLICATE;
-        }
-    }
+    if (!apply_batch(c, evs, oes, n, outcomes, dup))
+        apply_each(c, evs, oes, n, outcomes, errs, dup);
     db_release(s->db, c);
 }
 

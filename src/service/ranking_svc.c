@@ -75,7 +75,8 @@ int ranking_svc_rebuild_day(struct svc *s, int64_t day_us, struct err *e)
     struct product_sales *rollup;
     const char **ids;
     struct db_conn *c;
-    size_t n, nids;
+    size_t n;
+    size_t nids;
     bool built = false;
     int rc = -1;
 

@@ -2,14 +2,31 @@
 
 #include <stdio.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "redis/cache.h"
 #include "redis/dlock.h"
+#include "service/ops_svc.h"
 
 #include "core/banned.h"
 
 #define HOUR_MS (3600LL * 1000)
+
+/* /metrics: what /readyz would answer, at each scrape (one ping of each). */
+static void write_dependencies(struct buf *b, void *arg)
+{
+    struct ops_readiness r;
+
+    ops_svc_readiness(arg, &r);
+    buf_addf(b,
+             "# HELP shopd_dependency_up whether the dependency answered a ping at this scrape; "
+             "/readyz answers 503 while mariadb is 0\n"
+             "# TYPE shopd_dependency_up gauge\n"
+             "shopd_dependency_up{dependency=\"mariadb\"} %d\n"
+             "shopd_dependency_up{dependency=\"redis\"} %d\n",
+             r.mariadb_ok, r.redis_ok);
+}
 
 void svc_redis_init(struct svc *s)
 {
@@ -28,7 +45,7 @@ void svc_redis_init(struct svc *s)
                                    METRIC_CACHE_CART_LOADS, METRIC_CACHE_CART_ERRORS}};
     struct cache_options top = {"top",
                                 prefix,
-                                5 * 60 * 1000,
+                                5LL * 60 * 1000,
                                 {METRIC_CACHE_TOP_HITS, METRIC_CACHE_TOP_MISSES,
                                  METRIC_CACHE_TOP_LOADS, METRIC_CACHE_TOP_ERRORS}};
     s->products = cache_new(s->redis, &products);
@@ -36,6 +53,7 @@ void svc_redis_init(struct svc *s)
     s->top = cache_new(s->redis, &top);
     struct dlock_options locks = {s->cfg->redis_host, s->cfg->redis_port, s->cfg->redis_db, prefix};
     s->locks = dlock_manager_new(s->redis, &locks);
+    metrics_register_gauge(write_dependencies, s);
 }
 
 int64_t svc_lock_wait_ms(const struct svc *s)
@@ -45,6 +63,7 @@ int64_t svc_lock_wait_ms(const struct svc *s)
 
 void svc_redis_release(struct svc *s)
 {
+    metrics_unregister_gauge(write_dependencies, s);
     dlock_manager_free(s->locks);
     s->locks = NULL;
     cache_free(s->products);

@@ -485,7 +485,7 @@ static bool key_exists(const char *key)
 static bool day_matches(const char *day, const struct rank_row *want, size_t nwant, char *why,
                         size_t size)
 {
-    char key[160];
+    char key[sizeof(prefix) + 600]; /* the compiler cannot bound day */
     size_t nq, nr;
     bool ok = true;
 
