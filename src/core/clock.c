@@ -64,7 +64,10 @@ void clock_to_civil(int64_t epoch_us, struct clock_civil *out)
     out->hour = (int)(rem / 3600);
     out->minute = (int)(rem / 60 % 60);
     out->second = (int)(rem % 60);
-    out->microsecond = (int)(epoch_us - secs * 1000000);
+    /* From the remainder, not epoch_us - secs * 1000000: near INT64_MIN that product overflows
+     * (found by fuzz_rfc3339). */
+    int64_t us = epoch_us % 1000000;
+    out->microsecond = (int)(us < 0 ? us + 1000000 : us);
 }
 
 int64_t clock_from_civil(const struct clock_civil *c)
@@ -197,5 +200,8 @@ int64_t clock_day_start_us(int64_t epoch_us)
 {
     int64_t r = epoch_us % CLOCK_DAY_US;
 
+    /* The day before INT64_MIN's cannot be represented: clamp instead of overflowing. */
+    if (r < 0 && epoch_us < INT64_MIN + CLOCK_DAY_US)
+        return INT64_MIN;
     return epoch_us - (r < 0 ? r + CLOCK_DAY_US : r);
 }
