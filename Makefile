@@ -6,10 +6,12 @@
 #                sweep and the profile; writes docs/PERFORMANCE.md and docs/perf/*.png (about 50 min)
 #   make cluster N=3   N `shopd serve` + nginx on 127.0.0.1:8080 + `shopd platform`, detached;
 #                make cluster-down stops them (scripts/cluster.sh, by pid)
+#   make chaos   the fault-injection suite against a 3-instance cluster; writes docs/RELIABILITY.md
+#   make fuzz    every libFuzzer target for 10 million executions; figures in docs/RELIABILITY.md
 JOBS ?= $(shell nproc)
 N ?= 3
 
-.PHONY: all deps services services-down status build debug asan run test bench cluster cluster-down format clean
+.PHONY: all deps services services-down status build debug asan run test bench chaos fuzz cluster cluster-down format clean
 
 all: build
 
@@ -47,8 +49,14 @@ test: services
 bench: services build
 	@scripts/bench.sh
 
+chaos: services build
+	@scripts/chaos.sh
+
+fuzz: deps
+	@scripts/fuzz.sh
+
 cluster: services build
-	@scripts/cluster.sh up $(N)
+	@PLATFORM_LISTEN=$${PLATFORM_LISTEN-127.0.0.1:8090} scripts/cluster.sh up $(N)
 
 cluster-down:
 	@scripts/cluster.sh down

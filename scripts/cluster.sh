@@ -7,6 +7,9 @@
 #   scripts/cluster.sh up [N]   start N instances (default 3), nginx and the platform consumer
 #   scripts/cluster.sh down     stop what `up` started (nginx first, the consumer last)
 #   scripts/cluster.sh status   say what runs
+#   scripts/cluster.sh pid NAME       the pid of NAME (serve-1…, platform, nginx), for faults
+#   scripts/cluster.sh restart NAME   start serve-I or platform again after it died or was
+#                                     stopped, with the settings of `up` (scripts/chaos.sh)
 #   make cluster N=3 / make cluster-down    the same, after `make services build`
 #
 # Settings (environment):
@@ -15,6 +18,8 @@
 #   BALANCER (1)              0 = no nginx: the single instance is the entry point (the benchmark's
 #                             one-instance topology)
 #   PLATFORM (1)              0 = do not start `shopd platform`
+#   PLATFORM_LISTEN (none)    HOST:PORT where `shopd platform` serves /healthz and /metrics
+#                             (make cluster: 127.0.0.1:8090, which deploy/prometheus scrapes)
 #   CLUSTER_DIR (var/cluster) pidfiles, logs, the generated nginx config
 #   SHOPD (build/shopd), and every SHOPD_* variable of README.md's configuration table, which
 #   each process inherits (SHOPD_LISTEN excepted). A missing SHOPD_JWT_SECRET gets the same
@@ -115,7 +120,8 @@ http {
         least_conn;
 $servers        keepalive 256;
         keepalive_requests 1000000;
-        keepalive_timeout 60s;
+        # Below shopd's own 60 s idle close, so nginx never reuses a connection shopd is closing.
+        keepalive_timeout 50s;
     }
     server {
         listen 127.0.0.1:$LB_PORT reuseport backlog=4096;
@@ -137,8 +143,9 @@ up() {
   for ((i = 0; i < n; i++)); do port_free $((FIRST_PORT + i)) || die "127.0.0.1:$((FIRST_PORT + i)) is in use"; done
   [ "$BALANCER" != 1 ] || port_free "$LB_PORT" || die "127.0.0.1:$LB_PORT is in use"
   if [ -z "${SHOPD_JWT_SECRET:-}" ]; then
-    export SHOPD_JWT_SECRET=dev-secret-change-me
-    log "SHOPD_JWT_SECRET was not set; using the development secret of make run"
+    SHOPD_JWT_SECRET=$("$ROOT/scripts/dev-secret.sh")
+    export SHOPD_JWT_SECRET
+    log "SHOPD_JWT_SECRET was not set; using the development secret of make run (var/dev-jwt-secret)"
   fi
 
   # Migrate once before the instances start; they would each take the migration lock otherwise.
@@ -156,7 +163,7 @@ up() {
   log "$n instance(s) ready on 127.0.0.1:$FIRST_PORT-$((FIRST_PORT + n - 1))"
 
   if [ "$PLATFORM" != 0 ]; then
-    start platform "$SHOPD" platform
+    start platform "$SHOPD" platform ${PLATFORM_LISTEN:+--listen "$PLATFORM_LISTEN"}
     echo running > "$CLUSTER_DIR/platform.state"
     log "data-platform consumer started (pid $(pid_of platform))"
   else
@@ -176,6 +183,27 @@ up() {
   if [ "$(cat "$CLUSTER_DIR/platform.state")" = running ] && ! pid_of platform >/dev/null; then
     tail -n 20 "$LOGS/platform.log" >&2; down; die "the data-platform consumer exited"
   fi
+}
+
+# restart NAME: NAME (serve-I or platform) started again, as `up` started it, once it is gone;
+# an instance is waited for until it is ready.
+restart() {
+  local name=$1 i port
+  [ -d "$PIDS" ] || die "no cluster under $CLUSTER_DIR"
+  ! pid_of "$name" >/dev/null || die "$name is still running"
+  [ -n "${SHOPD_JWT_SECRET:-}" ] || die "SHOPD_JWT_SECRET must be set as it was for up"
+  case $name in
+    serve-[1-9]|serve-[1-9][0-9])
+      i=${name#serve-}; port=$((FIRST_PORT + i - 1))
+      printf -- '---- %s serve on 127.0.0.1:%d (restart)\n' "$(date -u '+%F %T')" "$port" >> "$LOGS/$name.log"
+      SHOPD_LISTEN=127.0.0.1:$port start "$name" "$SHOPD" serve
+      wait_until "$READY_TIMEOUT" answers "$port" /readyz \
+        || { tail -n 20 "$LOGS/$name.log" >&2; die "$name did not become ready on 127.0.0.1:$port"; }
+      ;;
+    platform) start platform "$SHOPD" platform ${PLATFORM_LISTEN:+--listen "$PLATFORM_LISTEN"} ;;
+    *) die "cannot restart '$name' (serve-I or platform)" ;;
+  esac
+  log "$name started again (pid $(pid_of "$name"))"
 }
 
 down() {
@@ -202,5 +230,7 @@ case "${1:-}" in
   up) up "${2:-3}" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up [N] | down | status" >&2; exit 2 ;;
+  pid) pid_of "${2:?usage: $0 pid NAME}" || die "${2} does not run" ;;
+  restart) restart "${2:?usage: $0 restart NAME}" ;;
+  *) echo "usage: $0 up [N] | down | status | pid NAME | restart NAME" >&2; exit 2 ;;
 esac

@@ -56,6 +56,7 @@ run check/mutate-domain scripts/mutate-domain.sh   # each src/domain rule mutate
 for t in build/asan/it_test_*; do run "integration/${t##*/it_}" "$t"; done
 run bench/smoke scripts/bench.sh --smoke   # every load scenario for 3 s against a 2-instance cluster (release build)
 run fuzz/smoke scripts/fuzz.sh --smoke     # every libFuzzer target for 20 s
+run chaos/smoke scripts/chaos.sh --smoke   # the fault suite, short (<= 90 s)
 
 # A server that leaked or crashed under ASan says so in its log.
 if grep -l -a -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log_dir"/*.log 2>/dev/null; then
