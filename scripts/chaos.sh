@@ -34,8 +34,8 @@
 # SLOW_PAUSE_MS 3000 [1000], DB_PORT 23306 [23316], REDIS_PORT 26379 [26389], LB_PORT 28080
 # [28090] (instances on the next three ports), CHAOS_DB shopd_t_chaos [shopd_t_chaos_smoke],
 # SHOPD (build/shopd, else build/release/shopd), OUT (var/chaos/run [var/chaos-smoke/run]), DOC (docs/RELIABILITY.md
-# [$OUT/RELIABILITY.md]), DB_IDLE_TRX_S (1: MariaDB's idle_transaction_timeout, as deploy/README.md
-# recommends; 0 = MariaDB's default, none), PHASES (all, in the order above but kill-platform fourth; a subset
+# [$OUT/RELIABILITY.md]), DB_IDLE_TRX_S (1: the idle_transaction_timeout
+# shopd sets on its request connections, SHOPD_DB_IDLE_TRX_TIMEOUT; 0 = none), PHASES (all, in the order above but kill-platform fourth; a subset
 # for a quicker look, e.g. PHASES=stop-instance), KEEP_SERVICES (0: the private MariaDB and Redis are stopped at the end).
 # Everything started here is stopped by pid when the script ends, for any reason; a process left
 # SIGSTOPped by a fault is sent SIGCONT first. Exit status 0 when every check passed; the last
@@ -88,12 +88,10 @@ CHAOS_BIN=$CHAOS_VAR/chaos
 export SHOPD_VAR=$CHAOS_VAR DB_PORT REDIS_PORT LB_PORT CLUSTER_DIR SHOPD
 export FIRST_PORT=$((LB_PORT + 1)) DB_BUFFER_POOL=${DB_BUFFER_POOL:-128M}
 # A frozen instance holds the row locks of its open transactions (hot products, idempotency
-# keys) until MariaDB rolls them back: idle_transaction_timeout bounds that (deploy/README.md).
-DB_IDLE_TRX_S=${DB_IDLE_TRX_S:-1}
-if [ "$DB_IDLE_TRX_S" != 0 ]; then
-  export DB_EXTRA_CNF="idle_transaction_timeout = $DB_IDLE_TRX_S${DB_EXTRA_CNF:+
-$DB_EXTRA_CNF}"
-fi
+# keys) until MariaDB rolls them back: shopd sets idle_transaction_timeout on its request
+# connections (SHOPD_DB_IDLE_TRX_TIMEOUT, deploy/README.md); the suite runs with shopd's own.
+DB_IDLE_TRX_S=${DB_IDLE_TRX_S:-${SHOPD_DB_IDLE_TRX_TIMEOUT:-1}}
+export SHOPD_DB_IDLE_TRX_TIMEOUT=$DB_IDLE_TRX_S
 
 log() { printf 'chaos: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

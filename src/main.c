@@ -54,12 +54,34 @@ static const char *env(const char *name)
     return getenv(name);
 }
 
-static void open_pools(const struct config *cfg, struct svc *s)
+/* What the pools serve: requests (short statements, answered before nginx's 8 s read timeout;
+ * a transaction is never idle but for a frozen process) or a batch command (shopd check's
+ * scans, migrations, the platform's batches: long statements allowed). */
+enum pool_use { POOLS_FOR_REQUESTS, POOLS_FOR_BATCHES };
+
+#define BATCH_READ_TIMEOUT_S 600
+
+static void open_pools(const struct config *cfg, struct svc *s, enum pool_use use)
 {
-    struct db_options dbo = {cfg->db_host, cfg->db_port, cfg->db_user,       cfg->db_pass,
-                             cfg->db_name, cfg->threads, cfg->db_lock_wait_s};
-    struct redis_options ro = {cfg->redis_host, cfg->redis_port, cfg->redis_db, cfg->threads,
-                               REDIS_TIMEOUT_MS};
+    bool requests = use == POOLS_FOR_REQUESTS;
+    struct db_options dbo = {
+        .host = cfg->db_host,
+        .port = cfg->db_port,
+        .user = cfg->db_user,
+        .pass = cfg->db_pass,
+        .name = cfg->db_name,
+        .size = cfg->threads,
+        .lock_wait_s = cfg->db_lock_wait_s,
+        .read_timeout_s = requests ? 0 : BATCH_READ_TIMEOUT_S,
+        .idle_trx_timeout_s = requests ? cfg->db_idle_trx_timeout_s : 0,
+    };
+    struct redis_options ro = {
+        .host = cfg->redis_host,
+        .port = cfg->redis_port,
+        .db = cfg->redis_db,
+        .size = cfg->threads,
+        .timeout_ms = REDIS_TIMEOUT_MS,
+    };
 
     s->cfg = cfg;
     s->db = db_pool_new(&dbo);
@@ -146,7 +168,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     }
     block_stop_signals();
 
-    open_pools(cfg, &s);
+    open_pools(cfg, &s, POOLS_FOR_REQUESTS);
     if (migrate(&s)) {
         close_pools(&s);
         return 1;
@@ -192,7 +214,7 @@ static int cmd_platform(struct config *cfg, int argc, char **argv)
         return 2;
     block_stop_signals();
 
-    open_pools(cfg, &s);
+    open_pools(cfg, &s, POOLS_FOR_BATCHES);
     if (migrate(&s)) {
         close_pools(&s);
         return 1;
@@ -230,7 +252,7 @@ static int cmd_migrate(struct config *cfg)
 {
     struct svc s = {0};
 
-    open_pools(cfg, &s);
+    open_pools(cfg, &s, POOLS_FOR_BATCHES);
     int rc = migrate(&s);
     close_pools(&s);
     return rc ? 1 : 0;
@@ -243,7 +265,7 @@ static int cmd_seed(struct config *cfg)
     int created = 0;
     int rc = 1;
 
-    open_pools(cfg, &s);
+    open_pools(cfg, &s, POOLS_FOR_BATCHES);
     if (!migrate(&s)) {
         if (seed_svc_run(&s, &created, &e))
             log_error("seed failed: %s", e.detail);
@@ -264,7 +286,7 @@ static int cmd_check(struct config *cfg)
     struct err e;
     int failed = 0;
 
-    open_pools(cfg, &s);
+    open_pools(cfg, &s, POOLS_FOR_BATCHES);
     if (db_acquire(s.db, &c, &e)) {
         log_error("check: %s", e.detail);
         close_pools(&s);

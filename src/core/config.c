@@ -181,6 +181,7 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     int64_t threads = 64;
     int64_t ttl = 600;
     int64_t lock_wait = 5;
+    int64_t idle_trx = 1;
     int64_t access_log = 1;
     int64_t dlock_wait = 5;
     int64_t claim_idle = 30000;
@@ -189,6 +190,7 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     if (int_var(get, "SHOPD_ORDER_TTL", 1, (int64_t)86400 * 30, &ttl, e) ||
         int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
         int_var(get, "SHOPD_DB_LOCK_WAIT", 1, 3600, &lock_wait, e) ||
+        int_var(get, "SHOPD_DB_IDLE_TRX_TIMEOUT", 0, 3600, &idle_trx, e) ||
         int_var(get, "SHOPD_LOCK_WAIT", 1, 3600, &dlock_wait, e) ||
         int_var(get, "SHOPD_ACCESS_LOG", 0, 1, &access_log, e) ||
         int_var(get, "SHOPD_EVENTS_CLAIM_IDLE_MS", 50, 86400000, &claim_idle, e) ||
@@ -199,6 +201,7 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     cfg->order_ttl_s = ttl;
     cfg->threads = (int)threads;
     cfg->db_lock_wait_s = (int)lock_wait;
+    cfg->db_idle_trx_timeout_s = (int)idle_trx;
     cfg->lock_wait_s = (int)dlock_wait;
     cfg->access_log = access_log != 0;
     return 0;

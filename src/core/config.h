@@ -36,6 +36,9 @@ struct config {
     int64_t order_ttl_s;
     int threads;        /* requests served at once = MariaDB and Redis connections */
     int db_lock_wait_s; /* innodb_lock_wait_timeout for request connections */
+    /* idle_transaction_timeout for request connections (0 = none): a frozen process's
+     * transaction, and its row locks, end after this long */
+    int db_idle_trx_timeout_s;
     int lock_wait_s;    /* how long a request waits for a distributed lock */
     bool access_log;
     enum config_coupon_strategy coupon_strategy;

@@ -173,15 +173,15 @@ void db_pool_free(struct db_pool *p)
 
 static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
 {
-    char sql[256];
+    char sql[320];
 
     /* Built from our own integer configuration, not from input. READ COMMITTED avoids the gap
      * locks of REPEATABLE READ; every invariant is held by conditional updates and keys. */
     int n = snprintf(sql, sizeof(sql),
-                     "SET SESSION innodb_lock_wait_timeout = %d, time_zone = '+00:00', "
-                     "tx_isolation = 'READ-COMMITTED', "
+                     "SET SESSION innodb_lock_wait_timeout = %d, idle_transaction_timeout = %d, "
+                     "time_zone = '+00:00', tx_isolation = 'READ-COMMITTED', "
                      "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'",
-                     p->opt.lock_wait_s);
+                     p->opt.lock_wait_s, p->opt.idle_trx_timeout_s);
     if (n < 0 || (size_t)n >= sizeof(sql))
         BUG("session setup statement truncated");
     if (mysql_real_query(c->mysql, sql, (unsigned long)n))
@@ -192,7 +192,8 @@ static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
 static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
 {
     unsigned connect_timeout = 2;
-    unsigned rw_timeout = (unsigned)p->opt.lock_wait_s + 30;
+    unsigned rw_timeout = (unsigned)(p->opt.read_timeout_s > 0 ? p->opt.read_timeout_s
+                                                                : p->opt.lock_wait_s + 2);
     long long failed_at = atomic_load(&p->connect_failed_at);
 
     if (failed_at && clock_monotonic_us() - failed_at < CONNECT_BACKOFF_US)

@@ -43,6 +43,13 @@ struct db_options {
     const char *name;
     int size;        /* connections at most */
     int lock_wait_s; /* innodb_lock_wait_timeout of each session */
+    /* How long a statement's answer may take: 0 = lock_wait_s + 2, so that a server that hangs
+     * (stopped, partitioned) is given up before a proxy in front gives up on us. */
+    int read_timeout_s;
+    /* idle_transaction_timeout of each session (0 = none): MariaDB ends a transaction left
+     * idle this long, so that a client process that froze mid-transaction (SIGSTOP, a VM
+     * pause) does not hold its row locks, and every other instance with them, indefinitely. */
+    int idle_trx_timeout_s;
 };
 
 enum db_type { DB_NULL, DB_INT, DB_STR, DB_TIME };

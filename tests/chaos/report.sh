@@ -137,8 +137,8 @@ describe() {
   echo "order 1–2 lines of 5 hot products (one of 40 units), pay 85 % of their orders, cancel some (paid or not) and read"
   echo "their balance. Each write is sent again with the same key and body until its answer is definite (2xx, or a 4xx"
   echo "the contract makes final); 5xx, 409 \`IDEMPOTENCY_IN_FLIGHT\`, time-outs (20 s) and connection errors are retried"
-  echo "with back-off (50 ms doubling to 1 s). Each phase: steady load, the fault, its end, recovery. MariaDB runs with"
-  echo "\`idle_transaction_timeout = ${DB_IDLE_TRX_S:-0}\` (0: none; see \`deploy/README.md\`)."
+  echo "with back-off (50 ms doubling to 1 s). Each phase: steady load, the fault, its end, recovery. shopd sets"
+  echo "\`idle_transaction_timeout = ${DB_IDLE_TRX_S:-0}\` on its request connections (\`SHOPD_DB_IDLE_TRX_TIMEOUT\`; 0: none; see \`deploy/README.md\`)."
   echo
   echo "| phase | fault | answered | 2xx | 5xx (503 / nginx) | conn. errors (time-outs) | p99 | recovery |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
@@ -164,8 +164,8 @@ describe() {
   echo "rate while one of its three instances was stopped ($(col stop-instance steady_rps) → $(col stop-instance fault_rps) successes/s). Keyed writes are passed on"
   echo "to another instance after nginx's 8 s read time-out, and three time-outs take the instance out for 5 s"
   echo "(\`deploy/README.md\`, \"A frozen or dying instance\"). What nginx cannot fix are the row locks of the frozen process's"
-  echo "open transactions (the hot products, the idempotency keys): every instance queues on them. MariaDB's"
-  echo "\`idle_transaction_timeout\` (${DB_IDLE_TRX_S:-0} s in this run) rolls those transactions back; without it (16 clients), or"
+  echo "open transactions (the hot products, the idempotency keys): every instance queues on them. The"
+  echo "\`idle_transaction_timeout\` shopd sets (${DB_IDLE_TRX_S:-0} s in this run) rolls those transactions back; without it (16 clients), or"
   echo "with 3 s (48 clients), the same phase kept 0–1 % of the steady rate. The steady rate is short and noisy on a shared"
   echo "machine; the figure is reported, not asserted (runs of this suite have given 45–56 % with 1 s)."
   echo

@@ -72,8 +72,13 @@ static const char sql_fenced_writes[] = "SELECT writes FROM fenced WHERE id = 1"
 
 static struct db_pool *open_db(int size)
 {
-    struct db_options o = {cfg.db_host, cfg.db_port, cfg.db_user, cfg.db_pass,
-                           cfg.db_name, size,        30};
+    struct db_options o = {.host = cfg.db_host,
+                           .port = cfg.db_port,
+                           .user = cfg.db_user,
+                           .pass = cfg.db_pass,
+                           .name = cfg.db_name,
+                           .size = size,
+                           .lock_wait_s = 30};
 
     return db_pool_new(&o);
 }

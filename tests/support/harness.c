@@ -43,8 +43,13 @@ static struct db_pool *pool_for(const char *url, int size)
         fprintf(stderr, "harness: %s\n", e.detail);
         return NULL;
     }
-    struct db_options o = {cfg.db_host, cfg.db_port, cfg.db_user, cfg.db_pass,
-                           cfg.db_name, size,        30};
+    struct db_options o = {.host = cfg.db_host,
+                           .port = cfg.db_port,
+                           .user = cfg.db_user,
+                           .pass = cfg.db_pass,
+                           .name = cfg.db_name,
+                           .size = size,
+                           .lock_wait_s = 30};
     return db_pool_new(&o);
 }
 
