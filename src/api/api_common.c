@@ -49,9 +49,32 @@ int api_require_user(struct req *r, int64_t user_id, struct err *e)
     return err_set(e, ERR_FORBIDDEN, "token is not for user %lld", (long long)user_id);
 }
 
+/* Only 4xx refusals are stored, and resp_problem gives them the same bytes whoever renders
+ * them: this is the body the client is sent for the first refusal, so the one that is stored. */
+static const char *render_problem(const struct err *e, struct arena *a)
+{
+    struct resp r = {0};
+
+    resp_problem(&r, a, e, "", NULL);
+    return r.body;
+}
+
+int api_idem_prepare(struct req *r, int64_t user_id, struct idem_request *idem, struct err *e)
+{
+    if (idem_svc_prepare(idem, user_id, r->method, r->match.canonical,
+                         req_header(r, "Idempotency-Key"), r->body, r->body_len, &r->arena, e))
+        return -1;
+    idem->render_problem = render_problem;
+    return 0;
+}
+
 void api_send_idem(struct resp *resp, const struct idem_response *out)
 {
-    resp_body(resp, out->status, "application/json; charset=utf-8", out->body, strlen(out->body));
+    /* A stored refusal is a problem document, and goes out as one. */
+    const char *type =
+        out->status >= 400 ? "application/problem+json" : "application/json; charset=utf-8";
+
+    resp_body(resp, out->status, type, out->body, strlen(out->body));
     if (out->replayed)
         resp_header(resp, "Idempotent-Replayed", "true");
 }

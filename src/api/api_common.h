@@ -9,6 +9,7 @@
  */
 
 struct err;
+struct idem_request;
 struct idem_response;
 struct req;
 struct resp;
@@ -27,7 +28,12 @@ int api_query_cursor(struct req *r, int64_t *before_id, struct err *e);
 /* The token must be for user_id, or an admin's (ERR_FORBIDDEN otherwise). */
 int api_require_user(struct req *r, int64_t user_id, struct err *e);
 
-/* Sends a stored or fresh idempotent response, marking a replay. */
+/* Fills idem for the request (idem_svc_prepare with its Idempotency-Key header and body) and
+ * gives it the renderer of the problems that idem_svc stores. */
+int api_idem_prepare(struct req *r, int64_t user_id, struct idem_request *idem, struct err *e);
+
+/* Sends a stored or fresh idempotent response, marking a replay; a stored refusal (≥ 400) as
+ * application/problem+json. */
 void api_send_idem(struct resp *resp, const struct idem_response *out);
 
 #endif

@@ -68,9 +68,7 @@ static int prepare(struct req *req, int64_t user_id, struct idem_request *idem, 
 {
     if (api_require_user(req, user_id, e))
         return -1;
-    return idem_svc_prepare(idem, user_id, req->method, req->match.canonical,
-                            req_header(req, "Idempotency-Key"), req->body, req->body_len,
-                            &req->arena, e);
+    return api_idem_prepare(req, user_id, idem, e);
 }
 
 /* Every 400 a body can earn comes before the idempotency key is asked for (the order of

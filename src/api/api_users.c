@@ -96,9 +96,7 @@ int api_users_charge(struct req *req, struct resp *resp, struct err *e)
     int64_t user_id = req_param(req, 0);
 
     if (json_decode(req->body, req->body_len, charge_spec, &in, &req->arena, e) ||
-        idem_svc_prepare(&idem, user_id, req->method, req->match.canonical,
-                         req_header(req, "Idempotency-Key"), req->body, req->body_len, &req->arena,
-                         e) ||
+        api_idem_prepare(req, user_id, &idem, e) ||
         balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, render_charge, &req->arena,
                            &out, e))
         return -1;

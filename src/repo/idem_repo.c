@@ -1,5 +1,7 @@
 #include "repo/idem_repo.h"
 
+#include <string.h>
+
 #include "core/arena.h"
 #include "core/err.h"
 #include "repo/db.h"
@@ -9,20 +11,27 @@
 static const char sql_find[] =
     "SELECT fingerprint, status_code, response_body FROM idempotency_keys "
     "WHERE user_id = ? AND method = ? AND path = ? AND idem_key = ?";
+/* A locking read that does not wait: it tells a key that another transaction has claimed and
+ * not yet committed (1205 at once) from a finished one or none, and waits for no one. */
+static const char sql_find_unless_held[] =
+    "SELECT fingerprint, status_code, response_body FROM idempotency_keys "
+    "WHERE user_id = ? AND method = ? AND path = ? AND idem_key = ? LOCK IN SHARE MODE NOWAIT";
 static const char sql_insert[] =
     "INSERT INTO idempotency_keys (user_id, method, path, idem_key, fingerprint, status_code, "
     "response_body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_respond[] =
+    "UPDATE idempotency_keys SET status_code = ?, response_body = ? WHERE id = ?";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
-int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
-                   struct idem_row *out, bool *found, struct err *e)
+static int find(struct db_conn *c, const char *sql, const struct idem_row_key *key, struct arena *a,
+                struct idem_row *out, bool *found, struct err *e)
 {
     struct db_val p[] = {DB_INT(key->user_id), DB_STR(key->method), DB_STR(key->path),
                          DB_STR(key->key)};
     struct db_rows rows;
 
     *found = false;
-    if (db_query(c, sql_find, p, 4, a, &rows, e))
+    if (db_query(c, sql, p, 4, a, &rows, e))
         return -1;
     if (!rows.nrows)
         return 0;
@@ -36,8 +45,29 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
     return 0;
 }
 
-int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,
-                     int64_t now_us, bool *duplicate, struct err *e)
+int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
+                   struct idem_row *out, bool *found, struct err *e)
+{
+    return find(c, sql_find, key, a, out, found, e);
+}
+
+int idem_repo_find_unless_held(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
+                               struct idem_row *out, bool *found, struct err *e)
+{
+    if (!find(c, sql_find_unless_held, key, a, out, found, e))
+        return 0;
+    if (db_last_errno(c) == DB_ER_LOCK_WAIT)
+        return err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                       "a request with idempotency key '%.64s' is still in progress", key->key);
+    return -1;
+}
+
+/*
+ * The insert waits for a transaction that holds the same key uncommitted; a lock wait that
+ * times out on this statement can only have waited for such a request, never for other work.
+ */
+static int insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,
+                  int64_t now_us, int64_t *row_id, bool *duplicate, struct err *e)
 {
     struct db_val p[] = {DB_INT(key->user_id),
                          DB_STR(key->method),
@@ -49,12 +79,42 @@ int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const st
                          DB_TIME(now_us)};
 
     *duplicate = false;
-    if (db_exec(c, sql_insert, p, 8, NULL, NULL, e)) {
-        if (db_last_errno(c) != DB_ER_DUP_ENTRY)
-            return -1;
+    if (!db_exec(c, sql_insert, p, 8, NULL, row_id, e))
+        return 0;
+    if (db_last_errno(c) == DB_ER_DUP_ENTRY) {
         *duplicate = true;
+        return 0;
     }
-    return 0;
+    if (db_last_errno(c) == DB_ER_LOCK_WAIT)
+        return err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                       "timed out behind a request with idempotency key '%.64s'; retry", key->key);
+    return -1;
+}
+
+int idem_repo_claim(struct db_conn *c, const struct idem_row_key *key,
+                    const unsigned char fingerprint[32], int64_t now_us, int64_t *row_id,
+                    bool *duplicate, struct err *e)
+{
+    struct idem_row row = {.status = 0, .body = ""};
+
+    memcpy(row.fingerprint, fingerprint, sizeof(row.fingerprint));
+    return insert(c, key, &row, now_us, row_id, duplicate, e);
+}
+
+int idem_repo_respond(struct db_conn *c, int64_t row_id, int status, const char *body,
+                      struct err *e)
+{
+    struct db_val p[] = {DB_INT(status), DB_STR(body), DB_INT(row_id)};
+
+    return db_exec(c, sql_respond, p, 3, NULL, NULL, e);
+}
+
+int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,
+                     int64_t now_us, bool *duplicate, struct err *e)
+{
+    int64_t row_id;
+
+    return insert(c, key, row, now_us, &row_id, duplicate, e);
 }
 
 int idem_repo_purge(struct db_conn *c, int64_t cutoff_us, int limit, uint64_t *deleted,

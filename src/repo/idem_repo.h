@@ -30,9 +30,30 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
                    struct idem_row *out, bool *found, struct err *e);
 
 /*
- * Inserts the row for key with the final response, inside the transaction of the effect.
- * When another transaction holds or has committed the same key, InnoDB makes this wait for
- * it; *duplicate is then set if it committed.
+ * The same, for a request that must not wait: when another transaction holds the key (claimed
+ * and not yet committed), ERR_IDEMPOTENCY_IN_FLIGHT at once, without waiting for it.
+ */
+int idem_repo_find_unless_held(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
+                               struct idem_row *out, bool *found, struct err *e);
+
+/*
+ * Claims key inside the caller's transaction, before its effect: inserts its row with the
+ * fingerprint and no response yet (status 0), *row_id for idem_repo_respond. When another
+ * transaction holds the same key, InnoDB makes this wait for it: *duplicate is set if it
+ * committed; ERR_IDEMPOTENCY_IN_FLIGHT if the wait timed out (1205 on this statement can only
+ * mean a request with this key is still running).
+ */
+int idem_repo_claim(struct db_conn *c, const struct idem_row_key *key,
+                    const unsigned char fingerprint[32], int64_t now_us, int64_t *row_id,
+                    bool *duplicate, struct err *e);
+
+/* Stores the final response in the row claimed by this transaction. */
+int idem_repo_respond(struct db_conn *c, int64_t row_id, int status, const char *body,
+                      struct err *e);
+
+/*
+ * Inserts the complete row for key (a refusal, stored on its own after the effect rolled
+ * back). Waits, *duplicate and ERR_IDEMPOTENCY_IN_FLIGHT as idem_repo_claim.
  */
 int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,
                      int64_t now_us, bool *duplicate, struct err *e);

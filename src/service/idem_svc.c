@@ -64,6 +64,7 @@ int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method
         return -1;
     r->user_id = user_id;
     r->lookup_first = false;
+    r->render_problem = NULL;
     r->method = method;
     r->path = path;
     return idem_fingerprint(body, body_len, a, r->fingerprint, e);
@@ -78,6 +79,9 @@ static int replay(const struct idem_request *r, const struct idem_row *row,
         return err_set(e, ERR_IDEMPOTENCY_KEY_REUSED,
                        "idempotency key '%.64s' was used with a different request body", r->key);
     }
+    /* A claim is committed only with its response; a row without one is not ours to send. */
+    if (row->status < 200)
+        return err_set(e, ERR_INTERNAL, "idempotency key '%.64s' has no stored response", r->key);
     metrics_inc(METRIC_IDEM_REPLAYS);
     out->status = row->status;
     out->body = row->body;
@@ -87,73 +91,109 @@ static int replay(const struct idem_request *r, const struct idem_row *row,
 
 enum attempt_result { ATTEMPT_DONE, ATTEMPT_AGAIN, ATTEMPT_FAILED };
 
+static struct idem_row_key row_key(const struct idem_request *r)
+{
+    return (struct idem_row_key){r->user_id, r->method, r->path, r->key};
+}
+
 /*
- * After a failed effect or a duplicate key: if the key was committed meanwhile, the request is
- * a duplicate of one that finished, and gets its response. Otherwise the original error
- * stands (or, after a duplicate key whose holder rolled back, the caller tries again).
+ * The key was committed by another request: its response, or 422 for another body. Should the
+ * row be gone again (purged meanwhile), the caller tries again.
  */
 static enum attempt_result settle(struct db_conn *c, const struct idem_request *r, struct arena *a,
-                                  struct idem_response *out, bool duplicate, struct err *e)
+                                  struct idem_response *out, struct err *e)
 {
-    struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
+    struct idem_row_key key = row_key(r);
     struct idem_row row;
-    struct err lookup;
     bool found;
 
-    if (idem_repo_find(c, &key, a, &row, &found, &lookup)) {
-        if (duplicate)
-            *e = lookup;
+    if (idem_repo_find(c, &key, a, &row, &found, e))
         return ATTEMPT_FAILED;
-    }
     if (!found)
-        return duplicate ? ATTEMPT_AGAIN : ATTEMPT_FAILED;
+        return ATTEMPT_AGAIN;
     return replay(r, &row, out, e) ? ATTEMPT_FAILED : ATTEMPT_DONE;
 }
 
-/*
- * A lock wait that timed out most likely waited for a request with this very key that is
- * still running; either way nothing happened and the client may retry with the same key. The
- * contract wants no 5xx for an in-flight duplicate, so this is a 409 with Retry-After.
- */
-static void in_flight_on_timeout(struct db_conn *c, const struct idem_request *r, struct err *e)
+/* After a failed statement: roll back; a deadlock is worth another try, nothing else is. */
+static enum attempt_result roll_back(struct db_conn *c)
 {
-    if (db_last_errno(c) == DB_ER_LOCK_WAIT)
-        err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
-                "timed out behind a concurrent request (idempotency key '%.64s'); retry", r->key);
+    db_rollback(c);
+    return db_last_errno(c) == DB_ER_DEADLOCK ? ATTEMPT_AGAIN : ATTEMPT_FAILED;
+}
+
+/* The effect's own refusals are decided from what it read: outcomes, so stored. A 5xx, a lock
+ * time-out and a lost lease are not outcomes of the effect. */
+bool idem_svc_stores_refusal(enum err_code code)
+{
+    int status = err_status(code);
+
+    return (status == 404 || status == 409) && code != ERR_IDEMPOTENCY_IN_FLIGHT;
 }
 
 /*
- * One try: begin, the effect, the key row with the final response, commit. The key goes in
- * last so that a request costs no more round trips than its effect needs; a concurrent
- * duplicate is still stopped by the row locks of the effect (it waits for the first to
- * commit) or, at the latest, by the unique key, and its own effect is rolled back.
+ * The effect refused and was rolled back whole; the key row goes in alone, with the problem
+ * the client is sent, in one autocommitted INSERT (the ROLLBACK plus this statement cost one
+ * round trip fewer than a savepoint after the claim, which every request would pay). Between
+ * the two, a duplicate waiting on our claim may have claimed the key: the INSERT waits for it
+ * and replays what it stored, or answers ERR_IDEMPOTENCY_IN_FLIGHT if it is still running.
+ */
+static enum attempt_result store_refusal(struct db_conn *c, const struct idem_request *r,
+                                         const struct dlock *guard, struct arena *a,
+                                         struct idem_response *out, struct err *e)
+{
+    struct idem_row_key key = row_key(r);
+    struct idem_row row;
+    struct err stored;
+    bool duplicate;
+
+    if (guard && !dlock_held(guard)) {
+        err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before the refusal was stored");
+        return ATTEMPT_FAILED;
+    }
+    memcpy(row.fingerprint, r->fingerprint, SHA256_LEN);
+    row.status = err_status(e->code);
+    row.body = r->render_problem(e, a);
+    err_clear(&stored);
+    if (idem_repo_insert(c, &key, &row, clock_now_us(), &duplicate, &stored)) {
+        *e = stored;
+        return db_last_errno(c) == DB_ER_DEADLOCK ? ATTEMPT_AGAIN : ATTEMPT_FAILED;
+    }
+    if (!duplicate)
+        return ATTEMPT_FAILED; /* with e, the refusal, as it is now stored */
+    err_clear(e);
+    return settle(c, r, a, out, e);
+}
+
+/*
+ * One try: begin, the key's claim, the effect, the key's response, commit. The claim comes
+ * first so that a duplicate waits on the key alone: a lock wait that times out on the claim
+ * waited for a request with this key (409 IDEMPOTENCY_IN_FLIGHT), one that times out in the
+ * effect waited for other work (503 UNAVAILABLE). Neither is stored.
  */
 static enum attempt_result attempt(struct db_conn *c, const struct idem_request *r,
                                    const struct dlock *guard, idem_effect_fn *effect, void *ctx,
                                    struct arena *a, struct idem_response *out, struct err *e)
 {
-    struct idem_row_key key = {r->user_id, r->method, r->path, r->key};
-    struct idem_row row;
+    struct idem_row_key key = row_key(r);
+    int64_t row_id = 0;
     bool duplicate = false;
 
     if (db_begin(c, e))
         return ATTEMPT_FAILED;
-    if (effect(c, ctx, a, out, e)) {
-        db_rollback(c);
-        if (db_last_errno(c) == DB_ER_DEADLOCK)
-            return ATTEMPT_AGAIN;
-        in_flight_on_timeout(c, r, e);
-        return settle(c, r, a, out, false, e);
-    }
-    memcpy(row.fingerprint, r->fingerprint, SHA256_LEN);
-    row.status = out->status;
-    row.body = out->body;
-    if (idem_repo_insert(c, &key, &row, clock_now_us(), &duplicate, e))
-        goto failed;
+    if (idem_repo_claim(c, &key, r->fingerprint, clock_now_us(), &row_id, &duplicate, e))
+        return roll_back(c);
     if (duplicate) {
         db_rollback(c);
-        return settle(c, r, a, out, true, e);
+        return settle(c, r, a, out, e);
     }
+    if (effect(c, ctx, a, out, e)) {
+        enum attempt_result res = roll_back(c);
+        return res == ATTEMPT_FAILED && idem_svc_stores_refusal(e->code)
+                   ? store_refusal(c, r, guard, a, out, e)
+                   : res;
+    }
+    if (idem_repo_respond(c, row_id, out->status, out->body, e))
+        return roll_back(c);
     if (guard && !dlock_held(guard)) {
         db_rollback(c);
         err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before commit; retry");
@@ -163,46 +203,59 @@ static enum attempt_result attempt(struct db_conn *c, const struct idem_request 
         return ATTEMPT_FAILED;
     out->replayed = false;
     return ATTEMPT_DONE;
-failed:
-    db_rollback(c);
-    if (db_last_errno(c) == DB_ER_DEADLOCK)
-        return ATTEMPT_AGAIN;
-    in_flight_on_timeout(c, r, e);
-    return ATTEMPT_FAILED;
 }
 
 int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
                  idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
                  struct err *e)
 {
+    enum attempt_result res = ATTEMPT_AGAIN;
     struct db_conn *c;
-    int rc = -1;
 
+    if (!r->render_problem)
+        BUG("idempotent request without a problem renderer");
     if (db_acquire(s->db, &c, e))
         return -1;
     err_clear(e);
-    if (r->lookup_first) {
-        /* Done already: replayed. Another body, or the lookup failed: e says so. */
-        enum attempt_result res = settle(c, r, a, out, false, e);
-        if (res == ATTEMPT_DONE || e->code != ERR_NONE) {
-            db_release(s->db, c);
-            return res == ATTEMPT_DONE ? 0 : -1;
-        }
+    /* Done already: replayed. Another body, or the lookup failed: e says so. */
+    if (r->lookup_first)
+        res = settle(c, r, a, out, e);
+    for (int i = 0; res == ATTEMPT_AGAIN && i < MAX_ATTEMPTS; i++) {
+        if (i)
+            metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
+        res = attempt(c, r, guard, effect, ctx, a, out, e);
     }
-    for (int i = 0; i < MAX_ATTEMPTS; i++) {
-        enum attempt_result res = attempt(c, r, guard, effect, ctx, a, out, e);
-        if (res == ATTEMPT_DONE) {
-            rc = 0;
-            break;
-        }
-        if (res == ATTEMPT_FAILED)
-            break;
+    if (res == ATTEMPT_AGAIN) {
         metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
-        if (i == MAX_ATTEMPTS - 1)
-            err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", r->key);
+        err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", r->key);
     }
     db_release(s->db, c);
-    return rc;
+    return res == ATTEMPT_DONE ? 0 : -1;
+}
+
+int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct arena *a,
+                            struct idem_response *out, struct err *e)
+{
+    struct idem_row_key key = row_key(r);
+    struct idem_row row;
+    struct err probe;
+    struct db_conn *c;
+    bool found = false;
+
+    err_clear(&probe);
+    if (db_acquire(s->db, &c, &probe))
+        return -1; /* e, the lock's time-out, stands */
+    int rc = idem_repo_find_unless_held(c, &key, a, &row, &found, &probe);
+    db_release(s->db, c);
+    if (rc) {
+        if (probe.code == ERR_IDEMPOTENCY_IN_FLIGHT)
+            *e = probe;
+        return -1;
+    }
+    if (!found)
+        return -1;
+    err_clear(e);
+    return replay(r, &row, out, e);
 }
 
 int idem_svc_purge(struct svc *s, int64_t max_age_us, uint64_t *purged, struct err *e)

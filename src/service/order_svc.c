@@ -262,7 +262,8 @@ static int under_order_lock(struct svc *s, const struct idem_request *idem, stru
 
     snprintf(name, sizeof(name), "order:%lld", (long long)ctx->order_id);
     if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
-        return -1;
+        /* Behind this very key (409 IN_FLIGHT, or its answer), or behind other work (503)? */
+        return idem_svc_lock_timed_out(s, idem, a, out, e);
     ctx->fence = lock.fence;
     int rc = idem_svc_run(s, idem, &lock, effect, ctx, a, out, e);
     dlock_release(s->locks, &lock);

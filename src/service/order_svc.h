@@ -11,7 +11,9 @@
  * each write is one MariaDB transaction holding its idempotency key, under the distributed
  * lock the reference system used (order creation per key, payment and cancel per order),
  * lock → begin → work → commit → unlock. Products are always touched in ascending id order.
- * Product caches are invalidated after commit. Thread-safe.
+ * Product caches are invalidated after commit. Thread-safe. Every outcome of a write is stored
+ * with its key, refusals included (ERR_OUT_OF_STOCK, ERR_INSUFFICIENT_BALANCE,
+ * ERR_ORDER_NOT_PAYABLE, ERR_ORDER_NOT_FOUND…: service/idem_svc.h), and replayed to that key.
  */
 
 struct arena;

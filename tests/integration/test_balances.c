@@ -344,7 +344,7 @@ static void reused_key_with_other_body_is_422(void **state)
     free(token);
 }
 
-static void failures_are_not_stored(void **state)
+static void refusals_are_stored_failures_are_not(void **state)
 {
     struct http_client c;
     struct http_result r;
@@ -372,8 +372,11 @@ static void failures_are_not_stored(void **state)
     assert_string_equal(jstr(j, "code"), "BALANCE_LIMIT");
     json_decref(j);
     http_result_free(&r);
-    /* Not stored: the same key with a body that fits now succeeds. */
-    assert_int_equal(charge(&c, &a, user, token, 5, "limit", &r), 200);
+    /* A refusal is stored (API.md): the key now belongs to that body... */
+    assert_int_equal(charge(&c, &a, user, token, 5, "limit", &r), 422);
+    http_result_free(&r);
+    /* ...and a new key charges what fits. */
+    assert_int_equal(charge(&c, &a, user, token, 5, "limit-2", &r), 200);
     http_result_free(&r);
     assert_int_equal(sql1(sql_balance, user), 1000000000000LL);
     assert_balance_is_history(user);
@@ -880,7 +883,7 @@ int main(void)
         cmocka_unit_test(concurrent_charges_over_two_servers_add_up),
         cmocka_unit_test(one_key_sixty_requests_one_effect),
         cmocka_unit_test(reused_key_with_other_body_is_422),
-        cmocka_unit_test(failures_are_not_stored),
+        cmocka_unit_test(refusals_are_stored_failures_are_not),
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(row_lock_does_not_stall_others),
         cmocka_unit_test(sigterm_lets_requests_in_flight_finish),

@@ -339,11 +339,64 @@ static void test_prepare_malformed_body(void **state)
     assert_int_equal(e.code, ERR_INVALID_INPUT);
 }
 
+/* ---- what is stored (API.md: every outcome of the effect, refusals included) ---- */
+
+static void test_refusals_of_the_effect_are_stored(void **state)
+{
+    static const enum err_code stored[] = {
+        ERR_USER_NOT_FOUND,        ERR_PRODUCT_NOT_FOUND, ERR_COUPON_NOT_FOUND,
+        ERR_ORDER_NOT_FOUND,       ERR_OUT_OF_STOCK,      ERR_INSUFFICIENT_BALANCE,
+        ERR_BALANCE_LIMIT,         ERR_COUPON_NOT_USABLE, ERR_ORDER_NOT_PAYABLE,
+        ERR_ORDER_NOT_CANCELLABLE,
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+        if (!idem_svc_stores_refusal(stored[i]))
+            fail_msg("%s is an outcome of the effect and must be stored", err_name(stored[i]));
+}
+
+static void test_retryable_answers_are_not_stored(void **state)
+{
+    /* Decided before the effect ran, a 5xx, a lock time-out, an in-flight duplicate. */
+    static const enum err_code not_stored[] = {
+        ERR_INVALID_INPUT,
+        ERR_INVALID_AMOUNT,
+        ERR_IDEMPOTENCY_KEY_MISSING,
+        ERR_UNAUTHORIZED,
+        ERR_FORBIDDEN,
+        ERR_PAYLOAD_TOO_LARGE,
+        ERR_UNSUPPORTED_MEDIA_TYPE,
+        ERR_IDEMPOTENCY_KEY_REUSED,
+        ERR_IDEMPOTENCY_IN_FLIGHT,
+        ERR_INTERNAL,
+        ERR_UNAVAILABLE,
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(not_stored) / sizeof(not_stored[0]); i++)
+        if (idem_svc_stores_refusal(not_stored[i]))
+            fail_msg("%s must not be stored: the client may retry", err_name(not_stored[i]));
+}
+
+static void test_prepare_leaves_the_renderer_to_the_caller(void **state)
+{
+    struct idem_request r;
+    struct err e;
+
+    assert_int_equal(prepare(state, &r, "k", "{\"amount\":1}", &e), 0);
+    assert_null(r.render_problem);
+    assert_false(r.lookup_first);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_refusals_of_the_effect_are_stored),
+        T(test_retryable_answers_are_not_stored),
+        T(test_prepare_leaves_the_renderer_to_the_caller),
         T(test_fingerprint_reordered_keys_equal),
         T(test_fingerprint_whitespace_equal),
         T(test_fingerprint_nested_reordered_equal),
