@@ -74,7 +74,8 @@ http_ceilings() {
 # redis_rps NAME ARGS...: one redis-benchmark run; its req/s.
 redis_rps() {
   local name=$1; shift
-  local -a cmd=(redis-benchmark -p "$REDIS_PORT" -c "$CONNECTIONS" -n "$REDIS_REQUESTS" -q --csv "$@")
+  # shellcheck disable=SC2207 # redis_place is several words on purpose
+  local -a cmd=(redis-benchmark $(redis_place) -c "$CONNECTIONS" -n "$REDIS_REQUESTS" -q --csv "$@")
   command_of "$name" "${cmd[*]}"
   "${cmd[@]}" 2>&1 | tee "$OUT/raw/ceiling-$name.txt" | awk -F'","' 'NR == 2 { print $2 + 0 }'
 }
@@ -94,7 +95,8 @@ redis_ceilings() {
 # per second of wall time.
 commits_per_s() {
   local name=$1 query=$2 before after t0 t1
-  local -a cmd=(mariadb-slap -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" --create-schema="$BENCH_DB"
+  # shellcheck disable=SC2207 # db_place is several words on purpose
+  local -a cmd=(mariadb-slap $(db_place) -u "$DB_USER" --create-schema="$BENCH_DB"
                 --concurrency="$MARIADB_CLIENTS" --number-of-queries=$((MARIADB_CLIENTS * 50))
                 --iterations=1 --query="$query")
   command_of "$name" "${cmd[*]} (repeated for ${MARIADB_SECONDS} s)"

@@ -29,10 +29,30 @@ stop_pid() {
 # The database every shopd of the run uses, and MariaDB access to it.
 DB_HOST=127.0.0.1 DB_PORT=${DB_PORT:-13306} DB_USER=shop DB_PASS=shop-pass
 REDIS_PORT=${REDIS_PORT:-16379}
-sql() { MYSQL_PWD=$DB_PASS mariadb -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -N -B "$BENCH_DB" -e "$1"; }
+# The servers are local: shopd and the ceilings reach them through the Unix sockets that
+# scripts/services.sh gives them (BENCH_TCP=1: over TCP instead), so both pay the same transport.
+DB_SOCK= REDIS_SOCK=
+if [ "${BENCH_TCP:-0}" != 1 ]; then
+  [ -S "$ROOT/var/svc/mariadb/mariadb.sock" ] && DB_SOCK=$ROOT/var/svc/mariadb/mariadb.sock
+  [ -S "$ROOT/var/svc/redis/redis.sock" ] && REDIS_SOCK=$ROOT/var/svc/redis/redis.sock
+fi
+# db_place / redis_place: the client options that reach the servers, for mariadb(-slap) and
+# redis-benchmark / redis-cli.
+db_place() { if [ -n "$DB_SOCK" ]; then echo "-S $DB_SOCK"; else echo "-h $DB_HOST -P $DB_PORT"; fi; }
+redis_place() { if [ -n "$REDIS_SOCK" ]; then echo "-s $REDIS_SOCK"; else echo "-p $REDIS_PORT"; fi; }
+# shellcheck disable=SC2046 # db_place is several words on purpose
+sql() { MYSQL_PWD=$DB_PASS mariadb $(db_place) -u "$DB_USER" -N -B "$BENCH_DB" -e "$1"; }
 shopd_env() {
-  export SHOPD_DB_URL="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$BENCH_DB"
-  export SHOPD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+  if [ -n "$DB_SOCK" ]; then
+    export SHOPD_DB_URL="mysql://$DB_USER:$DB_PASS@localhost/$BENCH_DB?socket=$DB_SOCK"
+  else
+    export SHOPD_DB_URL="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$BENCH_DB"
+  fi
+  if [ -n "$REDIS_SOCK" ]; then
+    export SHOPD_REDIS_URL="unix://$REDIS_SOCK?db=0"
+  else
+    export SHOPD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+  fi
   export SHOPD_JWT_SECRET=${SHOPD_JWT_SECRET:-shopd-bench-secret-not-for-production}
   export SHOPD_ACCESS_LOG=0
 }

@@ -38,10 +38,29 @@ promtool_quiet "test rules" promtool test rules deploy/prometheus/shopd.test.yml
 
 db_url=${SHOPD_TEST_DB:-mysql://shop:shop-pass@127.0.0.1:13306/shop}
 redis_url=${SHOPD_TEST_REDIS:-redis://127.0.0.1:16379/0}
-[[ $db_url =~ ^mysql://([^:]+):([^@]*)@([^:/]+):([0-9]+)/ ]] || die "cannot read $db_url"
-db_user=${BASH_REMATCH[1]} db_pass=${BASH_REMATCH[2]} db_host=${BASH_REMATCH[3]} db_port=${BASH_REMATCH[4]}
 db_name=shopd_t_prom_$$   # the test user may create shopd_t_* (scripts/services.sh)
-sql() { MYSQL_PWD=$db_pass mariadb -h "$db_host" -P "$db_port" -u "$db_user" -N -B -e "$1"; }
+# Both forms of README's SHOPD_DB_URL: a Unix socket (what make test uses) or host:port.
+if [[ $db_url =~ ^mysql://([^:]+):([^@]*)@localhost/[^?]+\?socket=(/.+)$ ]]; then
+  db_user=${BASH_REMATCH[1]} db_pass=${BASH_REMATCH[2]}
+  db_place=(-S "${BASH_REMATCH[3]}")
+  server_db_url="mysql://$db_user:$db_pass@localhost/$db_name?socket=${BASH_REMATCH[3]}"
+elif [[ $db_url =~ ^mysql://([^:]+):([^@]*)@([^:/]+):([0-9]+)/ ]]; then
+  db_user=${BASH_REMATCH[1]} db_pass=${BASH_REMATCH[2]}
+  db_place=(-h "${BASH_REMATCH[3]}" -P "${BASH_REMATCH[4]}")
+  server_db_url=${db_url%/*}/$db_name
+else
+  die "cannot read $db_url"
+fi
+sql() { MYSQL_PWD=$db_pass mariadb "${db_place[@]}" -u "$db_user" -N -B -e "$1"; }
+# redis-cli on SHOPD_REDIS_URL: unix:///path[?db=N] or redis://host:port/db.
+rcli() {
+  if [[ $redis_url == unix://* ]]; then
+    local path=${redis_url#unix://}
+    redis-cli -s "${path%%\?*}" "$@"
+  else
+    redis-cli -u "$redis_url" "$@"
+  fi
+}
 
 bin=${SHOPD_BIN:-}
 if [ -z "$bin" ] && [ -x build/asan/shopd ]; then bin=build/asan/shopd; fi
@@ -59,8 +78,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   sql "DROP DATABASE IF EXISTS \`$db_name\`" 2>/dev/null
-  redis-cli -u "$redis_url" --scan --pattern "$db_name:*" 2>/dev/null |
-    xargs -r redis-cli -u "$redis_url" unlink >/dev/null 2>&1
+  rcli --scan --pattern "$db_name:*" 2>/dev/null | while read -r key; do rcli unlink "$key"; done >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -83,7 +101,7 @@ wait_for() {
 
 sql "CREATE DATABASE \`$db_name\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" ||
   die "cannot create database $db_name"
-export SHOPD_DB_URL=${db_url%/*}/$db_name SHOPD_REDIS_URL=$redis_url
+export SHOPD_DB_URL=$server_db_url SHOPD_REDIS_URL=$redis_url
 SHOPD_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export SHOPD_JWT_SECRET SHOPD_THREADS=4
 

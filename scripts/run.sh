@@ -12,6 +12,12 @@ if [ -z "${SHOPD_JWT_SECRET:-}" ]; then
   export SHOPD_JWT_SECRET
   echo "run: SHOPD_JWT_SECRET was not set; using the development secret of var/dev-jwt-secret"
 fi
+# The local servers' Unix sockets when scripts/services.sh runs them (TCP otherwise); a URL
+# already set wins.
+while IFS='=' read -r name url; do
+  [ -n "${!name:-}" ] || export "$name=$url"
+done < <(scripts/services.sh urls)
+echo "run: mariadb at ${SHOPD_DB_URL#*@}, redis at $SHOPD_REDIS_URL"
 build/shopd seed
 user_token=$(build/shopd token 1)
 admin_token=$(build/shopd token --admin)

@@ -3,7 +3,11 @@
 #   scripts/services.sh up       start both (idempotent: running ones are left alone)
 #   scripts/services.sh down     stop both, by pidfile only
 #   scripts/services.sh status   say what runs
-# Ports: MariaDB 127.0.0.1:${DB_PORT:-13306}, Redis 127.0.0.1:${REDIS_PORT:-16379}.
+#   scripts/services.sh urls     print SHOPD_DB_URL=… and SHOPD_REDIS_URL=… for the running pair:
+#                                their Unix sockets where they exist, TCP otherwise
+# Ports: MariaDB 127.0.0.1:${DB_PORT:-13306}, Redis 127.0.0.1:${REDIS_PORT:-16379}; Unix sockets
+# var/svc/mariadb/mariadb.sock and var/svc/redis/redis.sock (mode 700: this user only), the
+# latter only when its path fits a socket address (107 bytes), else Redis is TCP only.
 # MariaDB user shop/shop-pass owns database `shop` and the test databases `shopd_t_*`.
 set -euo pipefail
 
@@ -18,6 +22,7 @@ RD=$STATE/redis
 SOCK=$MY/mariadb.sock
 MYPID=$MY/mariadb.pid
 RPID=$RD/redis.pid
+RSOCK=$RD/redis.sock
 CNF=$MY/my.cnf
 
 # pid_alive PIDFILE EXE: the pidfile names a live (not zombie) process of that binary.
@@ -30,6 +35,8 @@ pid_alive() {
   exe="$(readlink "/proc/$p/exe" 2>/dev/null) $(cat "/proc/$p/comm" 2>/dev/null)"
   case "$exe" in *"$want"*) return 0 ;; *) return 1 ;; esac
 }
+
+sock_fits() { [ "${#1}" -le 107 ]; }  # sun_path holds 108 bytes with the NUL
 
 wait_until() {  # wait_until SECONDS command...: polls a condition, never a fixed sleep
   local deadline=$(( $(date +%s) + $1 )); shift
@@ -90,7 +97,7 @@ GRANT ALL PRIVILEGES ON `shopd\_t\_%`.* TO 'shop'@'localhost', 'shop'@'%';
 GRANT PROCESS ON *.* TO 'shop'@'localhost', 'shop'@'%';
 FLUSH PRIVILEGES;
 SQL
-  echo "services: mariadb ready on 127.0.0.1:$DB_PORT (pid $(cat "$MYPID"))"
+  echo "services: mariadb ready on 127.0.0.1:$DB_PORT and $SOCK (pid $(cat "$MYPID"))"
 }
 
 redis_up() {
@@ -105,17 +112,32 @@ dir $RD
 logfile $RD/redis.log
 save ""
 appendonly no
+$(sock_fits "$RSOCK" && printf 'unixsocket %s\nunixsocketperm 700\n' "$RSOCK")
 CNF
   if pid_alive "$RPID" redis; then
     echo "services: redis already running (pid $(cat "$RPID"))"; return 0
   fi
   rm -f "$RPID"
+  sock_fits "$RSOCK" || echo "services: $RSOCK is longer than 107 bytes: redis on TCP only" >&2
   redis-server "$RD/redis.conf"
   redis_ready() { pid_alive "$RPID" redis && [ "$(redis-cli -p "$REDIS_PORT" ping)" = PONG ]; }
   if ! wait_until "$READY_TIMEOUT" redis_ready; then
     echo "services: redis did not become ready" >&2; tail -n 30 "$RD/redis.log" >&2; return 1
   fi
-  echo "services: redis ready on 127.0.0.1:$REDIS_PORT (pid $(cat "$RPID"))"
+  echo "services: redis ready on 127.0.0.1:$REDIS_PORT$([ -S "$RSOCK" ] && echo " and $RSOCK") (pid $(cat "$RPID"))"
+}
+
+urls() {  # what shopd should use for the running pair: the sockets where they exist
+  if [ -S "$SOCK" ] && sock_fits "$SOCK"; then
+    echo "SHOPD_DB_URL=mysql://shop:shop-pass@localhost/shop?socket=$SOCK"
+  else
+    echo "SHOPD_DB_URL=mysql://shop:shop-pass@127.0.0.1:$DB_PORT/shop"
+  fi
+  if [ -S "$RSOCK" ] && sock_fits "$RSOCK"; then
+    echo "SHOPD_REDIS_URL=unix://$RSOCK?db=0"
+  else
+    echo "SHOPD_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+  fi
 }
 
 stop_pidfile() {  # name pidfile exe
@@ -140,6 +162,7 @@ case "${1:-}" in
   up) mariadb_up && redis_up ;;
   down) stop_pidfile redis "$RPID" redis; stop_pidfile mariadb "$MYPID" mariadbd ;;
   status) status ;;
+  urls) urls ;;
   redis-pid) cat "$RPID" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|urls" >&2; exit 2 ;;
 esac

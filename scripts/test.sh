@@ -17,6 +17,14 @@ cmake --build build/asan -j"$(nproc)" >"$log_dir/build.out" 2>&1 || {
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+# The servers are local: their Unix sockets where they have them (scripts/services.sh urls),
+# which is how make run reaches them too; either variable may be set to override.
+while IFS='=' read -r name url; do
+  case $name in
+    SHOPD_DB_URL) : "${SHOPD_TEST_DB:=$url}" ;;
+    SHOPD_REDIS_URL) : "${SHOPD_TEST_REDIS:=$url}" ;;
+  esac
+done < <(scripts/services.sh urls)
 export SHOPD_TEST_DB=${SHOPD_TEST_DB:-mysql://shop:shop-pass@127.0.0.1:13306/shop}
 export SHOPD_TEST_REDIS=${SHOPD_TEST_REDIS:-redis://127.0.0.1:16379/0}
 export SHOPD_TEST_LOG_DIR=$PWD/$log_dir

@@ -43,6 +43,80 @@ int config_parse_listen(struct config *cfg, const char *addr, struct err *e)
     return 0;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the %XX escapes of src[0..len) into dst (NUL-terminated); -1 if malformed or long. */
+static int percent_decode(char *dst, size_t size, const char *src, size_t len)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++, n++) {
+        if (n + 1 >= size)
+            return -1;
+        dst[n] = src[i];
+        if (src[i] != '%')
+            continue;
+        int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_value(src[i + 2]) : -1;
+        if (lo < 0)
+            return -1;
+        dst[n] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    dst[n] = '\0';
+    return 0;
+}
+
+/* A socket path: absolute, and short enough for sun_path (with its NUL). */
+static bool socket_path_ok(const char *path)
+{
+    return path[0] == '/' && strlen(path) <= CONFIG_SOCKET_PATH_MAX;
+}
+
+/*
+ * Where the database is: the host part (host[:port], or a percent-encoded socket path) and the
+ * query ("socket=/path", or NULL). A socket goes into db_host with db_port 0.
+ */
+static int parse_db_place(struct config *cfg, const char *host, size_t host_len, const char *query)
+{
+    static const char socket_opt[] = "socket=";
+    char decoded[sizeof(cfg->db_host)];
+
+    if (query) {
+        bool local = !host_len || (host_len == 9 && !memcmp(host, "localhost", 9));
+        if (!local || strncmp(query, socket_opt, sizeof(socket_opt) - 1))
+            return -1;
+        query += sizeof(socket_opt) - 1;
+        if (!socket_path_ok(query) ||
+            copy_field(cfg->db_host, sizeof(cfg->db_host), query, strlen(query)))
+            return -1;
+        cfg->db_port = 0;
+        return 0;
+    }
+    /* Percent-encoding is for the socket form only (no host name holds a '%'); a plain
+     * host:port is not decoded at all, so a long one is not refused for the decoding buffer
+     * (found by fuzz_config). */
+    if (memchr(host, '%', host_len)) {
+        if (percent_decode(decoded, sizeof(decoded), host, host_len) || decoded[0] != '/')
+            return -1;
+        cfg->db_port = 0;
+        return socket_path_ok(decoded)
+                   ? copy_field(cfg->db_host, sizeof(cfg->db_host), decoded, strlen(decoded))
+                   : -1;
+    }
+    cfg->db_port = 3306;
+    return parse_host_port(host, host_len, cfg->db_host, sizeof(cfg->db_host), &cfg->db_port);
+}
+
 int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
 {
     static const char scheme[] = "mysql://";
@@ -50,6 +124,7 @@ int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
     const char *at;
     const char *colon;
     const char *slash;
+    const char *query;
 
     if (strncmp(p, scheme, sizeof(scheme) - 1))
         goto bad;
@@ -58,28 +133,56 @@ int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
     slash = strchr(at ? at : p, '/');
     if (!at || !slash)
         goto bad;
+    query = strchr(slash, '?');
     colon = memchr(p, ':', (size_t)(at - p));
     if (!colon || copy_field(cfg->db_user, sizeof(cfg->db_user), p, (size_t)(colon - p)) ||
         copy_field(cfg->db_pass, sizeof(cfg->db_pass), colon + 1, (size_t)(at - colon - 1)))
         goto bad;
-    cfg->db_port = 3306;
-    if (parse_host_port(at + 1, (size_t)(slash - at - 1), cfg->db_host, sizeof(cfg->db_host),
-                        &cfg->db_port))
+    if (parse_db_place(cfg, at + 1, (size_t)(slash - at - 1), query ? query + 1 : NULL))
         goto bad;
-    if (!slash[1] || copy_field(cfg->db_name, sizeof(cfg->db_name), slash + 1, strlen(slash + 1)))
+    size_t name_len = query ? (size_t)(query - slash - 1) : strlen(slash + 1);
+    if (!name_len || copy_field(cfg->db_name, sizeof(cfg->db_name), slash + 1, name_len))
         goto bad;
     return 0;
 bad:
-    return err_set(e, ERR_INVALID_INPUT, "SHOPD_DB_URL is not mysql://user:pass@host:port/db");
+    return err_set(e, ERR_INVALID_INPUT,
+                   "SHOPD_DB_URL is not mysql://user:pass@host:port/db or "
+                   "mysql://user:pass@localhost/db?socket=/path (a path of at most %d bytes)",
+                   CONFIG_SOCKET_PATH_MAX);
+}
+
+/* "unix:///path/redis.sock" with an optional "?db=N": the path into redis_host, port 0. */
+static int parse_redis_socket(struct config *cfg, const char *p)
+{
+    static const char db_opt[] = "db=";
+    const char *query = strchr(p, '?');
+    size_t len = query ? (size_t)(query - p) : strlen(p);
+    int64_t db = 0;
+
+    if (copy_field(cfg->redis_host, sizeof(cfg->redis_host), p, len) ||
+        !socket_path_ok(cfg->redis_host))
+        return -1;
+    if (query && (strncmp(query + 1, db_opt, sizeof(db_opt) - 1) ||
+                  num_parse_i64(query + sizeof(db_opt), 0, 15, &db)))
+        return -1;
+    cfg->redis_port = 0;
+    cfg->redis_db = (int)db;
+    return 0;
 }
 
 int config_parse_redis_url(struct config *cfg, const char *url, struct err *e)
 {
     static const char scheme[] = "redis://";
+    static const char unix_scheme[] = "unix://";
     const char *p = url;
     const char *slash;
     int64_t db = 0;
 
+    if (!strncmp(p, unix_scheme, sizeof(unix_scheme) - 1)) {
+        if (parse_redis_socket(cfg, p + sizeof(unix_scheme) - 1))
+            goto bad;
+        return 0;
+    }
     if (strncmp(p, scheme, sizeof(scheme) - 1))
         goto bad;
     p += sizeof(scheme) - 1;
@@ -93,7 +196,10 @@ int config_parse_redis_url(struct config *cfg, const char *url, struct err *e)
     cfg->redis_db = (int)db;
     return 0;
 bad:
-    return err_set(e, ERR_INVALID_INPUT, "SHOPD_REDIS_URL is not redis://host:port/db");
+    return err_set(e, ERR_INVALID_INPUT,
+                   "SHOPD_REDIS_URL is not redis://host:port/db or unix:///path?db=N (a path of "
+                   "at most %d bytes)",
+                   CONFIG_SOCKET_PATH_MAX);
 }
 
 const char *const config_published_secrets[] = {

@@ -71,9 +71,26 @@ int config_check_jwt_secret(const char *secret, struct err *e);
  * cfg->jwt_secret. 0, or -1 with ERR_INVALID_INPUT when the file is missing or malformed. */
 int config_read_secret_file(struct config *cfg, const char *path, struct err *e);
 
-/* Parses "mysql://user:pass@host:port/db" into cfg's db_* fields. */
+/*
+ * A Unix socket is named by its absolute path, at most CONFIG_SOCKET_PATH_MAX bytes (sun_path
+ * holds 108 with the NUL). It lands in db_host / redis_host with port 0: a host that begins
+ * with '/' is a socket path, for every user of these fields (repo/db.c, redis/redis_pool.c).
+ */
+#define CONFIG_SOCKET_PATH_MAX 107
+
+/*
+ * Parses into cfg's db_* fields one of
+ *   mysql://user:pass@host:port/db                  TCP (port 3306 when omitted)
+ *   mysql://user:pass@localhost/db?socket=/path     a Unix socket (the host may be empty)
+ *   mysql://user:pass@%2Fpath%2Fmariadb.sock/db     the same, percent-encoded as the host
+ * The socket form follows the server's own option (my.cnf's socket=, mariadb --socket).
+ */
 int config_parse_db_url(struct config *cfg, const char *url, struct err *e);
-/* Parses "redis://host:port/db" into cfg's redis_* fields. */
+/*
+ * Parses into cfg's redis_* fields "redis://host:port/db" (port 6379 and db 0 when omitted),
+ * or "unix:///path/redis.sock?db=N" (db optional), the Unix-socket URL of redis-py and
+ * hiredis-based clients.
+ */
 int config_parse_redis_url(struct config *cfg, const char *url, struct err *e);
 /* Parses "host:port" into cfg's listen_* fields. */
 int config_parse_listen(struct config *cfg, const char *addr, struct err *e);

@@ -59,6 +59,38 @@ static const char script_fill[] =
     "if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end "
     "return stored";
 
+/*
+ * script_lease for many keys at once: per key, {1, value} a hit, {2, gen} its lease is ours,
+ * {3, gen} someone else is loading it, all in one flat array. KEYS: value, lease, gen of each
+ * key. ARGV: token, lease ms.
+ */
+static const char script_lease_many[] =
+    "local out = {} "
+    "for i = 1, #KEYS, 3 do "
+    "  local v = redis.call('GET', KEYS[i]) "
+    "  if v then out[#out + 1] = 1 out[#out + 1] = v else "
+    "    local g = redis.call('GET', KEYS[i + 2]) or '0' "
+    "    if redis.call('SET', KEYS[i + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "      out[#out + 1] = 2 else out[#out + 1] = 3 end "
+    "    out[#out + 1] = g end "
+    "end "
+    "return out";
+
+/*
+ * script_fill for many keys: per key, store its value unless its generation moved since its
+ * lease was taken (or its ttl is "0": store nothing), then give its lease back if still ours.
+ * KEYS: value, lease, gen of each key. ARGV: token, then gen seen, value, ttl ms of each key.
+ */
+static const char script_fill_many[] =
+    "local stored = 0 "
+    "for i = 1, #KEYS, 3 do "
+    "  local g = redis.call('GET', KEYS[i + 2]) or '0' "
+    "  if ARGV[i + 3] ~= '0' and g == ARGV[i + 1] then "
+    "    redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[i + 3]) stored = stored + 1 end "
+    "  if redis.call('GET', KEYS[i + 1]) == ARGV[1] then redis.call('DEL', KEYS[i + 1]) end "
+    "end "
+    "return stored";
+
 /* Move the generation on and drop the value. KEYS: value, gen. ARGV: gen ttl ms. */
 static const char script_invalidate[] = "redis.call('INCR', KEYS[2]) "
                                         "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
@@ -157,6 +189,7 @@ static redisReply *run_lens(struct cache *c, int argc, const char **argv, const 
         metrics_inc(c->opt.metrics.errors);
         return NULL;
     }
+    metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS);
     redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)
@@ -482,4 +515,246 @@ int cache_get(struct cache *c, const char *key, cache_load_fn *loader, void *ctx
     }
     /* The value keeps being invalidated under us: read MariaDB directly. */
     return load(c, loader, ctx, a, value, e);
+}
+
+/* ---- batch reads ---- */
+
+enum slot_state { SLOT_WANTED, SLOT_OURS, SLOT_TAKEN, SLOT_DONE };
+
+/* One key of a batch: its three Redis keys, and where it stands. */
+struct slot {
+    const char *value, *lease, *gen;
+    enum slot_state state;
+    const char *gen_seen; /* the generation its lease script saw (SLOT_OURS, SLOT_TAKEN) */
+};
+
+struct batch {
+    struct cache *c;
+    size_t n;
+    struct slot *slots;
+    const char **values; /* the caller's, values[i] for slots[i] */
+    struct arena *a;
+    char token[64];
+};
+
+static void batch_init(struct batch *b, struct cache *c, size_t n, const char *const *keys,
+                       struct arena *a, const char **values)
+{
+    b->c = c;
+    b->n = n;
+    b->a = a;
+    b->values = values;
+    b->slots = arena_calloc(a, n ? n : 1, sizeof(*b->slots));
+    for (size_t i = 0; i < n; i++) {
+        struct slot *s = &b->slots[i];
+        if (strlen(c->prefix) + strlen(keys[i]) >= KEY_MAX)
+            BUG("cache key too long");
+        s->value = arena_printf(a, "%s%s", c->prefix, keys[i]);
+        s->lease = arena_printf(a, "%s:lease", s->value);
+        s->gen = arena_printf(a, "%s:gen", s->value);
+        values[i] = NULL;
+    }
+    lease_token(b->token, sizeof(b->token));
+}
+
+/* How many slots are in state (any state but SLOT_DONE when not_done). */
+static size_t count_slots(const struct batch *b, enum slot_state state, bool not_done)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n; i++)
+        if (not_done ? b->slots[i].state != SLOT_DONE : b->slots[i].state == state)
+            n++;
+    return n;
+}
+
+/* Applies one key's {kind, payload} pair of script_lease_many's reply; -1 if malformed. */
+static int apply_lease_reply(struct batch *b, struct slot *s, size_t i, const redisReply *kind,
+                             const redisReply *payload)
+{
+    if (kind->type != REDIS_REPLY_INTEGER || payload->type != REDIS_REPLY_STRING)
+        return -1;
+    if (kind->integer == 1) {
+        b->values[i] = stored_value(payload->str, payload->len, b->a);
+        s->state = SLOT_DONE;
+        metrics_inc(b->c->opt.metrics.hits);
+        return 0;
+    }
+    s->gen_seen = arena_memdup(b->a, payload->str, payload->len);
+    s->state = kind->integer == 2 ? SLOT_OURS : SLOT_TAKEN;
+    return 0;
+}
+
+/* The arguments of one EVAL, in the arena: "EVAL", the script, the number of keys, then... */
+struct args {
+    const char **argv;
+    size_t *lens;
+    size_t argc;
+};
+
+static void args_push(struct args *g, const char *s, size_t len)
+{
+    g->argv[g->argc] = s;
+    g->lens[g->argc] = len;
+    g->argc++;
+}
+
+static void args_push_str(struct args *g, const char *s)
+{
+    args_push(g, s, strlen(s));
+}
+
+/* An EVAL of script over the three keys of each slot that ours_only (SLOT_OURS) or else
+ * not done selects, with room for extra arguments per slot and 2 more. */
+static void args_eval(struct args *g, const struct batch *b, const char *script, bool ours_only,
+                      size_t extra_per_slot)
+{
+    size_t m = ours_only ? count_slots(b, SLOT_OURS, false) : count_slots(b, SLOT_DONE, true);
+    size_t cap = 5 + (3 + extra_per_slot) * m;
+
+    g->argv = arena_alloc(b->a, cap * sizeof(*g->argv));
+    g->lens = arena_alloc(b->a, cap * sizeof(*g->lens));
+    g->argc = 0;
+    args_push_str(g, "EVAL");
+    args_push_str(g, script);
+    args_push_str(g, arena_printf(b->a, "%zu", 3 * m));
+    for (size_t i = 0; i < b->n; i++) {
+        const struct slot *s = &b->slots[i];
+        if (ours_only ? s->state != SLOT_OURS : s->state == SLOT_DONE)
+            continue;
+        args_push_str(g, s->value);
+        args_push_str(g, s->lease);
+        args_push_str(g, s->gen);
+    }
+}
+
+/*
+ * One round trip: reads every key not done yet and takes the lease of each one missing.
+ * 0, or -1 when Redis failed (the slots keep their state).
+ */
+static int lease_round(struct batch *b)
+{
+    size_t m = count_slots(b, SLOT_DONE, true);
+    struct args g;
+
+    args_eval(&g, b, script_lease_many, false, 0);
+    args_push_str(&g, b->token);
+    args_push_str(&g, arena_printf(b->a, "%d", LEASE_MS));
+    redisReply *r = run_lens(b->c, (int)g.argc, g.argv, g.lens);
+    if (!r)
+        return -1;
+    int rc = r->type == REDIS_REPLY_ARRAY && r->elements == 2 * m ? 0 : -1;
+    for (size_t i = 0, j = 0; !rc && i < b->n; i++) {
+        if (b->slots[i].state == SLOT_DONE)
+            continue;
+        rc = apply_lease_reply(b, &b->slots[i], i, r->element[j], r->element[j + 1]);
+        j += 2;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Calls the loader once for every slot not done; they are all done after it succeeds. */
+static int load_rest(struct batch *b, cache_load_many_fn *loader, void *ctx, struct err *e)
+{
+    size_t *which = arena_alloc(b->a, (b->n ? b->n : 1) * sizeof(*which));
+    size_t m = 0;
+
+    for (size_t i = 0; i < b->n; i++)
+        if (b->slots[i].state != SLOT_DONE)
+            which[m++] = i;
+    if (!m)
+        return 0;
+    metrics_add(b->c->opt.metrics.loads, m);
+    if (loader(ctx, m, which, b->a, b->values, e))
+        return -1;
+    return 0;
+}
+
+/* A slot's gen seen, value and ttl for script_fill_many; ttl "0" stores nothing. */
+static void push_fill(struct args *g, const struct batch *b, size_t i, bool store)
+{
+    const char *v = b->values[i];
+    int64_t ttl_ms = b->c->opt.ttl_ms;
+
+    args_push_str(g, b->slots[i].gen_seen);
+    if (v) {
+        args_push_str(g, v);
+    } else {
+        args_push(g, absent_mark, ABSENT_MARK_LEN); /* binary: starts with a NUL */
+        ttl_ms = ttl_ms < ABSENT_TTL_MS ? ttl_ms : ABSENT_TTL_MS;
+    }
+    args_push_str(g, store ? arena_printf(b->a, "%lld", (long long)jittered_ttl_ms(ttl_ms)) : "0");
+}
+
+/*
+ * One round trip: stores the loaded value of every slot whose lease is ours (unless store is
+ * false) and gives those leases back.
+ */
+static void fill_ours(struct batch *b, bool store)
+{
+    struct args g;
+
+    if (!count_slots(b, SLOT_OURS, false))
+        return;
+    args_eval(&g, b, script_fill_many, true, 3);
+    args_push_str(&g, b->token);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->slots[i].state == SLOT_OURS)
+            push_fill(&g, b, i, store);
+    redisReply *r = run_lens(b->c, (int)g.argc, g.argv, g.lens);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Sleeps the pause, and grows it for the next time. */
+static void pause_grow(long *pause_us)
+{
+    struct timespec ts = {0, *pause_us * 1000};
+
+    nanosleep(&ts, NULL);
+    *pause_us = *pause_us * 2 > PAUSE_MAX_US ? PAUSE_MAX_US : *pause_us * 2;
+}
+
+/*
+ * The batch after its first lease round: load what is missing once some lease is ours (and
+ * the keys leased by others with it, unstored: the statement runs anyway), or wait for the
+ * other loaders while every missing key is theirs, until the lease time has passed.
+ */
+static int lease_and_load(struct batch *b, cache_load_many_fn *loader, void *ctx, struct err *e)
+{
+    int64_t deadline = clock_monotonic_us() + LEASE_MS * 1000LL;
+    long pause_us = PAUSE_FIRST_US;
+
+    for (;;) {
+        if (!count_slots(b, SLOT_DONE, true))
+            return 0;
+        if (count_slots(b, SLOT_OURS, false)) {
+            int rc = load_rest(b, loader, ctx, e);
+            fill_ours(b, rc == 0);
+            return rc;
+        }
+        /* Every key missing is being loaded elsewhere: its value is worth waiting for. */
+        if (clock_monotonic_us() > deadline)
+            return load_rest(b, loader, ctx, e);
+        pause_grow(&pause_us);
+        if (lease_round(b))
+            return load_rest(b, loader, ctx, e);
+    }
+}
+
+int cache_get_many(struct cache *c, size_t n, const char *const *keys, cache_load_many_fn *loader,
+                   void *ctx, struct arena *a, const char **values, struct err *e)
+{
+    struct batch b;
+
+    batch_init(&b, c, n, keys, a, values);
+    if (!n)
+        return 0;
+    flush_pending(c);
+    /* Without Redis, as in cache_get: MariaDB answers, and nothing is shared or stored. */
+    if (lease_round(&b))
+        return load_rest(&b, loader, ctx, e);
+    metrics_add(c->opt.metrics.misses, count_slots(&b, SLOT_DONE, true));
+    return lease_and_load(&b, loader, ctx, e);
 }

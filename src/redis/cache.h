@@ -1,6 +1,7 @@
 #ifndef SHOPD_REDIS_CACHE_H
 #define SHOPD_REDIS_CACHE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/metrics.h"
@@ -61,6 +62,30 @@ typedef int cache_load_fn(void *ctx, struct arena *a, const char **value, struct
  * nothing. Errors are load's. */
 int cache_get(struct cache *c, const char *key, cache_load_fn *load, void *ctx, struct arena *a,
               const char **value, struct err *e);
+
+/*
+ * Loads the values of several keys from MariaDB in one go (one statement): values[which[j]]
+ * for j < n, where which[] indexes the caller's keys; NULL for a thing that does not exist
+ * (cached as absent, as for cache_load_fn). 0, or -1 with e (nothing cached).
+ */
+typedef int cache_load_many_fn(void *ctx, size_t n, const size_t *which, struct arena *a,
+                               const char **values, struct err *e);
+
+/*
+ * The values of n keys, as cache_get gives each (values[i] for keys[i], in the arena), in a
+ * batch: one Redis round trip when every key is cached (one script that reads each value and,
+ * for each one missing, takes its lease), at most one call of load for all the keys missing,
+ * and one more round trip to store what was loaded. Each value is stored under the rule of
+ * cache_get (only if its key's generation has not moved since before the load read MariaDB),
+ * so a batch is never stale either. Keys whose lease another loader holds are waited for (the
+ * script again, with growing pauses) while this call loads nothing itself; once it loads, it
+ * loads them too, without storing them. There is no in-process single flight: the leases
+ * serve threads as they serve processes. Redis down: load is called once for all n keys, and
+ * nothing is stored. Costs 3n + a few arguments: callers bound n (the services read 100 keys
+ * at most at a time). Errors are load's.
+ */
+int cache_get_many(struct cache *c, size_t n, const char *const *keys, cache_load_many_fn *load,
+                   void *ctx, struct arena *a, const char **values, struct err *e);
 
 /* Makes key's cached value disappear; call after the transaction that changed it commits. */
 void cache_invalidate(struct cache *c, const char *key);

@@ -134,8 +134,7 @@ static void wake(struct dlock_manager *m, const char *name)
 
 static redisContext *subscribe(struct dlock_manager *m)
 {
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout(m->host, m->port, tv);
+    redisContext *c = redis_connect_place(m->host, m->port, 1000);
     char pattern[200];
 
     if (!c || c->err) {

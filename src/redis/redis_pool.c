@@ -107,11 +107,20 @@ static int select_db(struct redis_pool *p, struct redis_conn *c, struct err *e)
                    slow ? "timed out" : "failed");
 }
 
+void *redis_connect_place(const char *host, int port, int timeout_ms)
+{
+    struct timeval tv = timeval_of(timeout_ms);
+
+    /* A host that begins with '/' is a Unix socket's path (core/config.h). */
+    return host[0] == '/' ? redisConnectUnixWithTimeout(host, tv)
+                          : redisConnectWithTimeout(host, port, tv);
+}
+
 static int connect_conn(struct redis_pool *p, struct redis_conn *c, struct err *e)
 {
     struct timeval tv = timeval_of(p->opt.timeout_ms);
 
-    c->ctx = redisConnectWithTimeout(p->host, p->opt.port, tv);
+    c->ctx = redis_connect_place(p->host, p->opt.port, p->opt.timeout_ms);
     if (!c->ctx || c->ctx->err) {
         err_set(e, ERR_UNAVAILABLE, "cannot connect to redis at %s:%d: %s", p->host, p->opt.port,
                 c->ctx ? c->ctx->errstr : "out of memory");

@@ -26,6 +26,12 @@ struct redis_options {
 };
 
 struct redis_pool *redis_pool_new(const struct redis_options *o);
+
+/* A new hiredis connection (a redisContext *, NULL only when out of memory; check its err)
+ * to host:port, or to the Unix socket host when host begins with '/'; timeout_ms bounds the
+ * connect. For the callers that keep a connection of their own (the lock subscriber, tests);
+ * the caller frees it with redisFree. */
+void *redis_connect_place(const char *host, int port, int timeout_ms);
 void redis_pool_free(struct redis_pool *p);
 
 int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e);

@@ -22,7 +22,7 @@
 #include "core/banned.h"
 
 #define MAX_STMTS          128
-#define MAX_PARAMS         (DB_IN_MAX + 8)
+#define MAX_PARAMS         128 /* 100 ids in one IN list (product_repo_find_many) */
 #define MAX_COLS           48
 #define ACQUIRE_WAIT_S     5
 #define CONNECT_BACKOFF_US 500000 /* after a failed connect, fail fast for this long */
@@ -205,8 +205,9 @@ static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
     mysql_options(c->mysql, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
     mysql_options(c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(c->mysql, p->host, p->user, p->pass, p->name, (unsigned)p->opt.port,
-                            NULL, CLIENT_FOUND_ROWS)) {
+    bool local = p->host[0] == '/'; /* a Unix socket's path (core/config.h) */
+    if (!mysql_real_connect(c->mysql, local ? "localhost" : p->host, p->user, p->pass, p->name,
+                            (unsigned)p->opt.port, local ? p->host : NULL, CLIENT_FOUND_ROWS)) {
         atomic_store(&p->connect_failed_at, clock_monotonic_us());
         err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", p->host, p->opt.port,
                 mysql_error(c->mysql));

@@ -20,6 +20,16 @@ int product_repo_insert(struct db_conn *c, const struct product *p, int64_t now_
 int product_repo_get(struct db_conn *c, int64_t product_id, struct arena *a, struct product *out,
                      struct err *e);
 
+/*
+ * The products of n ids (n <= PRODUCT_REPO_FIND_MAX), in one statement: *out gets *count
+ * products, in no particular order; ids that match no product are left out. The statement is
+ * one of a few prepared shapes (8, 16, 32, 64 or 100 ids, padded), so that every batch size
+ * reuses a prepared statement.
+ */
+#define PRODUCT_REPO_FIND_MAX 100
+int product_repo_find_many(struct db_conn *c, const int64_t *ids, size_t n, struct arena *a,
+                           struct product **out, size_t *count, struct err *e);
+
 /* The product, its row locked until the transaction ends (for a read-modify-write). */
 int product_repo_get_for_update(struct db_conn *c, int64_t product_id, struct arena *a,
                                 struct product *out, struct err *e);

@@ -62,17 +62,20 @@ int cart_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct cart *o
     if (cart_lines_from_json(json, a, &lines, &count))
         return err_set(e, ERR_INTERNAL, "cached cart of user %lld is malformed",
                        (long long)user_id);
+    int64_t *ids = arena_alloc(a, (count ? count : 1) * sizeof(*ids));
+    struct product *products = arena_alloc(a, (count ? count : 1) * sizeof(*products));
+    for (size_t i = 0; i < count; i++)
+        ids[i] = lines[i].product_id;
+    /* One batch for all the lines: one Redis round trip warm, one SELECT for what is cold.
+     * Products are never deleted: not even NOT_FOUND is expected here. */
+    if (product_svc_get_many(s, ids, count, a, products, e))
+        return -1;
     out->user_id = user_id;
-    out->items = arena_calloc(a, count, sizeof(*out->items));
+    out->items = arena_calloc(a, count ? count : 1, sizeof(*out->items));
     out->count = 0;
     out->total_krw = 0;
-    for (size_t i = 0; i < count; i++) {
-        struct product p;
-        const char *product_json;
-        if (product_svc_get(s, lines[i].product_id, a, &p, &product_json, e))
-            return -1; /* products are never deleted: not even NOT_FOUND is expected here */
-        cart_add_item(out, &p, lines[i].quantity);
-    }
+    for (size_t i = 0; i < count; i++)
+        cart_add_item(out, &products[i], lines[i].quantity);
     return 0;
 }
 

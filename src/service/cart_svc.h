@@ -5,7 +5,9 @@
 
 /*
  * Carts (API.md "Cart"). The cart cache holds a user's lines; every read builds the view from
- * them and the products (through the product cache), so prices and stock are current. A change
+ * them and the products (through the product cache, all of a cart's products in one batch: one
+ * Redis round trip for the lines and one for the products when warm, one SELECT for the
+ * products missing when cold), so prices and stock are current. A change
  * invalidates the user's cart after it commits. Thread-safe. Errors: ERR_USER_NOT_FOUND,
  * ERR_PRODUCT_NOT_FOUND, ERR_INVALID_INPUT (a line above 1,000), and the database's.
  */

@@ -58,6 +58,72 @@ int product_svc_get(struct svc *s, int64_t product_id, struct arena *a, struct p
     return 0;
 }
 
+struct products_load {
+    struct svc *svc;
+    const int64_t *ids; /* the batch's, ids[i] for key i */
+};
+
+/* The Product JSON of which[j]'s id, for each j, from one SELECT; NULL for an unknown id. */
+static int load_products(void *arg, size_t n, const size_t *which, struct arena *a,
+                         const char **values, struct err *e)
+{
+    struct products_load *ctx = arg;
+    int64_t *ids = arena_alloc(a, n * sizeof(*ids));
+    struct product *found;
+    struct db_conn *c;
+    size_t count;
+
+    for (size_t j = 0; j < n; j++)
+        ids[j] = ctx->ids[which[j]];
+    if (db_acquire(ctx->svc->db, &c, e))
+        return -1;
+    int rc = product_repo_find_many(c, ids, n, a, &found, &count, e);
+    db_release(ctx->svc->db, c);
+    if (rc)
+        return -1;
+    /* At most 100 by 100: a scan is cheaper than sorting. */
+    for (size_t j = 0; j < n; j++) {
+        values[which[j]] = NULL;
+        for (size_t k = 0; k < count; k++)
+            if (found[k].product_id == ids[j])
+                values[which[j]] = product_to_json(&found[k], a);
+    }
+    return 0;
+}
+
+static int get_batch(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
+                     struct product *out, struct err *e)
+{
+    const char **keys = arena_alloc(a, n * sizeof(*keys));
+    const char **json = arena_alloc(a, n * sizeof(*json));
+    struct products_load ctx = {s, ids};
+
+    for (size_t i = 0; i < n; i++)
+        keys[i] = arena_printf(a, "product:%lld", (long long)ids[i]);
+    if (cache_get_many(s->products, n, keys, load_products, &ctx, a, json, e))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!json[i])
+            return err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist",
+                           (long long)ids[i]);
+        if (product_from_json(json[i], a, &out[i]))
+            return err_set(e, ERR_INTERNAL, "cached product %lld is not a Product",
+                           (long long)ids[i]);
+    }
+    return 0;
+}
+
+int product_svc_get_many(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
+                         struct product *out, struct err *e)
+{
+    for (size_t from = 0; from < n; from += PRODUCT_SVC_BATCH_MAX) {
+        size_t m = n - from < PRODUCT_SVC_BATCH_MAX ? n - from : PRODUCT_SVC_BATCH_MAX;
+        if (get_batch(s, ids + from, m, a, out + from, e))
+            return -1;
+    }
+    return 0;
+}
+
 void product_svc_invalidate(struct svc *s, int64_t product_id)
 {
     char key[48];

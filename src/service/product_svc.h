@@ -21,6 +21,16 @@ struct svc;
 int product_svc_get(struct svc *s, int64_t product_id, struct arena *a, struct product *out,
                     const char **json, struct err *e);
 
+/*
+ * The products of n ids, in order (out[i] for ids[i]), read in batches of at most
+ * PRODUCT_SVC_BATCH_MAX: per batch one Redis round trip when all are cached, and on a miss one
+ * SELECT for all the missing ones (cache_get_many). ERR_PRODUCT_NOT_FOUND names the first id
+ * that matches no product.
+ */
+#define PRODUCT_SVC_BATCH_MAX 100
+int product_svc_get_many(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
+                         struct product *out, struct err *e);
+
 int product_svc_list(struct svc *s, int64_t after_id, int limit, struct arena *a,
                      struct product **out, size_t *count, int *more, struct err *e);
 

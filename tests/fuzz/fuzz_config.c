@@ -57,10 +57,18 @@ static void check_db_url(const char *url)
         check_refusal(&e, "SHOPD_DB_URL");
         return;
     }
-    FUZZ_CHECK(a.db_port >= 1 && a.db_port <= 65535, "port %d", a.db_port);
     FUZZ_CHECK(a.db_host[0] && a.db_name[0], "empty host or db from '%s'", url);
-    snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@%s:%d/%s", a.db_user, a.db_pass, a.db_host,
-             a.db_port, a.db_name);
+    if (a.db_host[0] == '/') {
+        /* A Unix socket: an absolute path that fits sun_path, no port. */
+        FUZZ_CHECK(a.db_port == 0 && strlen(a.db_host) <= CONFIG_SOCKET_PATH_MAX,
+                   "socket '%s' port %d", a.db_host, a.db_port);
+        snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@localhost/%s?socket=%s", a.db_user,
+                 a.db_pass, a.db_name, a.db_host);
+    } else {
+        FUZZ_CHECK(a.db_port >= 1 && a.db_port <= 65535, "port %d", a.db_port);
+        snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@%s:%d/%s", a.db_user, a.db_pass,
+                 a.db_host, a.db_port, a.db_name);
+    }
     FUZZ_CHECK(config_parse_db_url(&b, rebuilt, &e) == 0, "'%s' (from '%s') fails", rebuilt, url);
     FUZZ_CHECK(!strcmp(a.db_user, b.db_user) && !strcmp(a.db_pass, b.db_pass) &&
                    !strcmp(a.db_host, b.db_host) && a.db_port == b.db_port &&
@@ -79,10 +87,18 @@ static void check_redis_url(const char *url)
         check_refusal(&e, "SHOPD_REDIS_URL");
         return;
     }
-    FUZZ_CHECK(a.redis_port >= 1 && a.redis_port <= 65535, "port %d", a.redis_port);
     FUZZ_CHECK(a.redis_db >= 0 && a.redis_db <= 15, "db %d", a.redis_db);
     FUZZ_CHECK(a.redis_host[0], "empty host from '%s'", url);
-    snprintf(rebuilt, sizeof(rebuilt), "redis://%s:%d/%d", a.redis_host, a.redis_port, a.redis_db);
+    if (a.redis_host[0] == '/') {
+        /* A Unix socket: an absolute path that fits sun_path, no port. */
+        FUZZ_CHECK(a.redis_port == 0 && strlen(a.redis_host) <= CONFIG_SOCKET_PATH_MAX,
+                   "socket '%s' port %d", a.redis_host, a.redis_port);
+        snprintf(rebuilt, sizeof(rebuilt), "unix://%s?db=%d", a.redis_host, a.redis_db);
+    } else {
+        FUZZ_CHECK(a.redis_port >= 1 && a.redis_port <= 65535, "port %d", a.redis_port);
+        snprintf(rebuilt, sizeof(rebuilt), "redis://%s:%d/%d", a.redis_host, a.redis_port,
+                 a.redis_db);
+    }
     FUZZ_CHECK(config_parse_redis_url(&b, rebuilt, &e) == 0, "'%s' (from '%s') fails", rebuilt,
                url);
     FUZZ_CHECK(!strcmp(a.redis_host, b.redis_host) && a.redis_port == b.redis_port &&

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1777,6 +1778,293 @@ static void oversized_bodies_are_413(void **state)
     assert_int_equal(sql1(sql_cart_lines, user), 0);
 }
 
+/* ---- cache_get_many: the never-stale rule per key, and one loader for a stampede ---- */
+
+static struct cache *batch_cache(struct redis_pool **pool, const char *name)
+{
+    struct config cfg;
+    struct err e;
+    char prefix[128];
+
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(config_parse_redis_url(&cfg, h.redis_url, &e), 0);
+    struct redis_options ro = {cfg.redis_host, cfg.redis_port, cfg.redis_db, 32, 1000};
+    *pool = redis_pool_new(&ro);
+    snprintf(prefix, sizeof(prefix), "%s:%s:", h.db_name, name);
+    struct cache_options co = {"product",
+                               prefix,
+                               60000,
+                               {METRIC_CACHE_PRODUCT_HITS, METRIC_CACHE_PRODUCT_MISSES,
+                                METRIC_CACHE_PRODUCT_LOADS, METRIC_CACHE_PRODUCT_ERRORS}};
+    return cache_new(*pool, &co);
+}
+
+struct many_load {
+    struct cache *writer; /* invalidates keys[victim] during the first load, when set */
+    const char *const *keys;
+    size_t victim;
+    atomic_int calls;
+    atomic_int values; /* keys loaded, over all calls */
+    int version;
+    int sleep_ms;
+};
+
+static int load_many(void *ctx, size_t n, const size_t *which, struct arena *ar,
+                     const char **values, struct err *e)
+{
+    struct many_load *l = ctx;
+    int call = atomic_fetch_add(&l->calls, 1);
+
+    atomic_fetch_add(&l->values, (int)n);
+    if (l->sleep_ms) {
+        struct timespec ts = {0, l->sleep_ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (size_t j = 0; j < n; j++)
+        values[which[j]] = arena_printf(ar, "{\"key\":%zu,\"v\":%d}", which[j], l->version);
+    if (call == 0 && l->writer)
+        cache_invalidate(l->writer, l->keys[l->victim]); /* a write committed meanwhile */
+    return 0;
+}
+
+/* A batch load overtaken by an invalidation of one of its keys stores the others only. */
+static void a_batch_load_overtaken_on_one_key_stores_the_others(void **state)
+{
+    static const char *const keys[] = {"product:1", "product:2", "product:3", "product:4"};
+    struct redis_pool *pool, *pool2;
+    struct cache *reader = batch_cache(&pool, "batch-1");
+    struct cache *writer = batch_cache(&pool2, "batch-1"); /* another process, as it were */
+    struct arena ar = ARENA_INIT;
+    const char *values[4];
+    struct err e;
+
+    struct many_load l = {writer, keys, 2, 0, 0, 1, 0};
+    assert_int_equal(cache_get_many(reader, 4, keys, load_many, &l, &ar, values, &e), 0);
+    assert_string_equal(values[2], "{\"key\":2,\"v\":1}");
+    l.version = 2;
+    assert_int_equal(cache_get_many(reader, 4, keys, load_many, &l, &ar, values, &e), 0);
+    /* Only the invalidated key was loaded again, and it shows the write. */
+    assert_int_equal(atomic_load(&l.calls), 2);
+    assert_int_equal(atomic_load(&l.values), 5);
+    assert_string_equal(values[0], "{\"key\":0,\"v\":1}");
+    assert_string_equal(values[2], "{\"key\":2,\"v\":2}");
+    assert_string_equal(values[3], "{\"key\":3,\"v\":1}");
+    /* Now every key is stored: a batch of hits through the other cache, no load. */
+    assert_int_equal(cache_get_many(writer, 4, keys, load_many, &l, &ar, values, &e), 0);
+    assert_int_equal(atomic_load(&l.calls), 2);
+    assert_string_equal(values[2], "{\"key\":2,\"v\":2}");
+    cache_free(reader);
+    cache_free(writer);
+    redis_pool_free(pool);
+    redis_pool_free(pool2);
+    arena_release(&ar);
+}
+
+#define BATCH_READERS 16
+#define BATCH_KEYS    50
+
+struct stampede_reader {
+    struct cache *cache;
+    const char *const *keys;
+    struct many_load *load;
+    pthread_barrier_t *barrier;
+    int ok;
+};
+
+static void *stampede_reader(void *arg)
+{
+    struct stampede_reader *r = arg;
+    struct arena ar = ARENA_INIT;
+    const char *values[BATCH_KEYS];
+    struct err e;
+
+    pthread_barrier_wait(r->barrier);
+    if (!cache_get_many(r->cache, BATCH_KEYS, r->keys, load_many, r->load, &ar, values, &e)) {
+        r->ok = 1;
+        for (size_t i = 0; i < BATCH_KEYS; i++) {
+            char want[48];
+            snprintf(want, sizeof(want), "{\"key\":%zu,\"v\":1}", i);
+            if (!values[i] || strcmp(values[i], want))
+                r->ok = 0;
+        }
+    }
+    arena_release(&ar);
+    return NULL;
+}
+
+/* 16 threads read the same 50 cold keys at once: the leases make one of them the loader. */
+static void a_cold_batch_read_by_16_threads_is_loaded_once(void **state)
+{
+    struct redis_pool *pool;
+    struct cache *c = batch_cache(&pool, "batch-stampede");
+    const char *keys[BATCH_KEYS];
+    char names[BATCH_KEYS][32];
+    struct many_load l = {NULL, keys, 0, 0, 0, 1, 50};
+    struct stampede_reader r[BATCH_READERS];
+    pthread_t t[BATCH_READERS];
+    pthread_barrier_t barrier;
+
+    for (size_t i = 0; i < BATCH_KEYS; i++) {
+        snprintf(names[i], sizeof(names[i]), "product:%zu", i);
+        keys[i] = names[i];
+    }
+    pthread_barrier_init(&barrier, NULL, BATCH_READERS);
+    for (int i = 0; i < BATCH_READERS; i++) {
+        r[i] = (struct stampede_reader){c, keys, &l, &barrier, 0};
+        pthread_create(&t[i], NULL, stampede_reader, &r[i]);
+    }
+    for (int i = 0; i < BATCH_READERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    for (int i = 0; i < BATCH_READERS; i++)
+        assert_int_equal(r[i].ok, 1);
+    printf("batch stampede: %d load call(s), %d values, for %d reads of %d keys\n",
+           atomic_load(&l.calls), atomic_load(&l.values), BATCH_READERS, BATCH_KEYS);
+    assert_int_equal(atomic_load(&l.calls), 1);
+    assert_int_equal(atomic_load(&l.values), BATCH_KEYS);
+    cache_free(c);
+    redis_pool_free(pool);
+}
+
+/* ---- a cart's products in one batch ---- */
+
+static const char sql_put_line[] =
+    "INSERT INTO cart_items (user_id, product_id, quantity, updated_at) VALUES (?, ?, ?, ?)";
+
+/* A metric of s that must be there. */
+static int64_t metric(const struct harness_server *s, const char *series)
+{
+    int64_t v = harness_metric(s, series);
+    if (v < 0)
+        fail_msg("%s is not in %s/metrics", series, s->url);
+    return v;
+}
+
+#define ROUND_TRIPS     "shopd_cache_redis_round_trips_total"
+#define PRODUCT_SELECTS "shopd_db_product_selects_total"
+
+struct batch_cart {
+    int64_t user;
+    char *token;
+    int64_t ids[CART_LIMIT];
+    size_t n;
+};
+
+static struct batch_cart big; /* the catalog group's cart of 100 lines */
+
+/*
+ * n new products of varied names, prices and stock (some below the line's quantity) through
+ * s, put into a new user's cart straight in MariaDB: neither the products nor the cart have
+ * been read through a server yet, so both caches are cold for them.
+ */
+static void batch_cart_make(struct batch_cart *bc, const struct harness_server *s, size_t n)
+{
+    struct db_conn *c;
+    struct err e;
+    char name[48];
+
+    bc->user = harness_create_user(&h, s, "Batch cart");
+    assert_true(bc->user > 0);
+    bc->token = harness_token(&h, bc->user);
+    bc->n = n;
+    assert_int_equal(db_acquire(h.pool, &c, &e), 0);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "Batch %zu 상품", i);
+        bc->ids[i] = harness_create_product(&h, s, name, 100 + (int64_t)i * 7, (int64_t)(i % 4));
+        assert_true(bc->ids[i] > 0);
+        struct db_val p[] = {DB_INT(bc->user), DB_INT(bc->ids[i]), DB_INT(1 + i % 3),
+                             DB_TIME(clock_now_us())};
+        assert_int_equal(db_exec(c, sql_put_line, p, 4, NULL, NULL, &e), 0);
+    }
+    db_release(h.pool, c);
+}
+
+/* The cart read through s is, line by line, what a read of each product through other gives. */
+static void expect_cart_as_per_line(const struct batch_cart *bc, const struct harness_server *s,
+                                    const struct harness_server *other)
+{
+    json_t *cart = get_cart(s, bc->user, bc->token);
+    int64_t total = 0;
+
+    assert_int_equal(cart_size(cart), bc->n);
+    for (size_t i = 0; i < bc->n; i++) {
+        json_t *p;
+        int64_t quantity = (int64_t)(1 + i % 3);
+        assert_int_equal(
+            it_call(other, "GET", NULL, NULL, &p, "/api/products/%lld", (long long)bc->ids[i]),
+            200);
+        assert_line(cart, i, bc->ids[i], jstr(p, "name"), jint(p, "price"), quantity,
+                    jint(p, "stock") >= quantity);
+        total += jint(p, "price") * quantity;
+        json_decref(p);
+    }
+    assert_total(cart, total);
+    json_decref(cart);
+}
+
+/*
+ * Issue 13: a cart of 100 lines reads its products in one batch. Cold: the lines' GET, lease
+ * and fill (3 round trips) and, for all 100 products, one script and one fill (2), with one
+ * SELECT of products; warm: 2 round trips (1 for the lines, 1 for the 100 products), no SELECT.
+ */
+static void cart_of_100_lines_reads_its_products_in_one_batch(void **state)
+{
+    batch_cart_make(&big, &a, CART_LIMIT);
+    int64_t trips = metric(&a, ROUND_TRIPS), selects = metric(&a, PRODUCT_SELECTS);
+    int64_t loads = cache_metric(&a, "loads", "product");
+
+    json_decref(get_cart(&a, big.user, big.token));
+    assert_int_equal(metric(&a, PRODUCT_SELECTS) - selects, 1);
+    assert_int_equal(cache_metric(&a, "loads", "product") - loads, CART_LIMIT);
+    assert_int_equal(metric(&a, ROUND_TRIPS) - trips, 5);
+
+    int64_t hits = cache_metric(&a, "hits", "product");
+    trips = metric(&a, ROUND_TRIPS);
+    selects = metric(&a, PRODUCT_SELECTS);
+    json_decref(get_cart(&a, big.user, big.token));
+    assert_int_equal(metric(&a, ROUND_TRIPS) - trips, 2);
+    assert_int_equal(metric(&a, PRODUCT_SELECTS) - selects, 0);
+    assert_int_equal(cache_metric(&a, "hits", "product") - hits, CART_LIMIT);
+
+    /* The other process shares the cache: warm there too. */
+    trips = metric(&b, ROUND_TRIPS);
+    selects = metric(&b, PRODUCT_SELECTS);
+    json_decref(get_cart(&b, big.user, big.token));
+    assert_int_equal(metric(&b, PRODUCT_SELECTS) - selects, 0);
+    assert_int_equal(metric(&b, ROUND_TRIPS) - trips, 2);
+
+    /* What the batch shows is what the product reads show, line by line. */
+    expect_cart_as_per_line(&big, &a, &b);
+    expect_cart_as_per_line(&big, &b, &a);
+}
+
+/* A product patched through one process shows at once in the batched cart of the other. */
+static void cart_batch_shows_a_patch_at_once_in_the_other_process(void **state)
+{
+    int64_t id = big.ids[57];
+    json_t *cart;
+
+    assert_int_equal(big.n, CART_LIMIT);
+    json_decref(get_cart(&b, big.user, big.token)); /* warm in both */
+    json_decref(get_cart(&a, big.user, big.token));
+    patch_ok(&a, id, "{\"price\":98765,\"stock\":0,\"name\":\"Patched in batch\"}");
+    cart = get_cart(&b, big.user, big.token);
+    assert_line(cart, 57, id, "Patched in batch", 98765, 1 + 57 % 3, false);
+    json_decref(cart);
+    patch_ok(&b, id, "{\"stock\":50}");
+    cart = get_cart(&a, big.user, big.token);
+    assert_line(cart, 57, id, "Patched in batch", 98765, 1 + 57 % 3, true);
+    json_decref(cart);
+    expect_cart_as_per_line(&big, &b, &a);
+    /* The patch invalidated one product: the next read through b loaded it alone. */
+    int64_t loads = cache_metric(&b, "loads", "product");
+    patch_ok(&a, big.ids[3], "{\"price\":4444}");
+    expect_cart_as_per_line(&big, &b, &a);
+    assert_int_equal(cache_metric(&b, "loads", "product") - loads, 1);
+    free(big.token);
+    big.token = NULL;
+}
+
 /* ---- Redis killed mid-test and restarted ---- */
 
 struct outage {
@@ -1883,6 +2171,41 @@ static void redis_killed_and_restarted_fails_no_request(void **state)
     free(token);
 }
 
+/*
+ * The batch without Redis: killed while the processes serve a warm cart of 30 lines, each read
+ * still answers what MariaDB holds, with one SELECT for all the products; Redis back, the
+ * batch is cached again.
+ */
+static void cart_batch_answers_with_redis_killed(void **state)
+{
+    struct batch_cart bc;
+
+    batch_cart_make(&bc, &ra, 30);
+    expect_cart_as_per_line(&bc, &ra, &rb);
+    expect_cart_as_per_line(&bc, &rb, &ra);
+
+    harness_redis_kill(&redis);
+    assert_false(harness_redis_ping(&redis));
+    int64_t selects = metric(&ra, PRODUCT_SELECTS);
+    json_decref(get_cart(&ra, bc.user, bc.token));
+    assert_int_equal(metric(&ra, PRODUCT_SELECTS) - selects, 1);
+    patch_ok(&rb, bc.ids[4], "{\"price\":5555,\"stock\":0}");
+    expect_cart_as_per_line(&bc, &ra, &rb);
+    expect_cart_as_per_line(&bc, &rb, &ra);
+
+    assert_int_equal(harness_redis_restart(&redis), 0);
+    assert_true(harness_wait_for(both_ready, NULL, 30000));
+    expect_cart_as_per_line(&bc, &ra, &rb);
+    patch_ok(&ra, bc.ids[9], "{\"price\":9999}");
+    expect_cart_as_per_line(&bc, &rb, &ra);
+    int64_t trips = metric(&rb, ROUND_TRIPS);
+    selects = metric(&rb, PRODUCT_SELECTS);
+    json_decref(get_cart(&rb, bc.user, bc.token));
+    assert_int_equal(metric(&rb, ROUND_TRIPS) - trips, 2);
+    assert_int_equal(metric(&rb, PRODUCT_SELECTS) - selects, 0);
+    free(bc.token);
+}
+
 /* ---- main ---- */
 
 int main(void)
@@ -1922,9 +2245,14 @@ int main(void)
         cmocka_unit_test(concurrent_adds_never_pass_100_lines),
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(oversized_bodies_are_413),
+        cmocka_unit_test(a_batch_load_overtaken_on_one_key_stores_the_others),
+        cmocka_unit_test(a_cold_batch_read_by_16_threads_is_loaded_once),
+        cmocka_unit_test(cart_of_100_lines_reads_its_products_in_one_batch),
+        cmocka_unit_test(cart_batch_shows_a_patch_at_once_in_the_other_process),
     };
     const struct CMUnitTest outage[] = {
         cmocka_unit_test(redis_killed_and_restarted_fails_no_request),
+        cmocka_unit_test(cart_batch_answers_with_redis_killed),
     };
     int failed = 0;
 

@@ -296,7 +296,7 @@ static int group_setup(void **state)
         return -1;
     }
     struct timeval tv = {2, 0};
-    raw = redisConnectWithTimeout(cfg.redis_host, cfg.redis_port, tv);
+    raw = redis_connect_place(cfg.redis_host, cfg.redis_port, 2000);
     if (!raw || raw->err) {
         fprintf(stderr, "test_dlock: cannot connect to redis at %s:%d\n", cfg.redis_host,
                 cfg.redis_port);

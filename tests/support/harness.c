@@ -83,9 +83,16 @@ int harness_setup(struct harness *h)
         return -1;
     db_library_init();
     snprintf(h->db_name, sizeof(h->db_name), "shopd_t_%d_%d", (int)getpid(), instance++);
-    /* The base URL ends in "/<db>": the test database replaces it. */
-    const char *slash = strrchr(base, '/');
-    snprintf(h->db_url, sizeof(h->db_url), "%.*s/%s", (int)(slash - base), base, h->db_name);
+    /* "…@place/<db>" or "…@place/<db>?socket=…": the test database replaces <db>. */
+    const char *at = strrchr(base, '@');
+    const char *slash = strchr(at ? at : base, '/');
+    if (!slash) {
+        fprintf(stderr, "harness: SHOPD_TEST_DB '%s' names no database\n", base);
+        return -1;
+    }
+    const char *query = strchr(slash, '?');
+    snprintf(h->db_url, sizeof(h->db_url), "%.*s/%s%s", (int)(slash - base), base, h->db_name,
+             query ? query : "");
     snprintf(h->redis_url, sizeof(h->redis_url), "%s",
              redis && *redis ? redis : "redis://127.0.0.1:16379/0");
     h->secret = "integration-test-secret-0123456789abcdef";

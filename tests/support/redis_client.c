@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "redis/redis_pool.h"
 
 int redis_client_init(struct redis_client *c, const char *url)
 {
@@ -42,7 +43,7 @@ static redisContext *connected(struct redis_client *c)
 
     if (c->ctx)
         return c->ctx;
-    c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
+    c->ctx = redis_connect_place(c->host, c->port, 2000);
     if (!c->ctx || c->ctx->err) {
         redis_client_release(c);
         return NULL;
