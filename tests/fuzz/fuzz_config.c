@@ -62,8 +62,18 @@ static void check_db_url(const char *url)
         /* A Unix socket: an absolute path that fits sun_path, no port. */
         FUZZ_CHECK(a.db_port == 0 && strlen(a.db_host) <= CONFIG_SOCKET_PATH_MAX,
                    "socket '%s' port %d", a.db_host, a.db_port);
-        snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@localhost/%s?socket=%s", a.db_user,
-                 a.db_pass, a.db_name, a.db_host);
+        /* The ?socket= form takes the path as it is, so a path holding an '@' (which can only
+         * have come percent-encoded) is rebuilt in the encoded form (found by fuzz_config). */
+        if (!strchr(a.db_host, '@')) {
+            snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@localhost/%s?socket=%s", a.db_user,
+                     a.db_pass, a.db_name, a.db_host);
+        } else {
+            int n = snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@", a.db_user, a.db_pass);
+            for (const char *c = a.db_host; *c; c++)
+                n += snprintf(rebuilt + n, sizeof(rebuilt) - (size_t)n, "%%%02X",
+                              (unsigned char)*c);
+            snprintf(rebuilt + n, sizeof(rebuilt) - (size_t)n, "/%s", a.db_name);
+        }
     } else {
         FUZZ_CHECK(a.db_port >= 1 && a.db_port <= 65535, "port %d", a.db_port);
         snprintf(rebuilt, sizeof(rebuilt), "mysql://%s:%s@%s:%d/%s", a.db_user, a.db_pass,
