@@ -6,6 +6,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/round_trips.h"
 
 #include "core/banned.h"
 
@@ -36,6 +37,7 @@ struct route_stats {
     atomic_uint_least64_t by_status[STATUS_SLOTS];
     atomic_uint_least64_t bucket[BUCKETS + 1]; /* last is +Inf */
     atomic_uint_least64_t sum_us;
+    atomic_uint_least64_t round_trips[ROUND_TRIP_KINDS];
 };
 
 /* The other histograms: bounds in microseconds, each list ended by 0. */
@@ -136,7 +138,8 @@ static int status_slot(int status)
     return STATUS_SLOTS - 1;
 }
 
-void metrics_observe_request(int route, int status, int64_t duration_us)
+void metrics_observe_request(int route, int status, int64_t duration_us,
+                             const struct round_trips *trips)
 {
     if (route < 0 || route > route_count)
         route = route_count;
@@ -149,6 +152,9 @@ void metrics_observe_request(int route, int status, int64_t duration_us)
     atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_us, (uint64_t)(duration_us > 0 ? duration_us : 0),
                               memory_order_relaxed);
+    for (int k = 0; k < ROUND_TRIP_KINDS; k++)
+        if (trips->n[k])
+            atomic_fetch_add_explicit(&s->round_trips[k], trips->n[k], memory_order_relaxed);
 }
 
 static uint64_t load(atomic_uint_least64_t *v)
@@ -203,6 +209,35 @@ static void render_latency(struct buf *b)
                  (double)load(&routes[r].sum_us) / 1e6);
         buf_addf(b, "shopd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                  route_names[r], (unsigned long long)cumulative);
+    }
+}
+
+/* The round trips of each route's requests (core/round_trips.h), for routes that had any. */
+static void render_round_trips(struct buf *b)
+{
+    static const struct {
+        const char *name;
+        const char *help;
+    } kinds[ROUND_TRIP_KINDS] = {
+        [ROUND_TRIP_DB] = {"shopd_db_round_trips_total",
+                           "MariaDB round trips (statements, commits, rollbacks, pings) made "
+                           "by requests, by route"},
+        [ROUND_TRIP_DB_PREPARE] = {"shopd_db_prepares_total",
+                                   "statements prepared by requests (once per connection and "
+                                   "statement), by route"},
+        [ROUND_TRIP_REDIS] = {"shopd_redis_round_trips_total",
+                              "Redis commands and scripts sent by requests, by route"},
+    };
+
+    for (int k = 0; k < ROUND_TRIP_KINDS; k++) {
+        buf_addf(b, "# HELP %s %s\n# TYPE %s counter\n", kinds[k].name, kinds[k].help,
+                 kinds[k].name);
+        for (int r = 0; r <= route_count; r++) {
+            uint64_t n = load(&routes[r].round_trips[k]);
+            if (n)
+                buf_addf(b, "%s{route=\"%s\"} %llu\n", kinds[k].name, route_names[r],
+                         (unsigned long long)n);
+        }
     }
 }
 
@@ -262,6 +297,7 @@ void metrics_render(struct buf *b)
 {
     render_requests(b);
     render_latency(b);
+    render_round_trips(b);
     render_counters(b);
     render_hists(b);
     for (int i = 0; i < gauge_count; i++)

@@ -9,6 +9,7 @@
  */
 
 struct buf;
+struct round_trips;
 
 enum metric_id {
 #define X(id, name, help) METRIC_##id,
@@ -27,7 +28,9 @@ uint64_t metrics_get(enum metric_id id);
  * called before serving; observing an unknown route index is ignored.
  */
 void metrics_routes_init(const char *const *route_names, int count);
-void metrics_observe_request(int route, int status, int64_t duration_us);
+/* trips: the request's round trips to MariaDB and Redis (core/round_trips.h). */
+void metrics_observe_request(int route, int status, int64_t duration_us,
+                             const struct round_trips *trips);
 
 /*
  * Histograms of other durations, shown in seconds: metrics_observe_us(METRIC_HIST_X, us) from

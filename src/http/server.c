@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/round_trips.h"
 #include "core/xalloc.h"
 #include "http/req.h"
 #include "http/resp.h"
@@ -85,6 +86,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void begin_request(struct server *s, struct req *req, const char *method)
 {
     req->begun = true;
+    /* This connection's thread serves the request from here to its answer: what it sends to
+     * MariaDB and Redis meanwhile is the request's (core/round_trips.h). */
+    round_trips_take(NULL);
     req->method = arena_strdup(&req->arena, method);
     set_request_id(s, req);
 
@@ -219,9 +223,11 @@ static enum MHD_Result respond(struct server *s, struct req *req)
         }
         resp_problem(&resp, &req->arena, &e, req->request_id, req->match.allow);
     }
+    struct round_trips trips;
+    round_trips_take(&trips);
     enum MHD_Result rc = send_response(s, req, &resp);
     int64_t dur = clock_monotonic_us() - req->start_us;
-    metrics_observe_request(req->route, resp.status, dur);
+    metrics_observe_request(req->route, resp.status, dur, &trips);
     access_log(s, req, resp.status, dur);
     return rc;
 }

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/round_trips.h"
 #include "core/xalloc.h"
 #include "redis/redis_pool.h"
 
@@ -190,6 +191,7 @@ static redisReply *run_lens(struct cache *c, int argc, const char **argv, const 
         return NULL;
     }
     metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS);
+    round_trip_note(ROUND_TRIP_REDIS);
     redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)

@@ -6,6 +6,7 @@
 #include <hiredis.h>
 
 #include "core/err.h"
+#include "core/round_trips.h"
 #include "core/xalloc.h"
 #include "domain/coupon.h"
 #include "redis/redis_pool.h"
@@ -62,6 +63,7 @@ static redisReply *run(struct redis_pool *pool, int argc, const char **argv, con
 
     if (redis_acquire(pool, &conn, &e))
         return NULL;
+    round_trip_note(ROUND_TRIP_REDIS);
     redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
     if (!r)
         redis_conn_failed(pool, conn);

@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/round_trips.h"
 #include "core/xalloc.h"
 #include "redis/redis_pool.h"
 
@@ -237,6 +238,7 @@ static redisReply *run(struct dlock_manager *m, int argc, const char **argv, int
     }
     redis_conn_set_timeout(conn, timeout_ms);
     redisContext *ctx = redis_conn_context(conn);
+    round_trip_note(ROUND_TRIP_REDIS);
     redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
     *out = OUT_REPLY;
     if (!r) {

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "core/round_trips.h"
 #include "core/xalloc.h"
 #include "redis/redis_cmd.h"
 
@@ -217,6 +218,7 @@ int redis_ping(struct redis_pool *p, struct err *e)
 
     if (redis_acquire(p, &c, e))
         return -1;
+    round_trip_note(ROUND_TRIP_REDIS);
     redisReply *r = redisCommand(c->ctx, "PING");
     int rc = 0;
     if (!r || r->type != REDIS_REPLY_STATUS) {
@@ -248,6 +250,7 @@ redisReply *redis_cmd_timeout(struct redis_pool *p, int timeout_ms, int argc, co
     if (redis_acquire(p, &conn, e))
         return NULL;
     redis_conn_set_timeout(conn, timeout_ms);
+    round_trip_note(ROUND_TRIP_REDIS);
     redisReply *r = redisCommandArgv(conn->ctx, argc, argv, lens);
     if (!r) {
         err_set(e, ERR_UNAVAILABLE, "redis %s: %s", argv[0], conn->ctx->errstr);

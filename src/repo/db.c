@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/num.h"
+#include "core/round_trips.h"
 #include "core/xalloc.h"
 
 #include "core/banned.h"
@@ -253,6 +254,7 @@ static int ensure_connected(struct db_pool *p, struct db_conn *c, struct err *e)
         metrics_inc(METRIC_DB_RECONNECTS);
     }
     if (c->mysql && c->generation != gen) {
+        round_trip_note(ROUND_TRIP_DB);
         if (mysql_ping(c->mysql)) {
             close_conn(c);
             metrics_inc(METRIC_DB_RECONNECTS);
@@ -346,6 +348,7 @@ int db_ping(struct db_pool *p, struct err *e)
 
     if (db_acquire(p, &c, e))
         return -1;
+    round_trip_note(ROUND_TRIP_DB);
     int rc = mysql_ping(c->mysql) ? conn_fail(c, "ping", e) : 0;
     db_release(p, c);
     return rc;
@@ -390,6 +393,7 @@ static int begin_with(struct db_conn *c, const char *const *statements, size_t n
     if (c->in_tx)
         BUG("nested transaction");
     for (size_t i = 0; i < n; i++) {
+        round_trip_note(ROUND_TRIP_DB);
         if (!mysql_real_query(c->mysql, statements[i], strlen(statements[i])))
             continue;
         conn_fail(c, "begin", e);
@@ -424,6 +428,7 @@ int db_commit(struct db_conn *c, struct err *e)
     c->in_tx = false;
     if (!c->mysql)
         return lost(e);
+    round_trip_note(ROUND_TRIP_DB);
     if (mysql_commit(c->mysql))
         return conn_fail(c, "commit", e);
     return 0;
@@ -432,7 +437,10 @@ int db_commit(struct db_conn *c, struct err *e)
 void db_rollback(struct db_conn *c)
 {
     c->in_tx = false;
-    if (c->mysql && mysql_rollback(c->mysql)) {
+    if (!c->mysql)
+        return;
+    round_trip_note(ROUND_TRIP_DB);
+    if (mysql_rollback(c->mysql)) {
         struct err ignored;
         conn_fail(c, "rollback", &ignored);
     }
@@ -456,6 +464,7 @@ static MYSQL_STMT *prepared(struct db_conn *c, const char *sql, struct err *e)
         conn_fail(c, "mysql_stmt_init", e);
         return NULL;
     }
+    round_trip_note(ROUND_TRIP_DB_PREPARE);
     if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql))) {
         stmt_fail(c, st, "prepare", e);
         mysql_stmt_close(st);
@@ -528,6 +537,7 @@ static int bind_and_execute(struct db_conn *c, MYSQL_STMT *st, const struct db_v
     }
     if (n && mysql_stmt_bind_param(st, bind))
         return stmt_fail(c, st, "bind", e);
+    round_trip_note(ROUND_TRIP_DB);
     if (mysql_stmt_execute(st))
         return stmt_fail(c, st, "execute", e);
     return 0;
@@ -689,6 +699,7 @@ int db_exec_script(struct db_conn *c, const char *sql, struct err *e)
         return lost(e);
     if (mysql_set_server_option(c->mysql, MYSQL_OPTION_MULTI_STATEMENTS_ON))
         return conn_fail(c, "enable multi statements", e);
+    round_trip_note(ROUND_TRIP_DB);
     if (mysql_real_query(c->mysql, sql, (unsigned long)strlen(sql)))
         return conn_fail(c, "script", e);
     do {

@@ -1,0 +1,19 @@
+#include "core/round_trips.h"
+
+#include <string.h>
+
+#include "core/banned.h"
+
+static _Thread_local struct round_trips tally;
+
+void round_trip_note(enum round_trip_kind kind)
+{
+    tally.n[kind]++;
+}
+
+void round_trips_take(struct round_trips *out)
+{
+    if (out)
+        *out = tally;
+    memset(&tally, 0, sizeof(tally));
+}

@@ -1,0 +1,207 @@
+/*
+ * The round trips each write costs, as /metrics counts them per route (core/round_trips.h):
+ * shopd_db_round_trips_total, shopd_db_prepares_total and shopd_redis_round_trips_total. A
+ * count, deterministic, never a timing: one `shopd serve` alone on a fresh database, each write
+ * sent once to warm its statements and caches, then once more and measured. The expected
+ * figures are today's, written out statement by statement beside each test; a change that
+ * adds a round trip to a write fails here and has to say why. Issue 13's budgets (charge <= 2
+ * MariaDB round trips, order <= 3, payment <= 3, cancel <= 3) are what these are meant to
+ * come down to.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "harness.h"
+#include "it_main.h"
+#include "json_check.h"
+
+static struct harness h;
+static struct harness_server srv;
+static int64_t user;
+static char *token;
+static int64_t products[2];
+
+struct trips {
+    int64_t db, prepares, redis;
+};
+
+/* The Redis round trips of a write's lock: its script and its release. */
+static const int64_t lock_trips = 2;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (harness_setup(&h) || harness_server_start(&h, &srv, NULL))
+        return -1;
+    user = harness_create_user(&h, &srv, "round-trips");
+    token = harness_token(&h, user);
+    products[0] = harness_create_product(&h, &srv, "rt-a", 1000, 1000);
+    products[1] = harness_create_product(&h, &srv, "rt-b", 2000, 1000);
+    return user > 0 && products[0] > 0 && products[1] > 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    int rc = harness_server_stop(&srv);
+
+    free(token);
+    harness_teardown(&h);
+    return rc ? -1 : 0;
+}
+
+/* One of the three series of route; a route not served yet has none (0). */
+static int64_t series(const char *name, const char *route)
+{
+    char s[256];
+
+    snprintf(s, sizeof(s), "%s{route=\"%s\"}", name, route);
+    int64_t v = harness_metric(&srv, s);
+    return v < 0 ? 0 : v;
+}
+
+static struct trips read_trips(const char *route)
+{
+    return (struct trips){series("shopd_db_round_trips_total", route),
+                          series("shopd_db_prepares_total", route),
+                          series("shopd_redis_round_trips_total", route)};
+}
+
+static struct trips since(const char *route, struct trips before)
+{
+    struct trips now = read_trips(route);
+
+    return (struct trips){now.db - before.db, now.prepares - before.prepares,
+                          now.redis - before.redis};
+}
+
+/* Prints what a write cost and asserts its MariaDB and Redis round trips. */
+static void expect_trips(const char *what, struct trips t, int64_t db, int64_t redis)
+{
+    print_message("    %s: %lld MariaDB round trips, %lld Redis, %lld prepares\n", what,
+                  (long long)t.db, (long long)t.redis, (long long)t.prepares);
+    assert_int_equal(t.db, db);
+    assert_int_equal(t.redis, redis);
+}
+
+static int key_seq;
+
+static long charge(void)
+{
+    char body[128];
+
+    snprintf(body, sizeof(body), "{\"amount\":100000,\"idempotencyKey\":\"rt-charge-%d\"}",
+             ++key_seq);
+    return it_call(&srv, "POST", token, body, NULL, "/api/users/%lld/balance/charge",
+                   (long long)user);
+}
+
+/* An order of one unit of each product; its id. */
+static int64_t order(void)
+{
+    char body[256];
+    json_t *j = NULL;
+
+    snprintf(body, sizeof(body),
+             "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":1},"
+             "{\"productId\":%lld,\"quantity\":1}],\"idempotencyKey\":\"rt-order-%d\"}",
+             (long long)user, (long long)products[0], (long long)products[1], ++key_seq);
+    assert_int_equal(it_call(&srv, "POST", token, body, &j, "/api/orders"), 201);
+    int64_t id = jint(j, "orderId");
+    json_decref(j);
+    return id;
+}
+
+static long order_action(int64_t id, const char *action)
+{
+    char body[128];
+
+    snprintf(body, sizeof(body), "{\"userId\":%lld,\"idempotencyKey\":\"rt-%s-%d\"}",
+             (long long)user, action, ++key_seq);
+    return it_call(&srv, "POST", token, body, NULL, "/api/orders/%lld/%s", (long long)id,
+                   action);
+}
+
+static const char charge_route[] = "POST /api/users/{userId}/balance/charge";
+static const char order_route[] = "POST /api/orders";
+static const char pay_route[] = "POST /api/orders/{orderId}/payment";
+static const char cancel_route[] = "POST /api/orders/{orderId}/cancel";
+
+/*
+ * A charge. MariaDB: START TRANSACTION, the key's claim (INSERT), the balance's conditional
+ * UPDATE (which hands the new balance back through LAST_INSERT_ID, so no read-back), the
+ * history INSERT, the key's response (UPDATE), COMMIT = 6. Redis: the user's lock script and
+ * its release = 2.
+ */
+static void test_charge(void **state)
+{
+    (void)state;
+    assert_int_equal(charge(), 200);
+    struct trips before = read_trips(charge_route);
+    assert_int_equal(charge(), 200);
+    expect_trips("charge", since(charge_route, before), 6, lock_trips);
+}
+
+/*
+ * An order of 2 lines. MariaDB: the key looked up first (SELECT, under the per-key lock),
+ * START TRANSACTION, the claim, per line the stock's conditional UPDATE and the product's
+ * SELECT (2 x 2), the order's INSERT, one INSERT per item (2), the response, COMMIT = 12.
+ * Redis: the key's lock and release, one invalidation per product = 4.
+ *
+ * Its payment. MariaDB: START TRANSACTION, the claim, the order's SELECT ... FOR UPDATE and its
+ * items' SELECT, the PENDING -> PAID UPDATE, the balance UPDATE, the history INSERT, the
+ * payment INSERT, per line the sold stock's UPDATE and the sales roll-up's upsert (2 x 2), the
+ * outbox INSERT, the response, COMMIT = 15. Redis: the order's lock and release, one
+ * invalidation per product = 4.
+ *
+ * The cancel of a pending order. MariaDB: START TRANSACTION, the claim, the order and its
+ * items (2), the PENDING -> CANCELLED UPDATE, per line the reserved stock given back (2), the
+ * coupon given back (an UPDATE that matches nothing here), the response, COMMIT = 10. Redis:
+ * as the payment = 4.
+ *
+ * Statements prepared are printed, not asserted: which pooled connection a request gets, and
+ * so whether it has prepared them already, is the pool's business.
+ */
+static void test_order_pay_cancel(void **state)
+{
+    (void)state;
+    /* Warm: every statement of the three writes prepared, both products cached. */
+    assert_int_equal(charge(), 200);
+    assert_int_equal(order_action(order(), "payment"), 200);
+    assert_int_equal(order_action(order(), "cancel"), 200);
+
+    struct trips before = read_trips(order_route);
+    int64_t id = order();
+    expect_trips("order of 2 lines", since(order_route, before), 12,
+                 2 + lock_trips);
+
+    before = read_trips(pay_route);
+    assert_int_equal(order_action(id, "payment"), 200);
+    expect_trips("payment", since(pay_route, before), 15, 2 + lock_trips);
+
+    id = order();
+    before = read_trips(cancel_route);
+    assert_int_equal(order_action(id, "cancel"), 200);
+    expect_trips("cancel of a pending order", since(cancel_route, before), 10, 2 + lock_trips);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_charge),
+        cmocka_unit_test(test_order_pay_cancel),
+    };
+    int failed = 0;
+
+    if (it_main_begin() < 0)
+        return 1;
+    IT_RUN_GROUP(failed, "round trips", tests, group_setup, group_teardown);
+    return failed ? 1 : 0;
+}
