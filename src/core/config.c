@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/err.h"
 #include "core/num.h"
 
@@ -313,20 +314,45 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     return 0;
 }
 
-/* SHOPD_COUPON_STRATEGY, "gate" when unset. */
-static int load_coupon_strategy(struct config *cfg, config_getter_fn *get, struct err *e)
+/*
+ * A variable that names one of choices (the first is the default, taken when it is unset or
+ * empty): its index into *out.
+ */
+static int choice_var(config_getter_fn *get, const char *name, const char *const *choices,
+                      size_t count, int *out, struct err *e)
 {
-    const char *v = get("SHOPD_COUPON_STRATEGY");
+    const char *v = get(name);
 
-    if (!v || !*v || !strcmp(v, "gate"))
-        cfg->coupon_strategy = CONFIG_COUPON_GATE;
-    else if (!strcmp(v, "lock"))
-        cfg->coupon_strategy = CONFIG_COUPON_LOCK;
-    else if (!strcmp(v, "db"))
-        cfg->coupon_strategy = CONFIG_COUPON_DB;
-    else
-        return err_set(e, ERR_INVALID_INPUT, "SHOPD_COUPON_STRATEGY '%s' is not gate, lock or db",
-                       v);
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    for (size_t i = 0; i < count; i++)
+        if (!strcmp(v, choices[i])) {
+            *out = (int)i;
+            return 0;
+        }
+    char list[128] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < count && len < sizeof(list); i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+                                !i ? "" : i + 1 == count ? " or " : ", ", choices[i]);
+    return err_set(e, ERR_INVALID_INPUT, "%s '%.64s' is not %s", name, v, list);
+}
+
+static int load_choices(struct config *cfg, config_getter_fn *get, struct err *e)
+{
+    /* In the order of the enums of core/config.h. */
+    static const char *const strategies[] = {"gate", "lock", "db"};
+    static const char *const locks[] = {"redis", "db"};
+    int strategy = 0;
+    int lock_mode = 0;
+
+    if (choice_var(get, "SHOPD_COUPON_STRATEGY", strategies, ARRAY_SIZE(strategies), &strategy,
+                   e) ||
+        choice_var(get, "SHOPD_LOCKS", locks, ARRAY_SIZE(locks), &lock_mode, e))
+        return -1;
+    cfg->coupon_strategy = (enum config_coupon_strategy)strategy;
+    cfg->locks = (enum config_locks)lock_mode;
     return 0;
 }
 
@@ -334,7 +360,7 @@ int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
 {
     memset(cfg, 0, sizeof(*cfg));
     if (load_addresses(cfg, get, e) || load_numbers(cfg, get, e) ||
-        load_coupon_strategy(cfg, get, e))
+        load_choices(cfg, get, e))
         return -1;
     return 0;
 }

@@ -18,6 +18,16 @@ enum config_coupon_strategy {
     CONFIG_COUPON_DB,   /* MariaDB alone */
 };
 
+/*
+ * How writes of one user, order or idempotency key are kept apart (SHOPD_LOCKS). In both,
+ * MariaDB enforces every invariant (conditional updates, unique keys, row locks); the mode
+ * decides only who waits where.
+ */
+enum config_locks {
+    CONFIG_LOCKS_REDIS, /* distributed locks in Redis with leases and fences, as the reference */
+    CONFIG_LOCKS_DB,    /* MariaDB's row locks alone: waiters queue on the rows they write */
+};
+
 struct config {
     char listen_host[64];
     int listen_port;
@@ -42,6 +52,7 @@ struct config {
     int lock_wait_s;    /* how long a request waits for a distributed lock */
     bool access_log;
     enum config_coupon_strategy coupon_strategy;
+    enum config_locks locks;
     int64_t events_claim_idle_ms; /* a pending event idle this long is taken over */
     int events_max_deliveries;    /* deliveries without success before the dead-letter stream */
 };

@@ -86,11 +86,11 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
                        MONEY_CHARGE_MIN_KRW, MONEY_CHARGE_MAX_KRW);
     /* Per user, as the reference system did: lock → begin → work → commit → unlock. */
     snprintf(name, sizeof(name), "user:%lld", (long long)user_id);
-    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
+    if (svc_lock(s, name, &lock, e))
         /* Behind this very key (409 IN_FLIGHT, or its answer), or behind other work (503)? */
         return idem_svc_lock_timed_out(s, idem, a, out, e);
     ctx.fence = lock.fence;
-    int rc = idem_svc_run(s, idem, &lock, charge_effect, &ctx, a, out, e);
+    int rc = idem_svc_run(s, idem, svc_guard(s, &lock), charge_effect, &ctx, a, out, e);
     dlock_release(s->locks, &lock);
     return rc;
 }

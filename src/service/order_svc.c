@@ -128,14 +128,15 @@ int order_svc_create(struct svc *s, const struct idem_request *idem, struct orde
         return err_set(e, ERR_INVALID_INPUT, "product %lld appears twice in 'items'",
                        (long long)dup);
     key_lock_name(idem, name, sizeof(name));
-    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
+    if (svc_lock(s, name, &lock, e))
         /* Only requests with this very key take this lock: one of them is still running. */
         return err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
                        "a request with idempotency key '%.64s' is still in progress", idem->key);
-    /* Under the per-key lock a duplicate finds the first one's key at once. */
+    /* Under the per-key lock a duplicate finds the first one's key at once. Without it (locks
+     * in MariaDB) the key's claim is what a duplicate waits on, and it settles from there. */
     struct idem_request first = *idem;
-    first.lookup_first = true;
-    int rc = idem_svc_run(s, &first, &lock, create_effect, &ctx, a, out, e);
+    first.lookup_first = s->cfg->locks == CONFIG_LOCKS_REDIS;
+    int rc = idem_svc_run(s, &first, svc_guard(s, &lock), create_effect, &ctx, a, out, e);
     dlock_release(s->locks, &lock);
     if (!rc && !out->replayed)
         invalidate_products(s, &ctx.order);
@@ -261,11 +262,11 @@ static int under_order_lock(struct svc *s, const struct idem_request *idem, stru
     char name[48];
 
     snprintf(name, sizeof(name), "order:%lld", (long long)ctx->order_id);
-    if (dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, &lock, e))
+    if (svc_lock(s, name, &lock, e))
         /* Behind this very key (409 IN_FLIGHT, or its answer), or behind other work (503)? */
         return idem_svc_lock_timed_out(s, idem, a, out, e);
     ctx->fence = lock.fence;
-    int rc = idem_svc_run(s, idem, &lock, effect, ctx, a, out, e);
+    int rc = idem_svc_run(s, idem, svc_guard(s, &lock), effect, ctx, a, out, e);
     dlock_release(s->locks, &lock);
     return rc;
 }

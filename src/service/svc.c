@@ -1,6 +1,7 @@
 #include "service/svc.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/config.h"
@@ -59,6 +60,20 @@ void svc_redis_init(struct svc *s)
 int64_t svc_lock_wait_ms(const struct svc *s)
 {
     return (int64_t)s->cfg->lock_wait_s * 1000;
+}
+
+int svc_lock(struct svc *s, const char *name, struct dlock *out, struct err *e)
+{
+    if (s->cfg->locks == CONFIG_LOCKS_DB) {
+        memset(out, 0, sizeof(*out));
+        return 0;
+    }
+    return dlock_acquire(s->locks, name, svc_lock_wait_ms(s), SVC_LOCK_LEASE_MS, out, e);
+}
+
+const struct dlock *svc_guard(const struct svc *s, const struct dlock *lock)
+{
+    return s->cfg->locks == CONFIG_LOCKS_DB ? NULL : lock;
 }
 
 void svc_redis_release(struct svc *s)

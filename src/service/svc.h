@@ -33,6 +33,22 @@ struct svc {
 /* How long a request waits for a distributed lock, in ms. */
 int64_t svc_lock_wait_ms(const struct svc *s);
 
+struct dlock;
+struct err;
+
+/*
+ * The write lock of one resource ("user:7", "order:42", ...), as SHOPD_LOCKS says. `redis`:
+ * the distributed lock of that name, waited for up to SHOPD_LOCK_WAIT (lock -> begin -> work
+ * -> commit -> unlock; its lease renewed while held, its fence written with the rows); -1 with
+ * e as dlock_acquire when it could not be had. `db`: nothing is taken, *out is left not held
+ * with fence 0 (the unguarded form every repo function accepts): the rows' own locks,
+ * conditional updates and unique keys keep the writes apart. Release with dlock_release.
+ */
+int svc_lock(struct svc *s, const char *name, struct dlock *out, struct err *e);
+
+/* What idem_svc_run must find still held at commit: the lock, or NULL when none was taken. */
+const struct dlock *svc_guard(const struct svc *s, const struct dlock *lock);
+
 /* Creates the caches and the lock manager, their keys under "<db name>:" so that databases
  * never share keys. */
 void svc_redis_init(struct svc *s);

@@ -26,6 +26,7 @@ static const char *const vars[] = {
     "SHOPD_COUPON_STRATEGY",
     "SHOPD_EVENTS_CLAIM_IDLE_MS",
     "SHOPD_EVENTS_MAX_DELIVERIES",
+    "SHOPD_LOCKS",
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -150,6 +151,8 @@ static void check_load(void)
     FUZZ_CHECK(cfg.db_lock_wait_s >= 1 && cfg.lock_wait_s >= 1, "lock waits");
     FUZZ_CHECK(cfg.events_max_deliveries >= 1 && cfg.events_claim_idle_ms >= 50, "events");
     FUZZ_CHECK(memchr(cfg.jwt_secret, '\0', sizeof(cfg.jwt_secret)) != NULL, "secret");
+    FUZZ_CHECK(cfg.locks == CONFIG_LOCKS_REDIS || cfg.locks == CONFIG_LOCKS_DB, "locks %d",
+               (int)cfg.locks);
     memset(&single, 0, sizeof(single));
     if (values[0] && *values[0]) {
         FUZZ_CHECK(config_parse_db_url(&single, values[0], &e) == 0, "db url");

@@ -188,8 +188,9 @@ void harness_execvp(const char *const *argv)
 static void exec_process(struct harness *h, struct harness_server *s, enum proc_kind kind,
                          const char *const *extra)
 {
-    char bin[600], listen[64], db[300], redis[300], secret[128], addr[32];
+    char bin[600], listen[64], db[300], redis[300], secret[128], addr[32], locks[64];
     const char *env[256];
+    const char *lock_mode = getenv("SHOPD_TEST_LOCKS");
     int n = 0;
 
     binary_path(bin, sizeof(bin));
@@ -201,6 +202,11 @@ static void exec_process(struct harness *h, struct harness_server *s, enum proc_
     /* getenv() takes the first match: the test's own settings go first. */
     for (; extra && *extra && n < 50; extra++)
         env[n++] = *extra;
+    /* The lock mode the whole run is in (scripts/test.sh runs the suites in each). */
+    if (lock_mode && *lock_mode) {
+        snprintf(locks, sizeof(locks), "SHOPD_LOCKS=%s", lock_mode);
+        env[n++] = locks;
+    }
     for (char **e = environ; *e && n < 250; e++)
         if (strncmp(*e, "SHOPD_", 6))
             env[n++] = *e;
@@ -346,6 +352,13 @@ void harness_server_kill(struct harness_server *s)
     while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
         ;
     s->pid = 0;
+}
+
+bool harness_locks_db(void)
+{
+    const char *v = getenv("SHOPD_TEST_LOCKS");
+
+    return v && !strcmp(v, "db");
 }
 
 char *harness_token(struct harness *h, int64_t user_id)

@@ -35,7 +35,9 @@ int harness_setup(struct harness *h);
 void harness_teardown(struct harness *h);
 
 /* Starts `shopd serve` (the binary beside the test binary) on the test database with
- * extra_env ("NAME=value" strings, NULL-terminated, may be NULL) and waits for /healthz. */
+ * extra_env ("NAME=value" strings, NULL-terminated, may be NULL) and waits for /healthz. The
+ * test's own SHOPD_* variables are not passed on, but SHOPD_TEST_LOCKS, when set, is passed
+ * as SHOPD_LOCKS (after extra_env, which wins). */
 int harness_server_start(struct harness *h, struct harness_server *s, const char *const *extra_env);
 /* Starts `shopd platform --listen 127.0.0.1:PORT` (the data-platform consumer) the same way,
  * with the same environment, and waits for its /healthz. Stop or kill it as a server. */
@@ -57,6 +59,9 @@ bool harness_server_running(struct harness_server *s);
 /* execve / execvp with const arrays (NULL-terminated); return only on failure. */
 void harness_execve(const char *path, const char *const *argv, const char *const *envp);
 void harness_execvp(const char *const *argv);
+
+/* Whether this run's servers keep writes apart in MariaDB alone (SHOPD_TEST_LOCKS=db). */
+bool harness_locks_db(void);
 
 char *harness_token(struct harness *h, int64_t user_id); /* malloc'd */
 char *harness_admin_token(struct harness *h);            /* malloc'd */

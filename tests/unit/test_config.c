@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
+#include "core/array.h"
 #include "core/config.h"
 #include "core/err.h"
 
@@ -436,6 +437,47 @@ static void test_bad_order_ttl(void **state)
         expect_bad("SHOPD_ORDER_TTL", bad[i]);
 }
 
+/* SHOPD_LOCKS and SHOPD_COUPON_STRATEGY: one of their names, the first when unset or empty. */
+static void test_choices(void **state)
+{
+    static const char *const bad_locks[] = {"Redis", "mariadb", "db ", "x"};
+    static const char *const bad_strategies[] = {"GATE", "none", "lock2"};
+    struct config cfg;
+    struct err e;
+
+    (void)state;
+    load_ok(&cfg);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
+    assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_GATE);
+    set_env("SHOPD_LOCKS", "");
+    load_ok(&cfg);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
+    set_env("SHOPD_LOCKS", "db");
+    set_env("SHOPD_COUPON_STRATEGY", "lock");
+    load_ok(&cfg);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
+    assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_LOCK);
+    set_env("SHOPD_LOCKS", "redis");
+    set_env("SHOPD_COUPON_STRATEGY", "db");
+    load_ok(&cfg);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
+    assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_DB);
+    for (size_t i = 0; i < ARRAY_SIZE(bad_locks); i++)
+        expect_bad("SHOPD_LOCKS", bad_locks[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(bad_strategies); i++)
+        expect_bad("SHOPD_COUPON_STRATEGY", bad_strategies[i]);
+    /* The refusal lists what is accepted. */
+    nenv = 0;
+    set_env("SHOPD_LOCKS", "x");
+    err_clear(&e);
+    assert_int_equal(config_load(&cfg, fake_get, &e), -1);
+    assert_string_equal(e.detail, "SHOPD_LOCKS 'x' is not redis or db");
+    set_env("SHOPD_LOCKS", "db");
+    set_env("SHOPD_COUPON_STRATEGY", "x");
+    assert_int_equal(config_load(&cfg, fake_get, &e), -1);
+    assert_string_equal(e.detail, "SHOPD_COUPON_STRATEGY 'x' is not gate, lock or db");
+}
+
 static void test_secret_too_long(void **state)
 {
     char secret[300];
@@ -629,6 +671,7 @@ int main(void)
         T(test_bad_threads),
         T(test_bad_order_ttl),
         T(test_secret_too_long),
+        T(test_choices),
         T(test_parse_listen_direct),
         T(test_parse_host_too_long),
         T(test_db_url_long_host_with_port),
