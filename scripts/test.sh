@@ -62,9 +62,10 @@ run check/prometheus scripts/check-prometheus.sh       # promtool: /metrics, dep
 for t in build/asan/unit_test_*; do run "unit/${t##*/unit_}" "$t"; done
 run check/mutate-domain scripts/mutate-domain.sh   # each src/domain rule mutated in a copy: test_domain must fail
 for t in build/asan/it_test_*; do run "integration/${t##*/it_}" "$t"; done
-# The same suites with SHOPD_LOCKS=db: both lock modes keep every invariant (README).
+# The same suites with SHOPD_LOCKS=redis (the default is db): both lock modes keep every
+# invariant (README).
 for t in build/asan/it_test_*; do
-  run "integration-db/${t##*/it_}" env SHOPD_TEST_LOCKS=db "$t"
+  run "integration-redis/${t##*/it_}" env SHOPD_TEST_LOCKS=redis "$t"
 done
 run bench/smoke scripts/bench.sh --smoke   # every load scenario for 3 s against a 2-instance cluster (release build)
 run fuzz/smoke scripts/fuzz.sh --smoke     # every libFuzzer target for 20 s

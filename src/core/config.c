@@ -343,7 +343,7 @@ static int load_choices(struct config *cfg, config_getter_fn *get, struct err *e
 {
     /* In the order of the enums of core/config.h. */
     static const char *const strategies[] = {"gate", "lock", "db"};
-    static const char *const locks[] = {"redis", "db"};
+    static const char *const locks[] = {"db", "redis"};
     int strategy = 0;
     int lock_mode = 0;
 

@@ -24,8 +24,8 @@ enum config_coupon_strategy {
  * decides only who waits where.
  */
 enum config_locks {
-    CONFIG_LOCKS_REDIS, /* distributed locks in Redis with leases and fences, as the reference */
     CONFIG_LOCKS_DB,    /* MariaDB's row locks alone: waiters queue on the rows they write */
+    CONFIG_LOCKS_REDIS, /* distributed locks in Redis with leases and fences, as the reference */
 };
 
 struct config {

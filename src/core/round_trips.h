@@ -12,7 +12,9 @@
  *
  * One round trip is one request sent and its answer read: a statement executed, a COMMIT, a
  * ROLLBACK, a ping, one Redis command (a batch read of many keys is one). Preparing a statement
- * is counted apart: it happens once per connection and statement, not per request.
+ * is counted apart: it happens once per connection and statement, not per request. Setting up
+ * a connection (the handshake, the session's SET, Redis's SELECT) is not counted: it happens
+ * after a failure only, and shopd_db_reconnects_total / shopd_redis_reconnects_total count it.
  */
 
 enum round_trip_kind {

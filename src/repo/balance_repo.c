@@ -1,15 +1,21 @@
 #include "repo/balance_repo.h"
 
+#include <string.h>
+
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "domain/balance.h"
 #include "repo/db.h"
+#include "repo/idem_repo.h"
 
 #include "core/banned.h"
 
 static const char sql_append[] =
     "INSERT INTO balance_history (user_id, type, amount_krw, balance_after_krw, order_id, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?)";
+static const char sql_charge_begin[] = "CALL shopd_charge_begin(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_page[] =
     "SELECT id, type, amount_krw, balance_after_krw, order_id, created_at "
     "FROM balance_history WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
@@ -48,4 +54,76 @@ int balance_repo_page(struct db_conn *c, int64_t user_id, int64_t before_id, int
     *entries = out;
     *count = rows.nrows;
     return 0;
+}
+
+/* Why shopd_charge_begin refused, from the row it read, into e; ERR_INTERNAL for an outcome
+ * it should never give. */
+static void refusal(const char *outcome, int64_t user_id, int64_t balance, int64_t row_fence,
+                    int64_t fence, int64_t amount_krw, int64_t max_krw, const char *key,
+                    struct err *e)
+{
+    if (!strcmp(outcome, "no_user")) {
+        err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)user_id);
+    } else if (!strcmp(outcome, "claim_wait")) {
+        /* Caught in the procedure, so db.c's error path did not count it. */
+        metrics_inc(METRIC_DB_ERRORS);
+        err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                "timed out behind a request with idempotency key '%.64s'; retry", key);
+    } else if (!strcmp(outcome, "effect_wait")) {
+        metrics_inc(METRIC_DB_ERRORS);
+        err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");
+    } else if (strcmp(outcome, "refused")) {
+        err_set(e, ERR_INTERNAL, "shopd_charge_begin answered '%.32s'", outcome);
+    } else if (fence && row_fence > fence) {
+        metrics_inc(METRIC_LOCK_FENCE_REJECTIONS);
+        err_set(e, ERR_UNAVAILABLE, "the lock on user %lld was lost to a newer holder",
+                (long long)user_id);
+    } else {
+        err_set(e, ERR_BALANCE_LIMIT, "balance %lld + %lld would exceed the limit of %lld KRW",
+                (long long)balance, (long long)amount_krw, (long long)max_krw);
+    }
+}
+
+int balance_repo_charge_begin(struct db_conn *c, int64_t user_id, const struct idem_row_key *key,
+                              const unsigned char fingerprint[32], int64_t now_us,
+                              int64_t amount_krw, int64_t max_krw, int64_t fence,
+                              enum balance_charge_start *how, int64_t *key_row_id,
+                              int64_t *balance_after_krw, struct err *e)
+{
+    struct db_val p[] = {DB_INT(user_id),   DB_STR(key->method), DB_STR(key->path),
+                         DB_STR(key->key),  DB_BYTES(fingerprint, 32),
+                         DB_TIME(now_us),   DB_INT(amount_krw),  DB_INT(max_krw),
+                         DB_INT(fence)};
+    struct arena a = ARENA_INIT;
+    struct db_rows rows;
+    int rc = -1;
+
+    /* Nothing is committed by the call: on a lost connection it may be sent again. */
+    if (db_call(c, sql_charge_begin, p, ARRAY_SIZE(p), true, &a, &rows, e))
+        goto out;
+    if (rows.nrows != 1 || rows.ncols != 4) {
+        err_set(e, ERR_INTERNAL, "shopd_charge_begin answered %zu rows", rows.nrows);
+        goto out;
+    }
+    const char *outcome = db_str(&rows, 0, 0);
+    rc = 0;
+    if (!strcmp(outcome, "charged")) {
+        *how = BALANCE_CHARGE_OPEN;
+        *key_row_id = db_int(&rows, 0, 1);
+        *balance_after_krw = db_int(&rows, 0, 2);
+    } else if (!strcmp(outcome, "duplicate")) {
+        *how = BALANCE_CHARGE_DUPLICATE;
+    } else if (!strcmp(outcome, "deadlock")) {
+        metrics_inc(METRIC_DB_ERRORS);
+        *how = BALANCE_CHARGE_DEADLOCK;
+    } else {
+        *how = BALANCE_CHARGE_REFUSED;
+        refusal(outcome, user_id, db_int(&rows, 0, 2), db_int(&rows, 0, 3), fence, amount_krw,
+                max_krw, key->key, e);
+        if (e->code == ERR_INTERNAL)
+            rc = -1; /* not a refusal to store */
+    }
+out:
+    arena_release(&a);
+    return rc;
 }

@@ -208,7 +208,8 @@ static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     bool local = p->host[0] == '/'; /* a Unix socket's path (core/config.h) */
     if (!mysql_real_connect(c->mysql, local ? "localhost" : p->host, p->user, p->pass, p->name,
-                            (unsigned)p->opt.port, local ? p->host : NULL, CLIENT_FOUND_ROWS)) {
+                            (unsigned)p->opt.port, local ? p->host : NULL,
+                            CLIENT_FOUND_ROWS | CLIENT_MULTI_RESULTS)) {
         atomic_store(&p->connect_failed_at, clock_monotonic_us());
         err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", p->host, p->opt.port,
                 mysql_error(c->mysql));
@@ -688,6 +689,49 @@ int db_query(struct db_conn *c, const char *sql, const struct db_val *params, si
 out:
     if (c->mysql)
         mysql_stmt_free_result(st);
+    return rc;
+}
+
+/* Reads and frees the results a CALL sends after its first (the last is its status). */
+static int drain_results(struct db_conn *c, MYSQL_STMT *st, struct err *e)
+{
+    int rc;
+
+    while ((rc = mysql_stmt_next_result(st)) == 0)
+        if (mysql_stmt_field_count(st) > 0) {
+            mysql_stmt_store_result(st);
+            mysql_stmt_free_result(st);
+        }
+    return rc > 0 ? stmt_fail(c, st, "next result", e) : 0;
+}
+
+int db_call(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
+            bool retry_safe, struct arena *a, struct db_rows *out, struct err *e)
+{
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    MYSQL_STMT *st = run_stmt(c, sql, params, nparams, retry_safe, e);
+    if (!st)
+        return -1;
+    if (mysql_stmt_field_count(st) > 0) {
+        MYSQL_RES *meta = NULL;
+        if (mysql_stmt_store_result(st) || !(meta = mysql_stmt_result_metadata(st)))
+            rc = stmt_fail(c, st, "call result", e);
+        else
+            rc = fetch_all(c, st, meta, a, out, e);
+        if (meta)
+            mysql_free_result(meta);
+        if (c->mysql)
+            mysql_stmt_free_result(st);
+    }
+    struct err ignored; /* a failure already in e stands */
+    if (c->mysql && drain_results(c, st, rc ? &ignored : e))
+        rc = -1;
+    /* A procedure may begin or end the transaction: the server's status says which. */
+    unsigned int status = 0;
+    if (c->mysql && !mariadb_get_infov(c->mysql, MARIADB_CONNECTION_SERVER_STATUS, &status))
+        c->in_tx = (status & SERVER_STATUS_IN_TRANS) != 0;
     return rc;
 }
 

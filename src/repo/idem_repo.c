@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/err.h"
 #include "repo/db.h"
 
@@ -19,8 +20,7 @@ static const char sql_find_unless_held[] =
 static const char sql_insert[] =
     "INSERT INTO idempotency_keys (user_id, method, path, idem_key, fingerprint, status_code, "
     "response_body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-static const char sql_respond[] =
-    "UPDATE idempotency_keys SET status_code = ?, response_body = ? WHERE id = ?";
+static const char sql_respond_commit[] = "CALL shopd_respond_commit(?, ?, ?)";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
 static int find(struct db_conn *c, const char *sql, const struct idem_row_key *key, struct arena *a,
@@ -101,12 +101,16 @@ int idem_repo_claim(struct db_conn *c, const struct idem_row_key *key,
     return insert(c, key, &row, now_us, row_id, duplicate, e);
 }
 
-int idem_repo_respond(struct db_conn *c, int64_t row_id, int status, const char *body,
-                      struct err *e)
+int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, const char *body,
+                             struct err *e)
 {
-    struct db_val p[] = {DB_INT(status), DB_STR(body), DB_INT(row_id)};
+    struct db_val p[] = {DB_INT(row_id), DB_INT(status), DB_STR(body)};
+    struct arena a = ARENA_INIT;
+    struct db_rows none;
 
-    return db_exec(c, sql_respond, p, 3, NULL, NULL, e);
+    int rc = db_call(c, sql_respond_commit, p, ARRAY_SIZE(p), false, &a, &none, e);
+    arena_release(&a);
+    return rc;
 }
 
 int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,

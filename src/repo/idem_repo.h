@@ -47,9 +47,12 @@ int idem_repo_claim(struct db_conn *c, const struct idem_row_key *key,
                     const unsigned char fingerprint[32], int64_t now_us, int64_t *row_id,
                     bool *duplicate, struct err *e);
 
-/* Stores the final response in the row claimed by this transaction. */
-int idem_repo_respond(struct db_conn *c, int64_t row_id, int status, const char *body,
-                      struct err *e);
+/* Stores the final response in the row claimed by this transaction and commits it, in one
+ * round trip (shopd_respond_commit, migration 0009): the commit is the service's step
+ * (idem_svc's finish), sent with the statement before it; the one other repo call that ends a
+ * transaction. On failure the caller rolls back. */
+int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, const char *body,
+                             struct err *e);
 
 /*
  * Inserts the complete row for key (a refusal, stored on its own after the effect rolled

@@ -14,7 +14,8 @@ static const char sql_get[] = "SELECT id, name, balance_krw FROM users WHERE id 
 /*
  * The condition is the invariant 0 <= balance <= limit, checked and applied in one step.
  * LAST_INSERT_ID(expr) hands the new balance back with the reply (mysql_stmt_insert_id), which
- * saves a SELECT on the hot path.
+ * saves a SELECT on the hot path. A charge runs the same statement inside shopd_charge_begin
+ * (db/migrations/0009): a change to the condition goes into both.
  */
 static const char sql_add[] =
     "UPDATE users SET balance_krw = LAST_INSERT_ID(balance_krw + ?), fence = GREATEST(fence, ?) "

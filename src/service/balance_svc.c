@@ -10,6 +10,7 @@
 #include "redis/dlock.h"
 #include "repo/balance_repo.h"
 #include "repo/db.h"
+#include "repo/idem_repo.h"
 #include "repo/user_repo.h"
 #include "service/svc.h"
 
@@ -52,24 +53,33 @@ struct charge_ctx {
     idem_render_fn *render;
 };
 
-static int charge_effect(struct db_conn *c, void *arg, struct arena *a, struct idem_response *out,
-                         struct err *e)
+/* The charge in one call (shopd_charge_begin): begin, claim, balance and history together. */
+static int charge_start(struct db_conn *c, const struct idem_request *r, void *arg,
+                        struct arena *a, struct idem_response *out, enum idem_start *how,
+                        int64_t *key_row_id, struct err *e)
 {
+    static const enum idem_start outcomes[] = {
+        [BALANCE_CHARGE_OPEN] = IDEM_START_OPEN,
+        [BALANCE_CHARGE_DUPLICATE] = IDEM_START_DUPLICATE,
+        [BALANCE_CHARGE_REFUSED] = IDEM_START_REFUSED,
+        [BALANCE_CHARGE_DEADLOCK] = IDEM_START_AGAIN,
+    };
     struct charge_ctx *ctx = arg;
-    struct charge_result res = {ctx->user_id, 0, ctx->amount_krw, clock_now_us()};
-    struct balance_entry entry = {0};
+    struct charge_result res = {
+        .user_id = ctx->user_id, .charged_krw = ctx->amount_krw, .charged_us = clock_now_us()};
+    struct idem_row_key key = {
+        .user_id = r->user_id, .method = r->method, .path = r->path, .key = r->key};
+    enum balance_charge_start started;
 
-    if (user_repo_add_balance(c, ctx->user_id, ctx->amount_krw, MONEY_BALANCE_MAX_KRW, ctx->fence,
-                              &res.balance_krw, e))
+    if (balance_repo_charge_begin(c, ctx->user_id, &key, r->fingerprint, res.charged_us,
+                                  ctx->amount_krw, MONEY_BALANCE_MAX_KRW, ctx->fence, &started,
+                                  key_row_id, &res.balance_krw, e))
         return -1;
-    entry.type = BALANCE_CHARGE;
-    entry.amount_krw = ctx->amount_krw;
-    entry.balance_after_krw = res.balance_krw;
-    entry.created_us = res.charged_us;
-    if (balance_repo_append(c, ctx->user_id, &entry, &entry.entry_id, e))
-        return -1;
-    out->status = 200;
-    out->body = ctx->render(&res, a);
+    *how = outcomes[started];
+    if (started == BALANCE_CHARGE_OPEN) {
+        out->status = 200;
+        out->body = ctx->render(&res, a);
+    }
     return 0;
 }
 
@@ -90,7 +100,7 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
         /* Behind this very key (409 IN_FLIGHT, or its answer), or behind other work (503)? */
         return idem_svc_lock_timed_out(s, idem, a, out, e);
     ctx.fence = lock.fence;
-    int rc = idem_svc_run(s, idem, svc_guard(s, &lock), charge_effect, &ctx, a, out, e);
+    int rc = idem_svc_run_started(s, idem, svc_guard(s, &lock), charge_start, &ctx, a, out, e);
     dlock_release(s->locks, &lock);
     return rc;
 }

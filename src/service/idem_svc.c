@@ -164,6 +164,29 @@ static enum attempt_result store_refusal(struct db_conn *c, const struct idem_re
     return settle(c, r, a, out, e);
 }
 
+/* The end of a try whose effect ran: the lease checked, the response stored and committed. */
+static enum attempt_result finish(struct db_conn *c, const struct dlock *guard, int64_t row_id,
+                                  struct idem_response *out, struct err *e)
+{
+    if (guard && !dlock_held(guard)) {
+        db_rollback(c);
+        err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before commit; retry");
+        return ATTEMPT_FAILED;
+    }
+    if (idem_repo_respond_commit(c, row_id, out->status, out->body, e))
+        return roll_back(c);
+    out->replayed = false;
+    return ATTEMPT_DONE;
+}
+
+/* How a write runs: an effect after the engine's own begin and claim, or a start that does
+ * all three in one call. */
+struct write_op {
+    idem_effect_fn *effect;
+    idem_start_fn *start;
+    void *ctx;
+};
+
 /*
  * One try: begin, the key's claim, the effect, the key's response, commit. The claim comes
  * first so that a duplicate waits on the key alone: a lock wait that times out on the claim
@@ -171,13 +194,30 @@ static enum attempt_result store_refusal(struct db_conn *c, const struct idem_re
  * effect waited for other work (503 UNAVAILABLE). Neither is stored.
  */
 static enum attempt_result attempt(struct db_conn *c, const struct idem_request *r,
-                                   const struct dlock *guard, idem_effect_fn *effect, void *ctx,
+                                   const struct dlock *guard, const struct write_op *op,
                                    struct arena *a, struct idem_response *out, struct err *e)
 {
     struct idem_row_key key = row_key(r);
     int64_t row_id = 0;
     bool duplicate = false;
 
+    if (op->start) {
+        enum idem_start how = IDEM_START_AGAIN;
+        if (op->start(c, r, op->ctx, a, out, &how, &row_id, e))
+            return roll_back(c);
+        switch (how) {
+        case IDEM_START_OPEN:
+            return finish(c, guard, row_id, out, e);
+        case IDEM_START_DUPLICATE:
+            return settle(c, r, a, out, e);
+        case IDEM_START_REFUSED:
+            return idem_svc_stores_refusal(e->code) ? store_refusal(c, r, guard, a, out, e)
+                                                    : ATTEMPT_FAILED;
+        case IDEM_START_AGAIN:
+            return ATTEMPT_AGAIN;
+        }
+        BUG("unknown outcome of a write's start");
+    }
     if (db_begin(c, e))
         return ATTEMPT_FAILED;
     if (idem_repo_claim(c, &key, r->fingerprint, clock_now_us(), &row_id, &duplicate, e))
@@ -186,28 +226,18 @@ static enum attempt_result attempt(struct db_conn *c, const struct idem_request 
         db_rollback(c);
         return settle(c, r, a, out, e);
     }
-    if (effect(c, ctx, a, out, e)) {
+    if (op->effect(c, op->ctx, a, out, e)) {
         enum attempt_result res = roll_back(c);
         return res == ATTEMPT_FAILED && idem_svc_stores_refusal(e->code)
                    ? store_refusal(c, r, guard, a, out, e)
                    : res;
     }
-    if (idem_repo_respond(c, row_id, out->status, out->body, e))
-        return roll_back(c);
-    if (guard && !dlock_held(guard)) {
-        db_rollback(c);
-        err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before commit; retry");
-        return ATTEMPT_FAILED;
-    }
-    if (db_commit(c, e))
-        return ATTEMPT_FAILED;
-    out->replayed = false;
-    return ATTEMPT_DONE;
+    return finish(c, guard, row_id, out, e);
 }
 
-int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
-                 idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
-                 struct err *e)
+static int run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
+               const struct write_op *op, struct arena *a, struct idem_response *out,
+               struct err *e)
 {
     enum attempt_result res = ATTEMPT_AGAIN;
     struct db_conn *c;
@@ -223,7 +253,7 @@ int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock
     for (int i = 0; res == ATTEMPT_AGAIN && i < MAX_ATTEMPTS; i++) {
         if (i)
             metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
-        res = attempt(c, r, guard, effect, ctx, a, out, e);
+        res = attempt(c, r, guard, op, a, out, e);
     }
     if (res == ATTEMPT_AGAIN) {
         metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
@@ -231,6 +261,28 @@ int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock
     }
     db_release(s->db, c);
     return res == ATTEMPT_DONE ? 0 : -1;
+}
+
+int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
+                 idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
+                 struct err *e)
+{
+    struct write_op op = {.effect = effect, .ctx = ctx};
+
+    if (!effect)
+        BUG("idem_svc_run without an effect");
+    return run(s, r, guard, &op, a, out, e);
+}
+
+int idem_svc_run_started(struct svc *s, const struct idem_request *r, const struct dlock *guard,
+                         idem_start_fn *start, void *ctx, struct arena *a,
+                         struct idem_response *out, struct err *e)
+{
+    struct write_op op = {.start = start, .ctx = ctx};
+
+    if (!start)
+        BUG("idem_svc_run_started without a start");
+    return run(s, r, guard, &op, a, out, e);
 }
 
 int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct arena *a,

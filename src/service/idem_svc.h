@@ -90,12 +90,37 @@ int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
  * and a refusal is not stored. Returns 0 with out (a fresh success, or a stored response with
  * out->replayed set, which may be a stored refusal: out->status ≥ 400 and a problem body), or
  * -1 with e: a refusal (now stored), ERR_IDEMPOTENCY_KEY_REUSED, ERR_IDEMPOTENCY_IN_FLIGHT, or
- * ERR_UNAVAILABLE / ERR_INTERNAL. Round trips: BEGIN, the claim, the effect, the response,
- * COMMIT; a refusal: BEGIN, the claim, the effect up to its refusal, ROLLBACK, the key row.
+ * ERR_UNAVAILABLE / ERR_INTERNAL. Round trips: BEGIN, the claim, the effect, the response
+ * with COMMIT (one call); a refusal: BEGIN, the claim, the effect up to its refusal, ROLLBACK,
+ * the key row.
  */
 int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
                  idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
                  struct err *e);
+
+/* How a write's start went (idem_start_fn). */
+enum idem_start {
+    IDEM_START_OPEN,      /* begun, key claimed (*key_row_id), effect done, out filled */
+    IDEM_START_DUPLICATE, /* rolled back: another request committed the key */
+    IDEM_START_REFUSED,   /* rolled back: e is the effect's refusal or a lock time-out */
+    IDEM_START_AGAIN,     /* rolled back as a deadlock's victim: worth another try */
+};
+
+/*
+ * A write that begins its transaction, claims r's key and runs its effect in one call to
+ * MariaDB (a stored procedure), setting *how. A lock wait that times out on the claim is
+ * refused with ERR_IDEMPOTENCY_IN_FLIGHT, one in the effect with ERR_UNAVAILABLE, as
+ * idem_svc_run does. -1 with e when the call failed (the engine then rolls back).
+ */
+typedef int idem_start_fn(struct db_conn *c, const struct idem_request *r, void *ctx,
+                          struct arena *a, struct idem_response *out, enum idem_start *how,
+                          int64_t *key_row_id, struct err *e);
+
+/* idem_svc_run for such a write: the same outcomes, in two round trips when it succeeds (the
+ * start, then the response with COMMIT). */
+int idem_svc_run_started(struct svc *s, const struct idem_request *r, const struct dlock *guard,
+                         idem_start_fn *start, void *ctx, struct arena *a,
+                         struct idem_response *out, struct err *e);
 
 /*
  * Whether an error of the effect is a refusal that is stored with the key: the effect's 404 and

@@ -60,7 +60,8 @@ bool harness_server_running(struct harness_server *s);
 void harness_execve(const char *path, const char *const *argv, const char *const *envp);
 void harness_execvp(const char *const *argv);
 
-/* Whether this run's servers keep writes apart in MariaDB alone (SHOPD_TEST_LOCKS=db). */
+/* Whether this run's servers keep writes apart in MariaDB alone (SHOPD_LOCKS=db, the default
+ * unless SHOPD_TEST_LOCKS says redis). */
 bool harness_locks_db(void);
 
 char *harness_token(struct harness *h, int64_t user_id); /* malloc'd */

@@ -447,20 +447,20 @@ static void test_choices(void **state)
 
     (void)state;
     load_ok(&cfg);
-    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
     assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_GATE);
     set_env("SHOPD_LOCKS", "");
     load_ok(&cfg);
-    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
-    set_env("SHOPD_LOCKS", "db");
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
+    set_env("SHOPD_LOCKS", "redis");
     set_env("SHOPD_COUPON_STRATEGY", "lock");
     load_ok(&cfg);
-    assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
     assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_LOCK);
-    set_env("SHOPD_LOCKS", "redis");
+    set_env("SHOPD_LOCKS", "db");
     set_env("SHOPD_COUPON_STRATEGY", "db");
     load_ok(&cfg);
-    assert_int_equal(cfg.locks, CONFIG_LOCKS_REDIS);
+    assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
     assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_DB);
     for (size_t i = 0; i < ARRAY_SIZE(bad_locks); i++)
         expect_bad("SHOPD_LOCKS", bad_locks[i]);
@@ -471,7 +471,7 @@ static void test_choices(void **state)
     set_env("SHOPD_LOCKS", "x");
     err_clear(&e);
     assert_int_equal(config_load(&cfg, fake_get, &e), -1);
-    assert_string_equal(e.detail, "SHOPD_LOCKS 'x' is not redis or db");
+    assert_string_equal(e.detail, "SHOPD_LOCKS 'x' is not db or redis");
     set_env("SHOPD_LOCKS", "db");
     set_env("SHOPD_COUPON_STRATEGY", "x");
     assert_int_equal(config_load(&cfg, fake_get, &e), -1);
