@@ -168,7 +168,7 @@ describe() {
   echo "open transactions (the hot products, the idempotency keys): every instance queues on them. The"
   echo "\`idle_transaction_timeout\` shopd sets (${DB_IDLE_TRX_S:-0} s in this run) rolls those transactions back; without it (16 clients), or"
   echo "with 3 s (48 clients), the same phase kept 0–1 % of the steady rate. The steady rate is short and noisy on a shared"
-  echo "machine; the figure is reported, not asserted (runs of this suite have given 45–56 % with 1 s)."
+  echo "machine; the figure is reported, not asserted (runs of this suite have given 45–59 % with 1 s)."
   echo
   echo "### MariaDB outages and return"
   echo
