@@ -43,23 +43,16 @@ BEGIN
     DECLARE v_balance BIGINT;
     DECLARE v_fence BIGINT;
     DECLARE v_matched BIGINT;
-    DECLARE EXIT HANDLER FOR 1062
+    DECLARE v_errno INT;
+    -- One way out for the errors that are outcomes: all roll back and restore the wait.
+    DECLARE EXIT HANDLER FOR 1062, 1205, 1213
     BEGIN
+        GET DIAGNOSTICS CONDITION 1 v_errno = MYSQL_ERRNO;
         ROLLBACK;
         SET SESSION innodb_lock_wait_timeout = v_wait;
-        SELECT 'duplicate' AS outcome, 0 AS key_id, 0 AS balance_krw, 0 AS fence;
-    END;
-    DECLARE EXIT HANDLER FOR 1205
-    BEGIN
-        ROLLBACK;
-        SET SESSION innodb_lock_wait_timeout = v_wait;
-        SELECT v_stage AS outcome, 0 AS key_id, 0 AS balance_krw, 0 AS fence;
-    END;
-    DECLARE EXIT HANDLER FOR 1213
-    BEGIN
-        ROLLBACK;
-        SET SESSION innodb_lock_wait_timeout = v_wait;
-        SELECT 'deadlock' AS outcome, 0 AS key_id, 0 AS balance_krw, 0 AS fence;
+        SELECT CASE v_errno WHEN 1062 THEN 'duplicate' WHEN 1213 THEN 'deadlock' ELSE v_stage END
+                   AS outcome,
+               0 AS key_id, 0 AS balance_krw, 0 AS fence;
     END;
 
     START TRANSACTION;

@@ -344,6 +344,53 @@ static void reused_key_with_other_body_is_422(void **state)
     free(token);
 }
 
+/*
+ * A charge carries its lock's fence (SHOPD_LOCKS=redis): a row that a newer holder wrote (a
+ * fence above any this Redis has handed out) refuses it, 503 and nothing stored, so a retry
+ * with the key charges once the row is the client's again. Without locks (db) there is no
+ * fence, and the charge goes through.
+ */
+static void set_fence(int64_t user, int64_t fence)
+{
+    static const char sql_set_fence[] = "UPDATE users SET fence = ? WHERE id = ?";
+    struct db_val p[] = {DB_INT(fence), DB_INT(user)};
+    struct db_conn *c;
+    struct err e;
+
+    assert_int_equal(db_acquire(h.pool, &c, &e), 0);
+    int rc = db_exec(c, sql_set_fence, p, 2, NULL, NULL, &e);
+    db_release(h.pool, c);
+    assert_int_equal(rc, 0);
+}
+
+static void charge_is_fenced_by_its_lock(void **state)
+{
+    struct http_client c;
+    struct http_result r;
+    int64_t user = harness_create_user(&h, &a, "Fenced");
+    char *token = harness_token(&h, user);
+
+    http_client_init(&c);
+    set_fence(user, INT64_C(1) << 60);
+    long status = charge(&c, &a, user, token, 100, "fenced", &r);
+    if (harness_locks_db()) {
+        assert_int_equal(status, 200);
+    } else {
+        assert_int_equal(status, 503);
+        assert_non_null(strstr(r.body, "UNAVAILABLE"));
+        assert_int_equal(sql1(sql_balance, user), 0);
+        assert_int_equal(sql1(sql_history_count, user), 0);
+        http_result_free(&r);
+        set_fence(user, 0);
+        assert_int_equal(charge(&c, &a, user, token, 100, "fenced", &r), 200);
+    }
+    http_result_free(&r);
+    assert_int_equal(sql1(sql_balance, user), 100);
+    assert_int_equal(sql1(sql_history_count, user), 1);
+    http_client_release(&c);
+    free(token);
+}
+
 static void refusals_are_stored_failures_are_not(void **state)
 {
     struct http_client c;
@@ -883,6 +930,7 @@ int main(void)
         cmocka_unit_test(concurrent_charges_over_two_servers_add_up),
         cmocka_unit_test(one_key_sixty_requests_one_effect),
         cmocka_unit_test(reused_key_with_other_body_is_422),
+        cmocka_unit_test(charge_is_fenced_by_its_lock),
         cmocka_unit_test(refusals_are_stored_failures_are_not),
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(row_lock_does_not_stall_others),
