@@ -51,7 +51,7 @@ static void send_cart(struct req *req, struct resp *resp, const struct cart *c)
     json_w_arr_end(&w);
     json_w_int(&w, "totalAmount", c->total_krw);
     json_w_obj_end(&w);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
 }
 
 int api_cart_get(struct req *req, struct resp *resp, struct err *e)

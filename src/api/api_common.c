@@ -64,6 +64,7 @@ int api_idem_prepare(struct req *r, int64_t user_id, struct idem_request *idem, 
     if (idem_svc_prepare(idem, user_id, r->method, r->match.canonical,
                          req_header(r, "Idempotency-Key"), r->body, r->body_len, &r->arena, e))
         return -1;
+    idem->status = r->ok_status;
     idem->render_problem = render_problem;
     return 0;
 }

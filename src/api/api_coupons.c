@@ -82,7 +82,7 @@ int api_coupons_create(struct req *req, struct resp *resp, struct err *e)
         return -1;
     json_w_init(&w, &req->arena);
     coupon_write_json(&w, &out);
-    resp_json(resp, 201, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }
 
@@ -95,7 +95,7 @@ int api_coupons_get(struct req *req, struct resp *resp, struct err *e)
         return -1;
     json_w_init(&w, &req->arena);
     coupon_write_json(&w, &c);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }
 
@@ -111,7 +111,7 @@ int api_coupons_issue(struct req *req, struct resp *resp, struct err *e)
         return -1;
     json_w_init(&w, &req->arena);
     user_coupon_write_json(&w, &uc, clock_now_us());
-    resp_json(resp, 201, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }
 
@@ -137,6 +137,6 @@ int api_coupons_mine(struct req *req, struct resp *resp, struct err *e)
         user_coupon_write_json(&w, &list[i], now);
     json_w_arr_end(&w);
     json_w_obj_end(&w);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }

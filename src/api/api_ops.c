@@ -19,7 +19,7 @@ int api_ops_healthz(struct req *req, struct resp *resp, struct err *e)
 {
     static const char ok[] = "{\"status\":\"ok\"}";
 
-    resp_body(resp, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
+    resp_body(resp, req->ok_status, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
     return 0;
 }
 
@@ -35,7 +35,7 @@ int api_ops_readyz(struct req *req, struct resp *resp, struct err *e)
     json_w_str(&w, "mariadb", r.mariadb_ok ? "ok" : "down");
     json_w_str(&w, "redis", r.redis_ok ? "ok" : "down");
     json_w_obj_end(&w);
-    resp_json(resp, r.mariadb_ok ? 200 : 503, &w);
+    resp_json(resp, r.mariadb_ok ? req->ok_status : 503, &w);
     if (!r.mariadb_ok)
         resp_header(resp, "Retry-After", "1");
     return 0;
@@ -47,12 +47,12 @@ int api_ops_metrics(struct req *req, struct resp *resp, struct err *e)
 
     buf_init(&b, &req->arena, 16384);
     metrics_render(&b);
-    resp_body(resp, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    resp_body(resp, req->ok_status, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     return 0;
 }
 
 int api_ops_openapi(struct req *req, struct resp *resp, struct err *e)
 {
-    resp_body(resp, 200, "application/yaml", openapi_yaml, openapi_yaml_len);
+    resp_body(resp, req->ok_status, "application/yaml", openapi_yaml, openapi_yaml_len);
     return 0;
 }

@@ -45,24 +45,6 @@ static const struct json_spec user_spec[] = {
     JSON_END,
 };
 
-static const char *render_order(const void *result, struct arena *a)
-{
-    struct json_w w;
-
-    json_w_init(&w, a);
-    order_write_json(&w, result);
-    return json_w_text(&w, NULL);
-}
-
-static const char *render_payment(const void *result, struct arena *a)
-{
-    struct json_w w;
-
-    json_w_init(&w, a);
-    payment_write_json(&w, result);
-    return json_w_text(&w, NULL);
-}
-
 /* Checks the token is the body's user's, and reads the idempotency key. */
 static int prepare(struct req *req, int64_t user_id, struct idem_request *idem, struct err *e)
 {
@@ -93,7 +75,7 @@ int api_orders_create(struct req *req, struct resp *resp, struct err *e)
         check_lines(&in, e) || prepare(req, in.user_id, &idem, e))
         return -1;
     struct order_request rq = {in.user_id, in.items.items, in.items.count, in.coupon_id};
-    if (order_svc_create(api_svc(req), &idem, &rq, render_order, &req->arena, &out, e))
+    if (order_svc_create(api_svc(req), &idem, &rq, &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);
     return 0;
@@ -107,8 +89,7 @@ int api_orders_pay(struct req *req, struct resp *resp, struct err *e)
 
     if (json_decode(req->body, req->body_len, user_spec, &in, &req->arena, e) ||
         prepare(req, in.user_id, &idem, e) ||
-        order_svc_pay(api_svc(req), &idem, req_param(req, 0), in.user_id, render_payment,
-                      &req->arena, &out, e))
+        order_svc_pay(api_svc(req), &idem, req_param(req, 0), &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);
     return 0;
@@ -122,8 +103,7 @@ int api_orders_cancel(struct req *req, struct resp *resp, struct err *e)
 
     if (json_decode(req->body, req->body_len, user_spec, &in, &req->arena, e) ||
         prepare(req, in.user_id, &idem, e) ||
-        order_svc_cancel(api_svc(req), &idem, req_param(req, 0), in.user_id, render_order,
-                         &req->arena, &out, e))
+        order_svc_cancel(api_svc(req), &idem, req_param(req, 0), &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);
     return 0;
@@ -139,7 +119,7 @@ int api_orders_get(struct req *req, struct resp *resp, struct err *e)
         return -1;
     json_w_init(&w, &req->arena);
     order_write_json(&w, &o);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }
 
@@ -174,6 +154,6 @@ int api_orders_mine(struct req *req, struct resp *resp, struct err *e)
     else
         json_w_null(&w, "nextCursor");
     json_w_obj_end(&w);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }

@@ -39,11 +39,11 @@ static const struct json_spec patch_spec[] = {
     JSON_END,
 };
 
-static void send_product(struct req *req, struct resp *resp, int status, const struct product *p)
+static void send_product(struct req *req, struct resp *resp, const struct product *p)
 {
     const char *json = product_to_json(p, &req->arena);
 
-    resp_body(resp, status, "application/json; charset=utf-8", json, strlen(json));
+    resp_body(resp, req->ok_status, "application/json; charset=utf-8", json, strlen(json));
 }
 
 int api_products_list(struct req *req, struct resp *resp, struct err *e)
@@ -71,7 +71,7 @@ int api_products_list(struct req *req, struct resp *resp, struct err *e)
     else
         json_w_null(&w, "nextCursor");
     json_w_obj_end(&w);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }
 
@@ -82,7 +82,7 @@ int api_products_get(struct req *req, struct resp *resp, struct err *e)
 
     if (product_svc_get(api_svc(req), req_param(req, 0), &req->arena, &p, &json, e))
         return -1;
-    resp_body(resp, 200, "application/json; charset=utf-8", json, strlen(json));
+    resp_body(resp, req->ok_status, "application/json; charset=utf-8", json, strlen(json));
     return 0;
 }
 
@@ -96,7 +96,7 @@ int api_products_top(struct req *req, struct resp *resp, struct err *e)
         api_query_int(req, "limit", TOP_DEFAULT_LIMIT, 1, PRODUCT_TOP_LIMIT_MAX, &limit, e) ||
         product_svc_top(api_svc(req), (int)days, (int)limit, &req->arena, &json, e))
         return -1;
-    resp_body(resp, 200, "application/json; charset=utf-8", json, strlen(json));
+    resp_body(resp, req->ok_status, "application/json; charset=utf-8", json, strlen(json));
     return 0;
 }
 
@@ -109,7 +109,7 @@ int api_products_create(struct req *req, struct resp *resp, struct err *e)
     if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e) ||
         product_svc_create(api_svc(req), &in, &req->arena, &out, e))
         return -1;
-    send_product(req, resp, 201, &out);
+    send_product(req, resp, &out);
     return 0;
 }
 
@@ -121,6 +121,6 @@ int api_products_patch(struct req *req, struct resp *resp, struct err *e)
     if (json_decode(req->body, req->body_len, patch_spec, &patch, &req->arena, e) ||
         product_svc_patch(api_svc(req), req_param(req, 0), &patch, &req->arena, &out, e))
         return -1;
-    send_product(req, resp, 200, &out);
+    send_product(req, resp, &out);
     return 0;
 }

@@ -48,12 +48,8 @@ int api_users_create(struct req *req, struct resp *resp, struct err *e)
         user_svc_create(api_svc(req), in.name, &req->arena, &user, e))
         return -1;
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_int(&w, "userId", user.user_id);
-    json_w_str(&w, "name", user.name);
-    json_w_int(&w, "balance", user.balance_krw);
-    json_w_obj_end(&w);
-    resp_json(resp, 201, &w);
+    user_write_json(&w, &user);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }
 
@@ -65,27 +61,9 @@ int api_users_balance(struct req *req, struct resp *resp, struct err *e)
     if (balance_svc_get(api_svc(req), req_param(req, 0), &req->arena, &user, e))
         return -1;
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_int(&w, "userId", user.user_id);
-    json_w_int(&w, "balance", user.balance_krw);
-    json_w_obj_end(&w);
-    resp_json(resp, 200, &w);
+    balance_write_json(&w, &user);
+    resp_json(resp, req->ok_status, &w);
     return 0;
-}
-
-static const char *render_charge(const void *result, struct arena *a)
-{
-    const struct charge_result *r = result;
-    struct json_w w;
-
-    json_w_init(&w, a);
-    json_w_obj_begin(&w, NULL);
-    json_w_int(&w, "userId", r->user_id);
-    json_w_int(&w, "balance", r->balance_krw);
-    json_w_int(&w, "chargedAmount", r->charged_krw);
-    json_w_time(&w, "chargedAt", r->charged_us);
-    json_w_obj_end(&w);
-    return json_w_text(&w, NULL);
 }
 
 int api_users_charge(struct req *req, struct resp *resp, struct err *e)
@@ -97,26 +75,10 @@ int api_users_charge(struct req *req, struct resp *resp, struct err *e)
 
     if (json_decode(req->body, req->body_len, charge_spec, &in, &req->arena, e) ||
         api_idem_prepare(req, user_id, &idem, e) ||
-        balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, render_charge, &req->arena,
-                           &out, e))
+        balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);
     return 0;
-}
-
-static void render_entry(struct json_w *w, const struct balance_entry *en)
-{
-    json_w_obj_begin(w, NULL);
-    json_w_int(w, "entryId", en->entry_id);
-    json_w_str(w, "type", balance_entry_type_name(en->type));
-    json_w_int(w, "amount", en->amount_krw);
-    json_w_int(w, "balanceAfter", en->balance_after_krw);
-    if (en->order_id)
-        json_w_int(w, "orderId", en->order_id);
-    else
-        json_w_null(w, "orderId");
-    json_w_time(w, "createdAt", en->created_us);
-    json_w_obj_end(w);
 }
 
 int api_users_history(struct req *req, struct resp *resp, struct err *e)
@@ -137,7 +99,7 @@ int api_users_history(struct req *req, struct resp *resp, struct err *e)
     json_w_obj_begin(&w, NULL);
     json_w_arr_begin(&w, "entries");
     for (size_t i = 0; i < count; i++)
-        render_entry(&w, &entries[i]);
+        balance_entry_write_json(&w, &entries[i]);
     json_w_arr_end(&w);
     if (more)
         json_w_str(&w, "nextCursor",
@@ -145,6 +107,6 @@ int api_users_history(struct req *req, struct resp *resp, struct err *e)
     else
         json_w_null(&w, "nextCursor");
     json_w_obj_end(&w);
-    resp_json(resp, 200, &w);
+    resp_json(resp, req->ok_status, &w);
     return 0;
 }

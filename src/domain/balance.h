@@ -26,9 +26,25 @@ struct balance_entry {
     int64_t created_us;
 };
 
+/* What a charge did: the response of POST /api/users/{userId}/balance/charge. */
+struct charge_result {
+    int64_t user_id;
+    int64_t balance_krw;
+    int64_t charged_krw;
+    int64_t charged_us;
+};
+
 /* "CHARGE", "PAYMENT", "REFUND" (the contract's names and the database's ENUM values). */
 const char *balance_entry_type_name(enum balance_entry_type t);
 /* The inverse; -1 for an unknown name. */
 int balance_entry_type_parse(const char *name, enum balance_entry_type *out);
+
+struct json_w;
+
+/* The contract's JSON of each (API.md "Users and balances"). */
+void user_write_json(struct json_w *w, const struct user *u);
+void balance_write_json(struct json_w *w, const struct user *u);
+void charge_write_json(struct json_w *w, const struct charge_result *r);
+void balance_entry_write_json(struct json_w *w, const struct balance_entry *en);
 
 #endif

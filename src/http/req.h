@@ -26,7 +26,8 @@ struct req {
     size_t body_len;
     struct auth auth;
     char request_id[40];
-    void *app; /* the service environment the server was started with */
+    void *app;     /* the service environment the server was started with */
+    int ok_status; /* the route's status of a success */
     int64_t start_us;
 
     /* server-private */

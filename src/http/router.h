@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 /*
- * Routes as data: {method, pattern, handler, auth}. A pattern is a path whose segments are
+ * Routes as data: {method, pattern, handler, auth, status}. A pattern is a path whose segments are
  * literals or "{name}" placeholders; a placeholder matches only a positive 64-bit decimal
  * integer in canonical form (router_parse_id), parsed into params[] in order. The path is the
  * raw one of the request line (no percent-decoding, no query), so that each resource has one
@@ -32,6 +32,7 @@ struct route {
     const char *pattern;
     route_handler_fn *handler;
     enum route_auth auth;
+    int status; /* of a success: the handler answers with it (req->ok_status) */
 };
 
 #define ROUTER_MAX_PARAMS 4

@@ -156,6 +156,7 @@ static int dispatch(struct server *s, struct req *req, struct resp *resp, struct
     const struct route *rt = &s->opt.routes[req->route];
     if (authorise(s, req, rt, e))
         return -1;
+    req->ok_status = rt->status;
     if (req->body_len && !is_json_type(req_header(req, "Content-Type")))
         return err_set(e, ERR_UNSUPPORTED_MEDIA_TYPE, "request body must be application/json");
     return rt->handler(req, resp, e);
@@ -176,10 +177,10 @@ static void access_log(struct server *s, struct req *req, int status, int64_t du
     log_escape(rid, sizeof(rid), req->request_id, strlen(req->request_id));
     log_escape(method, sizeof(method), req->method, strnlen(req->method, 16));
     log_escape(path, sizeof(path), req->path, strnlen(req->path, 256));
-    int n = snprintf(line, sizeof(line), "%s access rid=%s %s %s route=\"%s\" status=%d us=%lld",
-                     ts, rid, method, path,
-                     req->route >= 0 ? s->opt.routes[req->route].pattern : "-", status,
-                     (long long)dur_us);
+    int n =
+        snprintf(line, sizeof(line), "%s access rid=%s %s %s route=\"%s\" status=%d us=%lld", ts,
+                 rid, method, path, req->route >= 0 ? s->opt.routes[req->route].pattern : "-",
+                 status, (long long)dur_us);
     if (n > 0)
         log_line(line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1);
 }
@@ -289,14 +290,13 @@ struct server *server_start(const struct server_options *opt, struct err *e)
     s->opt = *opt;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->instance_tag = (unsigned)((ts.tv_nsec ^ (getpid() << 8)) & 0xffffff);
-    s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                                 0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                                 MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        60u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->daemon) {
         free(s);
         err_set(e, ERR_UNAVAILABLE, "cannot listen on %s:%d", opt->host, opt->port);

@@ -59,19 +59,10 @@ int balance_repo_page(struct db_conn *c, int64_t user_id, int64_t before_id, int
 /* Why shopd_charge_begin refused, from the row it read, into e; ERR_INTERNAL for an outcome
  * it should never give. */
 static void refusal(const char *outcome, int64_t user_id, int64_t balance, int64_t row_fence,
-                    int64_t fence, int64_t amount_krw, int64_t max_krw, const char *key,
-                    struct err *e)
+                    int64_t fence, int64_t amount_krw, int64_t max_krw, struct err *e)
 {
     if (!strcmp(outcome, "no_user")) {
         err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)user_id);
-    } else if (!strcmp(outcome, "claim_wait")) {
-        /* Caught in the procedure, so db.c's error path did not count it. */
-        metrics_inc(METRIC_DB_ERRORS);
-        err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
-                "timed out behind a request with idempotency key '%.64s'; retry", key);
-    } else if (!strcmp(outcome, "effect_wait")) {
-        metrics_inc(METRIC_DB_ERRORS);
-        err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");
     } else if (strcmp(outcome, "refused")) {
         err_set(e, ERR_INTERNAL, "shopd_charge_begin answered '%.32s'", outcome);
     } else if (fence && row_fence > fence) {
@@ -87,19 +78,18 @@ static void refusal(const char *outcome, int64_t user_id, int64_t balance, int64
 int balance_repo_charge_begin(struct db_conn *c, int64_t user_id, const struct idem_row_key *key,
                               const unsigned char fingerprint[32], int64_t now_us,
                               int64_t amount_krw, int64_t max_krw, int64_t fence,
-                              enum balance_charge_start *how, int64_t *key_row_id,
-                              int64_t *balance_after_krw, struct err *e)
+                              enum idem_start *how, int64_t *key_row_id, int64_t *balance_after_krw,
+                              struct err *e)
 {
-    struct db_val p[] = {DB_INT(user_id),   DB_STR(key->method), DB_STR(key->path),
-                         DB_STR(key->key),  DB_BYTES(fingerprint, 32),
-                         DB_TIME(now_us),   DB_INT(amount_krw),  DB_INT(max_krw),
-                         DB_INT(fence)};
+    struct db_val p[] = {DB_INT(user_id),    DB_STR(key->method),       DB_STR(key->path),
+                         DB_STR(key->key),   DB_BYTES(fingerprint, 32), DB_TIME(now_us),
+                         DB_INT(amount_krw), DB_INT(max_krw),           DB_INT(fence)};
     struct arena a = ARENA_INIT;
     struct db_rows rows;
     int rc = -1;
 
     /* Nothing is committed by the call: on a lost connection it may be sent again. */
-    if (db_call(c, sql_charge_begin, p, ARRAY_SIZE(p), true, &a, &rows, e))
+    if (db_call(c, sql_charge_begin, p, ARRAY_SIZE(p), true, &a, &rows, 1, e))
         goto out;
     if (rows.nrows != 1 || rows.ncols != 4) {
         err_set(e, ERR_INTERNAL, "shopd_charge_begin answered %zu rows", rows.nrows);
@@ -108,18 +98,13 @@ int balance_repo_charge_begin(struct db_conn *c, int64_t user_id, const struct i
     const char *outcome = db_str(&rows, 0, 0);
     rc = 0;
     if (!strcmp(outcome, "charged")) {
-        *how = BALANCE_CHARGE_OPEN;
+        *how = IDEM_START_OPEN;
         *key_row_id = db_int(&rows, 0, 1);
         *balance_after_krw = db_int(&rows, 0, 2);
-    } else if (!strcmp(outcome, "duplicate")) {
-        *how = BALANCE_CHARGE_DUPLICATE;
-    } else if (!strcmp(outcome, "deadlock")) {
-        metrics_inc(METRIC_DB_ERRORS);
-        *how = BALANCE_CHARGE_DEADLOCK;
-    } else {
-        *how = BALANCE_CHARGE_REFUSED;
+    } else if (!idem_repo_shared_outcome(outcome, key->key, how, e)) {
+        *how = IDEM_START_REFUSED;
         refusal(outcome, user_id, db_int(&rows, 0, 2), db_int(&rows, 0, 3), fence, amount_krw,
-                max_krw, key->key, e);
+                max_krw, e);
         if (e->code == ERR_INTERNAL)
             rc = -1; /* not a refusal to store */
     }

@@ -19,13 +19,7 @@ int balance_repo_append(struct db_conn *c, int64_t user_id, const struct balance
 
 struct idem_row_key;
 
-/* How balance_repo_charge_begin went. */
-enum balance_charge_start {
-    BALANCE_CHARGE_OPEN,      /* transaction open: key claimed, balance raised, entry added */
-    BALANCE_CHARGE_DUPLICATE, /* rolled back: another request committed the key */
-    BALANCE_CHARGE_REFUSED,   /* rolled back, e says why */
-    BALANCE_CHARGE_DEADLOCK,  /* rolled back as a deadlock's victim */
-};
+enum idem_start;
 
 /*
  * A charge of user_id up to its response in one round trip (shopd_charge_begin, migration
@@ -33,7 +27,7 @@ enum balance_charge_start {
  * within max_krw (fenced as user_repo_add_balance: fence 0 is unguarded), its history entry.
  * The transaction is begun inside MariaDB, at the service's request: the one exception to
  * "repos never begin a transaction", as the round trip it saves is the point. *how says what
- * happened; OPEN leaves the transaction open with *key_row_id and *balance_after_krw, for
+ * happened (repo/idem_repo.h); OPEN leaves the transaction open with *key_row_id and *balance_after_krw, for
  * idem_repo_respond_commit. REFUSED: ERR_USER_NOT_FOUND, ERR_BALANCE_LIMIT, ERR_UNAVAILABLE (a
  * newer lock holder wrote the row, or a row-lock wait timed out in the effect) or
  * ERR_IDEMPOTENCY_IN_FLIGHT (the wait timed out on the claim). -1 with e when the call failed;
@@ -42,7 +36,7 @@ enum balance_charge_start {
 int balance_repo_charge_begin(struct db_conn *c, int64_t user_id, const struct idem_row_key *key,
                               const unsigned char fingerprint[32], int64_t now_us,
                               int64_t amount_krw, int64_t max_krw, int64_t fence,
-                              enum balance_charge_start *how, int64_t *key_row_id,
+                              enum idem_start *how, int64_t *key_row_id,
                               int64_t *balance_after_krw, struct err *e);
 
 /* Up to limit entries of the user older than before_id (0: from the newest), newest first,

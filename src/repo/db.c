@@ -193,8 +193,8 @@ static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
 static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
 {
     unsigned connect_timeout = 2;
-    unsigned rw_timeout = (unsigned)(p->opt.read_timeout_s > 0 ? p->opt.read_timeout_s
-                                                                : p->opt.lock_wait_s + 2);
+    unsigned rw_timeout =
+        (unsigned)(p->opt.read_timeout_s > 0 ? p->opt.read_timeout_s : p->opt.lock_wait_s + 2);
     long long failed_at = atomic_load(&p->connect_failed_at);
 
     if (failed_at && clock_monotonic_us() - failed_at < CONNECT_BACKOFF_US)
@@ -692,42 +692,58 @@ out:
     return rc;
 }
 
-/* Reads and frees the results a CALL sends after its first (the last is its status). */
-static int drain_results(struct db_conn *c, MYSQL_STMT *st, struct err *e)
+/* Copies the result set st now holds into out (as db_query does) and frees it on the server's
+ * side. */
+static int store_set(struct db_conn *c, MYSQL_STMT *st, struct arena *a, struct db_rows *out,
+                     struct err *e)
 {
+    MYSQL_RES *meta = NULL;
     int rc;
 
-    while ((rc = mysql_stmt_next_result(st)) == 0)
-        if (mysql_stmt_field_count(st) > 0) {
+    if (mysql_stmt_store_result(st) || !(meta = mysql_stmt_result_metadata(st)))
+        rc = stmt_fail(c, st, "call result", e);
+    else
+        rc = fetch_all(c, st, meta, a, out, e);
+    if (meta)
+        mysql_free_result(meta);
+    if (c->mysql)
+        mysql_stmt_free_result(st);
+    return rc;
+}
+
+/* Reads every result set the CALL on st sends, keeping the first nsets; the last result is the
+ * CALL's own status. */
+static int read_sets(struct db_conn *c, MYSQL_STMT *st, struct arena *a, struct db_rows *sets,
+                     size_t nsets, struct err *e)
+{
+    struct err ignored; /* after a failure, the one already in e stands */
+    size_t stored = 0;
+    int next = 0;
+    int rc = 0;
+
+    do {
+        if (!c->mysql || !mysql_stmt_field_count(st))
+            continue;
+        if (stored < nsets && !rc) {
+            rc = store_set(c, st, a, &sets[stored++], e);
+        } else {
             mysql_stmt_store_result(st);
             mysql_stmt_free_result(st);
         }
-    return rc > 0 ? stmt_fail(c, st, "next result", e) : 0;
+    } while (c->mysql && (next = mysql_stmt_next_result(st)) == 0);
+    if (c->mysql && next > 0)
+        rc = stmt_fail(c, st, "next result", rc ? &ignored : e);
+    return rc;
 }
 
 int db_call(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
-            bool retry_safe, struct arena *a, struct db_rows *out, struct err *e)
+            bool retry_safe, struct arena *a, struct db_rows *sets, size_t nsets, struct err *e)
 {
-    int rc = 0;
-
-    memset(out, 0, sizeof(*out));
+    memset(sets, 0, nsets * sizeof(*sets));
     MYSQL_STMT *st = run_stmt(c, sql, params, nparams, retry_safe, e);
     if (!st)
         return -1;
-    if (mysql_stmt_field_count(st) > 0) {
-        MYSQL_RES *meta = NULL;
-        if (mysql_stmt_store_result(st) || !(meta = mysql_stmt_result_metadata(st)))
-            rc = stmt_fail(c, st, "call result", e);
-        else
-            rc = fetch_all(c, st, meta, a, out, e);
-        if (meta)
-            mysql_free_result(meta);
-        if (c->mysql)
-            mysql_stmt_free_result(st);
-    }
-    struct err ignored; /* a failure already in e stands */
-    if (c->mysql && drain_results(c, st, rc ? &ignored : e))
-        rc = -1;
+    int rc = read_sets(c, st, a, sets, nsets, e);
     /* A procedure may begin or end the transaction: the server's status says which. */
     unsigned int status = 0;
     if (c->mysql && !mariadb_get_infov(c->mysql, MARIADB_CONNECTION_SERVER_STATUS, &status))

@@ -115,15 +115,15 @@ int db_query(struct db_conn *c, const char *sql, const struct db_val *params, si
              struct arena *a, struct db_rows *out, struct err *e);
 
 /*
- * Runs a CALL of a stored procedure: its first result set, if any, is copied into out (as
- * db_query), the results after it are read and dropped. retry_safe says that a connection
- * lost on the checkout's first statement may be replaced and the CALL sent again (it commits
- * nothing). A procedure may begin or commit the connection's transaction: afterwards the
- * connection knows whether one is open from the server's own status, as db_release and the
- * retry rules need.
+ * Runs a CALL of a stored procedure: its first nsets result sets are copied into sets[] (as
+ * db_query; the sets it did not send are left empty), the results after them read and dropped.
+ * retry_safe says that a connection lost on the checkout's first statement may be replaced
+ * and the CALL sent again (it commits nothing). A procedure may begin or commit the
+ * connection's transaction: afterwards the connection knows whether one is open from the
+ * server's own status, as db_release and the retry rules need.
  */
 int db_call(struct db_conn *c, const char *sql, const struct db_val *params, size_t nparams,
-            bool retry_safe, struct arena *a, struct db_rows *out, struct err *e);
+            bool retry_safe, struct arena *a, struct db_rows *sets, size_t nsets, struct err *e);
 
 /* Runs a trusted multi-statement script (a migration file), not a prepared statement. */
 int db_exec_script(struct db_conn *c, const char *sql, struct err *e);

@@ -5,6 +5,7 @@
 #include "core/arena.h"
 #include "core/array.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "repo/db.h"
 
 #include "core/banned.h"
@@ -21,6 +22,8 @@ static const char sql_insert[] =
     "INSERT INTO idempotency_keys (user_id, method, path, idem_key, fingerprint, status_code, "
     "response_body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_respond_commit[] = "CALL shopd_respond_commit(?, ?, ?)";
+static const char sql_respond_commit_event[] =
+    "CALL shopd_respond_commit_event(?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
 static int find(struct db_conn *c, const char *sql, const struct idem_row_key *key, struct arena *a,
@@ -91,26 +94,48 @@ static int insert(struct db_conn *c, const struct idem_row_key *key, const struc
     return -1;
 }
 
-int idem_repo_claim(struct db_conn *c, const struct idem_row_key *key,
-                    const unsigned char fingerprint[32], int64_t now_us, int64_t *row_id,
-                    bool *duplicate, struct err *e)
-{
-    struct idem_row row = {.status = 0, .body = ""};
-
-    memcpy(row.fingerprint, fingerprint, sizeof(row.fingerprint));
-    return insert(c, key, &row, now_us, row_id, duplicate, e);
-}
-
 int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, const char *body,
-                             struct err *e)
+                             const struct idem_event *event, struct err *e)
 {
     struct db_val p[] = {DB_INT(row_id), DB_INT(status), DB_STR(body)};
     struct arena a = ARENA_INIT;
     struct db_rows none;
+    int rc;
 
-    int rc = db_call(c, sql_respond_commit, p, ARRAY_SIZE(p), false, &a, &none, e);
+    if (event) {
+        struct db_val q[] = {DB_INT(row_id),         DB_INT(status),
+                             DB_STR(body),           DB_STR(event->event_id),
+                             DB_STR(event->type),    DB_INT(event->aggregate_id),
+                             DB_STR(event->payload), DB_TIME(event->at_us)};
+        rc = db_call(c, sql_respond_commit_event, q, ARRAY_SIZE(q), false, &a, &none, 1, e);
+    } else {
+        rc = db_call(c, sql_respond_commit, p, ARRAY_SIZE(p), false, &a, &none, 1, e);
+    }
     arena_release(&a);
     return rc;
+}
+
+bool idem_repo_shared_outcome(const char *outcome, const char *key, enum idem_start *how,
+                              struct err *e)
+{
+    if (!strcmp(outcome, "duplicate")) {
+        *how = IDEM_START_DUPLICATE;
+    } else if (!strcmp(outcome, "deadlock")) {
+        metrics_inc(METRIC_DB_ERRORS); /* caught in the procedure: db.c did not count it */
+        *how = IDEM_START_AGAIN;
+    } else if (!strcmp(outcome, "claim_wait")) {
+        metrics_inc(METRIC_DB_ERRORS);
+        *how = IDEM_START_REFUSED;
+        err_set(e, ERR_IDEMPOTENCY_IN_FLIGHT,
+                "timed out behind a request with idempotency key '%.64s'; retry", key);
+    } else if (!strcmp(outcome, "effect_wait")) {
+        metrics_inc(METRIC_DB_ERRORS);
+        *how = IDEM_START_REFUSED;
+        err_set(e, ERR_UNAVAILABLE, "a lock wait timed out; retry");
+    } else {
+        return false;
+    }
+    return true;
 }
 
 int idem_repo_insert(struct db_conn *c, const struct idem_row_key *key, const struct idem_row *row,

@@ -36,23 +36,42 @@ int idem_repo_find(struct db_conn *c, const struct idem_row_key *key, struct are
 int idem_repo_find_unless_held(struct db_conn *c, const struct idem_row_key *key, struct arena *a,
                                struct idem_row *out, bool *found, struct err *e);
 
-/*
- * Claims key inside the caller's transaction, before its effect: inserts its row with the
- * fingerprint and no response yet (status 0), *row_id for idem_repo_respond. When another
- * transaction holds the same key, InnoDB makes this wait for it: *duplicate is set if it
- * committed; ERR_IDEMPOTENCY_IN_FLIGHT if the wait timed out (1205 on this statement can only
- * mean a request with this key is still running).
- */
-int idem_repo_claim(struct db_conn *c, const struct idem_row_key *key,
-                    const unsigned char fingerprint[32], int64_t now_us, int64_t *row_id,
-                    bool *duplicate, struct err *e);
+/* An event that a keyed write publishes through the outbox, committed with its response. */
+struct idem_event {
+    const char *event_id; /* unique: "order-42-paid" */
+    const char *type;
+    int64_t aggregate_id;
+    const char *payload;
+    int64_t at_us;
+};
 
-/* Stores the final response in the row claimed by this transaction and commits it, in one
- * round trip (shopd_respond_commit, migration 0009): the commit is the service's step
- * (idem_svc's finish), sent with the statement before it; the one other repo call that ends a
- * transaction. On failure the caller rolls back. */
+/*
+ * Stores the final response in the row claimed by this transaction, with event (may be NULL)
+ * into the outbox, and commits, in one round trip (shopd_respond_commit or
+ * shopd_respond_commit_event, migrations 0009 and 0010): the commit is the write engine's
+ * step, sent with the statements before it; the one other repo call that ends a transaction.
+ * On failure the caller rolls back.
+ */
 int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, const char *body,
-                             struct err *e);
+                             const struct idem_event *event, struct err *e);
+
+/* How the start of a keyed write went: the call to its procedure, which begins the
+ * transaction, claims the key and runs the effect (migrations 0009 and 0010). */
+enum idem_start {
+    IDEM_START_OPEN,      /* begun, key claimed, effect done: the transaction is open */
+    IDEM_START_DUPLICATE, /* rolled back: another request committed the key */
+    IDEM_START_REFUSED,   /* rolled back: e is the effect's refusal or a lock time-out */
+    IDEM_START_AGAIN,     /* rolled back as a deadlock's victim: worth another try */
+};
+
+/*
+ * The outcomes every write procedure shares (migration 0010's header): true for one of them,
+ * with *how and, for a lock wait that timed out, e: on the claim ERR_IDEMPOTENCY_IN_FLIGHT (only
+ * a request with this key can hold it), in the effect ERR_UNAVAILABLE. False for an outcome
+ * that is the procedure's own.
+ */
+bool idem_repo_shared_outcome(const char *outcome, const char *key, enum idem_start *how,
+                              struct err *e);
 
 /*
  * Inserts the complete row for key (a refusal, stored on its own after the effect rolled

@@ -1,27 +1,22 @@
 #include "repo/order_repo.h"
 
-#include <mysqld_error.h>
+#include <string.h>
 
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/metrics.h"
 #include "domain/order.h"
 #include "repo/db.h"
+#include "repo/idem_repo.h"
 
 #include "core/banned.h"
 
-static const char sql_insert[] =
-    "INSERT INTO orders (user_id, status, subtotal_krw, discount_krw, total_krw, coupon_id, "
-    "user_coupon_id, created_at, expires_at) VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?)";
-static const char sql_insert_item[] =
-    "INSERT INTO order_items (order_id, product_id, product_name, quantity, unit_price_krw, "
-    "subtotal_krw) VALUES (?, ?, ?, ?, ?, ?)";
 #define ORDER_COLUMNS                                                                \
     "SELECT id, user_id, status, subtotal_krw, discount_krw, total_krw, coupon_id, " \
     "user_coupon_id, created_at, expires_at, paid_at FROM orders "
 static const char sql_get[] = ORDER_COLUMNS "WHERE id = ?";
-/* Locks the order: pay, cancel and expiry each move it at most once from its state. */
-static const char sql_get_for_update[] = ORDER_COLUMNS "WHERE id = ? FOR UPDATE";
 static const char sql_items[] =
     "SELECT product_id, product_name, quantity, unit_price_krw, subtotal_krw FROM order_items "
     "WHERE order_id = ? ORDER BY product_id";
@@ -29,61 +24,10 @@ static const char sql_page[] =
     ORDER_COLUMNS "WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char sql_page_status[] =
     ORDER_COLUMNS "WHERE user_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?";
-static const char sql_transition[] =
-    "UPDATE orders SET status = ?, paid_at = IF(? = 'PAID', ?, paid_at), "
-    "closed_at = IF(? IN ('CANCELLED', 'EXPIRED'), ?, closed_at), fence = GREATEST(fence, ?) "
-    "WHERE id = ? AND status = ? AND fence <= ?";
-/* SKIP LOCKED: several instances sweep at once, each takes orders nobody else holds. */
-static const char sql_expired[] = "SELECT id FROM orders WHERE status = 'PENDING' AND "
-                                  "expires_at < ? ORDER BY expires_at LIMIT ? "
-                                  "FOR UPDATE SKIP LOCKED";
-static const char sql_insert_payment[] =
-    "INSERT INTO payments (order_id, user_id, amount_krw, status, paid_at) "
-    "VALUES (?, ?, ?, 'PAID', ?)";
-static const char sql_refund_payment[] =
-    "UPDATE payments SET status = 'REFUNDED' WHERE order_id = ? AND status = 'PAID'";
-static const char sql_add_event[] =
-    "INSERT INTO outbox (event_id, event_type, aggregate_id, payload, created_at) "
-    "VALUES (?, ?, ?, ?, ?)";
-/* Locks the user's coupon: one order at a time may use it. */
-static const char sql_find_coupon[] =
-    "SELECT uc.id, c.discount_type, c.discount_value FROM user_coupons uc "
-    "JOIN coupons c ON c.id = uc.coupon_id WHERE uc.user_id = ? AND uc.coupon_id = ? "
-    "AND uc.status = 'AVAILABLE' AND (c.ends_at IS NULL OR c.ends_at > ?) FOR UPDATE";
-static const char sql_attach_coupon[] =
-    "UPDATE user_coupons SET status = 'USED', used_at = ?, order_id = ? "
-    "WHERE id = ? AND status = 'AVAILABLE'";
-static const char sql_restore_coupon[] =
-    "UPDATE user_coupons SET status = 'AVAILABLE', used_at = NULL, order_id = NULL "
-    "WHERE order_id = ?";
-
-int order_repo_insert(struct db_conn *c, struct order *o, struct err *e)
-{
-    struct db_val p[] = {DB_INT(o->user_id),
-                         DB_INT(o->subtotal_krw),
-                         DB_INT(o->discount_krw),
-                         DB_INT(o->total_krw),
-                         o->coupon_id ? DB_INT(o->coupon_id) : DB_NULLV,
-                         o->user_coupon_id ? DB_INT(o->user_coupon_id) : DB_NULLV,
-                         DB_TIME(o->created_us),
-                         DB_TIME(o->expires_us)};
-
-    if (db_exec(c, sql_insert, p, 8, NULL, &o->order_id, e)) {
-        if (db_last_errno(c) == ER_NO_REFERENCED_ROW_2)
-            return err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist",
-                           (long long)o->user_id);
-        return -1;
-    }
-    for (size_t i = 0; i < o->count; i++) {
-        const struct order_item *it = &o->items[i];
-        struct db_val q[] = {DB_INT(o->order_id),        DB_INT(it->product_id),
-                             DB_STR(it->product_name),   DB_INT(it->quantity),
-                             DB_INT(it->unit_price_krw), DB_INT(it->subtotal_krw)};
-        if (db_exec(c, sql_insert_item, q, 6, NULL, NULL, e))
-            return -1;
-    }
-    return 0;
-}
+static const char sql_reserve[] = "CALL shopd_order_reserve(?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_place[] = "CALL shopd_order_place(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_settle[] = "CALL shopd_order_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_expire_due[] = "CALL shopd_expire_due(?, ?)";
 
 static int row_to_order(const struct db_rows *rows, size_t i, struct order *o, struct err *e)
 {
@@ -102,6 +46,20 @@ static int row_to_order(const struct db_rows *rows, size_t i, struct order *o, s
     return 0;
 }
 
+/* The lines of o, from rows of sql_items' columns. */
+static void rows_to_items(const struct db_rows *rows, struct order *o, struct arena *a)
+{
+    o->items = arena_calloc(a, rows->nrows, sizeof(*o->items));
+    o->count = rows->nrows;
+    for (size_t i = 0; i < rows->nrows; i++) {
+        o->items[i].product_id = db_int(rows, i, 0);
+        o->items[i].product_name = db_str(rows, i, 1);
+        o->items[i].quantity = db_int(rows, i, 2);
+        o->items[i].unit_price_krw = db_int(rows, i, 3);
+        o->items[i].subtotal_krw = db_int(rows, i, 4);
+    }
+}
+
 static int load_items(struct db_conn *c, struct order *o, struct arena *a, struct err *e)
 {
     struct db_val p[] = {DB_INT(o->order_id)};
@@ -109,57 +67,23 @@ static int load_items(struct db_conn *c, struct order *o, struct arena *a, struc
 
     if (db_query(c, sql_items, p, 1, a, &rows, e))
         return -1;
-    o->items = arena_calloc(a, rows.nrows, sizeof(*o->items));
-    o->count = rows.nrows;
-    for (size_t i = 0; i < rows.nrows; i++) {
-        o->items[i].product_id = db_int(&rows, i, 0);
-        o->items[i].product_name = db_str(&rows, i, 1);
-        o->items[i].quantity = db_int(&rows, i, 2);
-        o->items[i].unit_price_krw = db_int(&rows, i, 3);
-        o->items[i].subtotal_krw = db_int(&rows, i, 4);
-    }
+    rows_to_items(&rows, o, a);
     return 0;
 }
 
-int order_repo_get(struct db_conn *c, int64_t order_id, int for_update, struct arena *a,
-                   struct order *out, struct err *e)
+int order_repo_get(struct db_conn *c, int64_t order_id, struct arena *a, struct order *out,
+                   struct err *e)
 {
     struct db_val p[] = {DB_INT(order_id)};
     struct db_rows rows;
 
-    if (db_query(c, for_update ? sql_get_for_update : sql_get, p, 1, a, &rows, e))
+    if (db_query(c, sql_get, p, 1, a, &rows, e))
         return -1;
     if (!rows.nrows)
         return err_set(e, ERR_ORDER_NOT_FOUND, "order %lld does not exist", (long long)order_id);
     if (row_to_order(&rows, 0, out, e))
         return -1;
     return load_items(c, out, a, e);
-}
-
-int order_repo_transition(struct db_conn *c, int64_t order_id, enum order_status from,
-                          enum order_status to, int64_t at_us, int64_t fence, struct err *e)
-{
-    const char *to_name = order_status_name(to);
-    struct db_val p[] = {DB_STR(to_name),
-                         DB_STR(to_name),
-                         DB_TIME(at_us),
-                         DB_STR(to_name),
-                         DB_TIME(at_us),
-                         DB_INT(fence),
-                         DB_INT(order_id),
-                         DB_STR(order_status_name(from)),
-                         DB_INT(fence ? fence : INT64_MAX)};
-    uint64_t matched = 0;
-
-    if (db_exec(c, sql_transition, p, 9, &matched, NULL, e))
-        return -1;
-    if (!matched) {
-        if (fence)
-            metrics_inc(METRIC_LOCK_FENCE_REJECTIONS);
-        return err_set(e, ERR_UNAVAILABLE, "order %lld changed under us (fence or status); retry",
-                       (long long)order_id);
-    }
-    return 0;
 }
 
 int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int status,
@@ -183,86 +107,232 @@ int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int s
     return 0;
 }
 
-int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct arena *a, int64_t **ids,
-                       size_t *count, struct err *e)
+/* The lines of an order as shopd_order_reserve and shopd_order_place take them: a JSON array
+ * of [productId, quantity]. */
+static const char *lines_json(const struct order *o, struct arena *a)
+{
+    struct json_w w;
+
+    json_w_init(&w, a);
+    json_w_arr_begin(&w, NULL);
+    for (size_t i = 0; i < o->count; i++) {
+        json_w_arr_begin(&w, NULL);
+        json_w_int(&w, NULL, o->items[i].product_id);
+        json_w_int(&w, NULL, o->items[i].quantity);
+        json_w_arr_end(&w);
+    }
+    json_w_arr_end(&w);
+    return json_w_text(&w, NULL);
+}
+
+static int64_t wanted(const struct order *o, int64_t product_id)
+{
+    for (size_t i = 0; i < o->count; i++)
+        if (o->items[i].product_id == product_id)
+            return o->items[i].quantity;
+    return 0;
+}
+
+/* Why shopd_order_reserve refused, into e (ERR_INTERNAL for an outcome it never gives). */
+static void reserve_refusal(const char *outcome, const struct order *o, int64_t product_id,
+                            int64_t stock, struct err *e)
+{
+    if (!strcmp(outcome, "no_product"))
+        err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long)product_id);
+    else if (!strcmp(outcome, "out_of_stock"))
+        err_set(e, ERR_OUT_OF_STOCK, "product %lld has %lld in stock, %lld wanted",
+                (long long)product_id, (long long)stock, (long long)wanted(o, product_id));
+    else if (!strcmp(outcome, "coupon_not_usable"))
+        err_set(e, ERR_COUPON_NOT_USABLE, "user %lld has no available, unexpired coupon %lld",
+                (long long)o->user_id, (long long)o->coupon_id);
+    else if (!strcmp(outcome, "no_user"))
+        err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)o->user_id);
+    else
+        err_set(e, ERR_INTERNAL, "shopd_order_reserve answered '%.32s'", outcome);
+}
+
+/* The columns of the outcome row of shopd_order_reserve. */
+enum {
+    RESERVE_OUTCOME,
+    RESERVE_KEY_ID,
+    RESERVE_PRODUCT,
+    RESERVE_STOCK,
+    RESERVE_USER_COUPON,
+    RESERVE_COUPON_TYPE,
+    RESERVE_COUPON_VALUE,
+    RESERVE_COLUMNS
+};
+
+int order_repo_reserve(struct db_conn *c, const struct idem_row_key *key,
+                       const unsigned char fingerprint[32], int64_t now_us, struct order *o,
+                       struct arena *a, enum idem_start *how, int64_t *key_row_id,
+                       struct order_coupon *coupon, struct err *e)
+{
+    struct db_val p[] = {DB_INT(key->user_id),     DB_STR(key->method),       DB_STR(key->path),
+                         DB_STR(key->key),         DB_BYTES(fingerprint, 32), DB_TIME(now_us),
+                         DB_STR(lines_json(o, a)), DB_INT(o->coupon_id)};
+    struct db_rows sets[2];
+
+    /* Nothing is committed by the call: on a lost connection it may be sent again. */
+    if (db_call(c, sql_reserve, p, ARRAY_SIZE(p), true, a, sets, ARRAY_SIZE(sets), e))
+        return -1;
+    if (sets[0].nrows != 1 || sets[0].ncols != RESERVE_COLUMNS)
+        return err_set(e, ERR_INTERNAL, "shopd_order_reserve answered %zu rows", sets[0].nrows);
+    const char *outcome = db_str(&sets[0], 0, RESERVE_OUTCOME);
+    if (idem_repo_shared_outcome(outcome, key->key, how, e))
+        return 0;
+    if (strcmp(outcome, "reserved")) {
+        *how = IDEM_START_REFUSED;
+        reserve_refusal(outcome, o, db_int(&sets[0], 0, RESERVE_PRODUCT),
+                        db_int(&sets[0], 0, RESERVE_STOCK), e);
+        return e->code == ERR_INTERNAL ? -1 : 0; /* not a refusal to store */
+    }
+    /* The lines come back in the order they were given: ascending product id. */
+    if (sets[1].nrows != o->count)
+        return err_set(e, ERR_INTERNAL, "shopd_order_reserve priced %zu of %zu lines",
+                       sets[1].nrows, o->count);
+    for (size_t i = 0; i < o->count; i++) {
+        if (db_int(&sets[1], i, 0) != o->items[i].product_id)
+            return err_set(e, ERR_INTERNAL, "shopd_order_reserve priced another product");
+        o->items[i].product_name = db_str(&sets[1], i, 1);
+        o->items[i].unit_price_krw = db_int(&sets[1], i, 2);
+    }
+    *how = IDEM_START_OPEN;
+    *key_row_id = db_int(&sets[0], 0, RESERVE_KEY_ID);
+    coupon->user_coupon_id = db_int(&sets[0], 0, RESERVE_USER_COUPON);
+    coupon->type = db_str(&sets[0], 0, RESERVE_COUPON_TYPE);
+    coupon->value = db_int(&sets[0], 0, RESERVE_COUPON_VALUE);
+    return 0;
+}
+
+int order_repo_place(struct db_conn *c, struct order *o, struct arena *a, struct err *e)
+{
+    struct db_val p[] = {DB_INT(o->user_id),     DB_INT(o->subtotal_krw), DB_INT(o->discount_krw),
+                         DB_INT(o->total_krw),   DB_INT(o->coupon_id),    DB_INT(o->user_coupon_id),
+                         DB_TIME(o->created_us), DB_TIME(o->expires_us),  DB_STR(lines_json(o, a))};
+    struct db_rows rows;
+
+    if (db_call(c, sql_place, p, ARRAY_SIZE(p), false, a, &rows, 1, e))
+        return -1;
+    if (rows.nrows != 1)
+        return err_set(e, ERR_INTERNAL, "shopd_order_place answered %zu rows", rows.nrows);
+    o->order_id = db_int(&rows, 0, 0);
+    return 0;
+}
+
+/* The columns of the outcome row of shopd_order_settle. */
+enum {
+    SETTLE_OUTCOME,
+    SETTLE_KEY_ID,
+    SETTLE_BALANCE,
+    SETTLE_PAYMENT,
+    SETTLE_STATUS,
+    SETTLE_TOTAL,
+    SETTLE_COLUMNS
+};
+
+/* Why shopd_order_settle refused, into e (ERR_INTERNAL for an outcome it never gives). */
+static void settle_refusal(enum order_settle kind, const char *outcome, int64_t order_id,
+                           int64_t fence, const struct db_rows *row, struct err *e)
+{
+    const char *status = db_str(row, 0, SETTLE_STATUS);
+
+    if (!strcmp(outcome, "no_order")) {
+        err_set(e, ERR_ORDER_NOT_FOUND, "order %lld does not exist", (long long)order_id);
+    } else if (!strcmp(outcome, "wrong_state")) {
+        if (kind == ORDER_SETTLE_PAY)
+            err_set(e, ERR_ORDER_NOT_PAYABLE, "order %lld is %.16s, not PENDING",
+                    (long long)order_id, status);
+        else
+            err_set(e, ERR_ORDER_NOT_CANCELLABLE, "order %lld is %.16s", (long long)order_id,
+                    status);
+    } else if (!strcmp(outcome, "expired")) {
+        err_set(e, ERR_ORDER_NOT_PAYABLE, "order %lld expired at its time limit",
+                (long long)order_id);
+    } else if (!strcmp(outcome, "insufficient")) {
+        err_set(e, ERR_INSUFFICIENT_BALANCE, "balance %lld KRW is less than %lld KRW",
+                (long long)db_int(row, 0, SETTLE_BALANCE), (long long)db_int(row, 0, SETTLE_TOTAL));
+    } else if (!strcmp(outcome, "fenced")) {
+        if (fence)
+            metrics_inc(METRIC_LOCK_FENCE_REJECTIONS);
+        err_set(e, ERR_UNAVAILABLE, "order %lld changed under us (fence or status); retry",
+                (long long)order_id);
+    } else {
+        err_set(e, ERR_INTERNAL, "shopd_order_settle answered '%.32s'", outcome);
+    }
+}
+
+/* The states the domain lets an order be paid or cancelled from, as SET text: "PENDING,PAID". */
+static const char *from_states(enum order_settle kind, struct arena *a)
+{
+    static const enum order_status all[] = {ORDER_PENDING, ORDER_PAID, ORDER_CANCELLED,
+                                            ORDER_EXPIRED};
+    const char *set = "";
+
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+        if (kind == ORDER_SETTLE_PAY ? order_can_pay(all[i]) : order_can_cancel(all[i]))
+            set = arena_printf(a, "%s%s%s", set, *set ? "," : "", order_status_name(all[i]));
+    return set;
+}
+
+int order_repo_settle(struct db_conn *c, enum order_settle kind, const struct idem_row_key *key,
+                      const unsigned char fingerprint[32], int64_t now_us, int64_t order_id,
+                      int64_t fence, struct arena *a, enum idem_start *how, int64_t *key_row_id,
+                      struct order_settled *out, struct err *e)
+{
+    struct db_val p[] = {DB_STR(kind == ORDER_SETTLE_PAY ? "pay" : "cancel"),
+                         DB_STR(from_states(kind, a)),
+                         DB_INT(key->user_id),
+                         DB_STR(key->method),
+                         DB_STR(key->path),
+                         DB_STR(key->key),
+                         DB_BYTES(fingerprint, 32),
+                         DB_TIME(now_us),
+                         DB_INT(order_id),
+                         DB_INT(fence)};
+    struct db_rows sets[3];
+
+    if (db_call(c, sql_settle, p, ARRAY_SIZE(p), true, a, sets, ARRAY_SIZE(sets), e))
+        return -1;
+    if (sets[0].nrows != 1 || sets[0].ncols != SETTLE_COLUMNS)
+        return err_set(e, ERR_INTERNAL, "shopd_order_settle answered %zu rows", sets[0].nrows);
+    const char *outcome = db_str(&sets[0], 0, SETTLE_OUTCOME);
+    if (idem_repo_shared_outcome(outcome, key->key, how, e))
+        return 0;
+    /* An outcome that is not "done" was a refusal: a 5xx among them is not stored. */
+    if (strcmp(outcome, "done")) {
+        *how = IDEM_START_REFUSED;
+        settle_refusal(kind, outcome, order_id, fence, &sets[0], e);
+        return e->code == ERR_INTERNAL ? -1 : 0;
+    }
+    if (sets[1].nrows != 1)
+        return err_set(e, ERR_INTERNAL, "shopd_order_settle lost order %lld", (long long)order_id);
+    out->order = arena_calloc(a, 1, sizeof(*out->order));
+    if (row_to_order(&sets[1], 0, out->order, e) ||
+        order_status_parse(db_str(&sets[0], 0, SETTLE_STATUS), &out->was))
+        return err_set(e, ERR_INTERNAL, "order %lld has an unknown status", (long long)order_id);
+    rows_to_items(&sets[2], out->order, a);
+    out->balance_krw = db_int(&sets[0], 0, SETTLE_BALANCE);
+    out->payment_id = db_int(&sets[0], 0, SETTLE_PAYMENT);
+    *how = IDEM_START_OPEN;
+    *key_row_id = db_int(&sets[0], 0, SETTLE_KEY_ID);
+    return 0;
+}
+
+int order_repo_expire_due(struct db_conn *c, int64_t now_us, int limit, struct arena *a,
+                          size_t *expired, int64_t **product_ids, size_t *nproducts, struct err *e)
 {
     struct db_val p[] = {DB_TIME(now_us), DB_INT(limit)};
-    struct db_rows rows;
+    struct db_rows sets[2];
 
-    if (db_query(c, sql_expired, p, 2, a, &rows, e))
+    if (db_call(c, sql_expire_due, p, ARRAY_SIZE(p), true, a, sets, ARRAY_SIZE(sets), e))
         return -1;
-    *ids = arena_calloc(a, rows.nrows, sizeof(**ids));
-    for (size_t i = 0; i < rows.nrows; i++)
-        (*ids)[i] = db_int(&rows, i, 0);
-    *count = rows.nrows;
+    if (sets[0].nrows != 1)
+        return err_set(e, ERR_INTERNAL, "shopd_expire_due answered %zu rows", sets[0].nrows);
+    *expired = (size_t)db_int(&sets[0], 0, 0);
+    *product_ids = arena_calloc(a, sets[1].nrows, sizeof(**product_ids));
+    for (size_t i = 0; i < sets[1].nrows; i++)
+        (*product_ids)[i] = db_int(&sets[1], i, 0);
+    *nproducts = sets[1].nrows;
     return 0;
-}
-
-int order_repo_insert_payment(struct db_conn *c, int64_t order_id, int64_t user_id,
-                              int64_t amount_krw, int64_t at_us, int64_t *payment_id, struct err *e)
-{
-    struct db_val p[] = {DB_INT(order_id), DB_INT(user_id), DB_INT(amount_krw), DB_TIME(at_us)};
-
-    if (db_exec(c, sql_insert_payment, p, 4, NULL, payment_id, e)) {
-        if (db_last_errno(c) == ER_DUP_ENTRY)
-            return err_set(e, ERR_ORDER_NOT_PAYABLE, "order %lld is paid already",
-                           (long long)order_id);
-        return -1;
-    }
-    return 0;
-}
-
-int order_repo_refund_payment(struct db_conn *c, int64_t order_id, struct err *e)
-{
-    struct db_val p[] = {DB_INT(order_id)};
-
-    return db_exec(c, sql_refund_payment, p, 1, NULL, NULL, e);
-}
-
-int order_repo_add_event(struct db_conn *c, const char *event_id, const char *type,
-                         int64_t order_id, const char *payload, int64_t at_us, struct err *e)
-{
-    struct db_val p[] = {DB_STR(event_id), DB_STR(type), DB_INT(order_id), DB_STR(payload),
-                         DB_TIME(at_us)};
-
-    return db_exec(c, sql_add_event, p, 5, NULL, NULL, e);
-}
-
-int order_repo_use_coupon(struct db_conn *c, int64_t user_id, int64_t coupon_id, int64_t now_us,
-                          struct arena *a, int64_t *user_coupon_id, const char **type,
-                          int64_t *value, struct err *e)
-{
-    struct db_val p[] = {DB_INT(user_id), DB_INT(coupon_id), DB_TIME(now_us)};
-    struct db_rows rows;
-
-    if (db_query(c, sql_find_coupon, p, 3, a, &rows, e))
-        return -1;
-    if (!rows.nrows)
-        return err_set(e, ERR_COUPON_NOT_USABLE,
-                       "user %lld has no available, unexpired coupon %lld", (long long)user_id,
-                       (long long)coupon_id);
-    *user_coupon_id = db_int(&rows, 0, 0);
-    *type = db_str(&rows, 0, 1);
-    *value = db_int(&rows, 0, 2);
-    return 0;
-}
-
-int order_repo_attach_coupon(struct db_conn *c, int64_t user_coupon_id, int64_t order_id,
-                             int64_t now_us, struct err *e)
-{
-    struct db_val p[] = {DB_TIME(now_us), DB_INT(order_id), DB_INT(user_coupon_id)};
-    uint64_t matched = 0;
-
-    if (db_exec(c, sql_attach_coupon, p, 3, &matched, NULL, e))
-        return -1;
-    if (!matched)
-        return err_set(e, ERR_COUPON_NOT_USABLE, "coupon is no longer available");
-    return 0;
-}
-
-int order_repo_restore_coupon(struct db_conn *c, int64_t order_id, struct err *e)
-{
-    struct db_val p[] = {DB_INT(order_id)};
-
-    return db_exec(c, sql_restore_coupon, p, 1, NULL, NULL, e);
 }

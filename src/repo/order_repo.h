@@ -4,28 +4,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "domain/order.h"
+
 /*
- * Orders, their items, payments and outbox events. Called inside the caller's transaction.
- * Errors as in repo/db.h; a missing order is ERR_ORDER_NOT_FOUND.
+ * Orders, their items, payments and outbox events. Errors as in repo/db.h; a missing order is
+ * ERR_ORDER_NOT_FOUND.
  */
 
 struct arena;
 struct db_conn;
 struct err;
-struct order;
-enum order_status;
 
-/* Inserts the order and its items; fills o->order_id. */
-int order_repo_insert(struct db_conn *c, struct order *o, struct err *e);
-
-/* The order with its items; for_update locks the order row until the transaction ends. */
-int order_repo_get(struct db_conn *c, int64_t order_id, int for_update, struct arena *a,
-                   struct order *out, struct err *e);
-
-/* Moves the order from status `from` to `to` (paid_us sets paid_at when non-zero); the write
- * is conditional on the status (and on the fence when non-zero). 0 rows → ERR_INTERNAL. */
-int order_repo_transition(struct db_conn *c, int64_t order_id, enum order_status from,
-                          enum order_status to, int64_t at_us, int64_t fence, struct err *e);
+/* The order with its items. */
+int order_repo_get(struct db_conn *c, int64_t order_id, struct arena *a, struct order *out,
+                   struct err *e);
 
 /* A page of the user's orders, newest first, below before_id (0: from the newest), only in
  * status when status_filter is non-zero. */
@@ -33,28 +25,67 @@ int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int s
                     int64_t before_id, int limit, struct arena *a, struct order **out,
                     size_t *count, struct err *e);
 
-/* PENDING orders whose time ran out, oldest first, at most limit (skipping locked ones). */
-int order_repo_expired(struct db_conn *c, int64_t now_us, int limit, struct arena *a, int64_t **ids,
-                       size_t *count, struct err *e);
+/*
+ * The keyed writes of orders run as stored procedures (migration 0010), each a start that
+ * begins the transaction inside MariaDB, claims key (with fingerprint) and does the effect,
+ * leaving the transaction open on IDEM_START_OPEN for idem_repo_respond_commit: the exception
+ * to "repos never begin a transaction" that balance_repo_charge_begin makes too, for the
+ * round trips it saves. *how and e as idem_repo_shared_outcome, plus each one's refusals (e,
+ * *how REFUSED). -1 with e when the call failed; the caller rolls back.
+ */
+struct idem_row_key;
+enum idem_start;
 
-/* The payment row (unique per order: a second one is ERR_ORDER_NOT_PAYABLE). */
-int order_repo_insert_payment(struct db_conn *c, int64_t order_id, int64_t user_id,
-                              int64_t amount_krw, int64_t at_us, int64_t *payment_id,
-                              struct err *e);
-int order_repo_refund_payment(struct db_conn *c, int64_t order_id, struct err *e);
+/* The coupon an order reserved: the user's coupon row, locked, and its discount. */
+struct order_coupon {
+    int64_t user_coupon_id; /* 0: none */
+    const char *type;
+    int64_t value;
+};
 
-/* An outbox event, unique by event_id. */
-int order_repo_add_event(struct db_conn *c, const char *event_id, const char *type,
-                         int64_t order_id, const char *payload, int64_t at_us, struct err *e);
+/*
+ * An order's start: o->user_id's order of o->items (product_id and quantity, ids unique),
+ * every line's stock reserved in ascending id, product_name and unit_price_krw filled from the
+ * rows now locked, o->coupon_id's coupon locked into *coupon. Refusals:
+ * ERR_PRODUCT_NOT_FOUND, ERR_OUT_OF_STOCK, ERR_COUPON_NOT_USABLE, ERR_USER_NOT_FOUND.
+ */
+int order_repo_reserve(struct db_conn *c, const struct idem_row_key *key,
+                       const unsigned char fingerprint[32], int64_t now_us, struct order *o,
+                       struct arena *a, enum idem_start *how, int64_t *key_row_id,
+                       struct order_coupon *coupon, struct err *e);
 
-/* Coupon bookkeeping of an order: find and lock the user's AVAILABLE, unexpired coupon
- * (ERR_COUPON_NOT_USABLE otherwise; *type and *value describe it), mark it USED by the order,
- * or give it back when the order is cancelled or expires. */
-int order_repo_use_coupon(struct db_conn *c, int64_t user_id, int64_t coupon_id, int64_t now_us,
-                          struct arena *a, int64_t *user_coupon_id, const char **type,
-                          int64_t *value, struct err *e);
-int order_repo_attach_coupon(struct db_conn *c, int64_t user_coupon_id, int64_t order_id,
-                             int64_t now_us, struct err *e);
-int order_repo_restore_coupon(struct db_conn *c, int64_t order_id, struct err *e);
+/* In the transaction order_repo_reserve left open: the order (priced: its amounts and the
+ * lines' subtotals set) and its lines inserted, its coupon used; fills o->order_id. */
+int order_repo_place(struct db_conn *c, struct order *o, struct arena *a, struct err *e);
+
+enum order_settle { ORDER_SETTLE_PAY, ORDER_SETTLE_CANCEL };
+
+/* What a payment or cancel did: the order after it, with its lines. */
+struct order_settled {
+    struct order *order;
+    enum order_status was;
+    int64_t balance_krw; /* a payment's: the balance left */
+    int64_t payment_id;
+};
+
+/*
+ * A payment or cancel of key->user_id's order order_id, up to its response, from the states
+ * the domain allows (order_can_pay, order_can_cancel), fenced by fence as the order's lock (0 is
+ * unguarded). Refusals: ERR_ORDER_NOT_FOUND (also another user's order),
+ * ERR_ORDER_NOT_PAYABLE (not PENDING, or past its time limit), ERR_ORDER_NOT_CANCELLABLE,
+ * ERR_INSUFFICIENT_BALANCE; ERR_UNAVAILABLE for a newer lock holder (not stored).
+ */
+int order_repo_settle(struct db_conn *c, enum order_settle kind, const struct idem_row_key *key,
+                      const unsigned char fingerprint[32], int64_t now_us, int64_t order_id,
+                      int64_t fence, struct arena *a, enum idem_start *how, int64_t *key_row_id,
+                      struct order_settled *out, struct err *e);
+
+/*
+ * One sweep, committed in one call (shopd_expire_due): up to limit PENDING orders past their
+ * time that nobody holds, expired with their stock and coupons given back. *expired counts
+ * them; *product_ids (arena) are the products whose stock moved. Needs no transaction open.
+ */
+int order_repo_expire_due(struct db_conn *c, int64_t now_us, int limit, struct arena *a,
+                          size_t *expired, int64_t **product_ids, size_t *nproducts, struct err *e);
 
 #endif

@@ -37,18 +37,8 @@ int product_repo_get_for_update(struct db_conn *c, int64_t product_id, struct ar
 /* Writes every field of p (the caller read it for update). */
 int product_repo_update(struct db_conn *c, const struct product *p, int64_t now_us, struct err *e);
 
-/*
- * Stock movements of orders, each one conditional statement that locks the row:
- *   reserve:  stock → reserved (ERR_OUT_OF_STOCK naming the product when short,
- *             ERR_PRODUCT_NOT_FOUND when missing)
- *   release:  reserved → stock (cancel or expiry of a PENDING order)
- *   sell:     reserved → sold (payment)
- *   restock:  sold → stock (cancel of a PAID order)
- */
-int product_repo_reserve(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
-int product_repo_release(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
-int product_repo_sell(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
-int product_repo_restock(struct db_conn *c, int64_t product_id, int64_t quantity, struct err *e);
+/* The stock movements of orders (reserve, release, sell, restock) are statements of the
+ * order procedures (db/migrations/0010), each conditional on what it takes from. */
 
 /* Up to limit products with id > after_id, by id. */
 int product_repo_page(struct db_conn *c, int64_t after_id, int limit, struct arena *a,

@@ -5,14 +5,15 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "domain/balance.h"
 #include "domain/money.h"
-#include "redis/dlock.h"
 #include "repo/balance_repo.h"
 #include "repo/db.h"
 #include "repo/idem_repo.h"
 #include "repo/user_repo.h"
 #include "service/svc.h"
+#include "service/write.h"
 
 #include "core/banned.h"
 
@@ -46,63 +47,64 @@ int balance_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct user
     return rc;
 }
 
-struct charge_ctx {
+struct charge_args {
     int64_t user_id;
     int64_t amount_krw;
-    int64_t fence;
-    idem_render_fn *render;
 };
 
-/* The charge in one call (shopd_charge_begin): begin, claim, balance and history together. */
-static int charge_start(struct db_conn *c, const struct idem_request *r, void *arg,
-                        struct arena *a, struct idem_response *out, enum idem_start *how,
-                        int64_t *key_row_id, struct err *e)
+/* Per user, as the reference system did: lock -> begin -> work -> commit -> unlock. */
+static void charge_lock_name(const struct write_req *w, char *buf, size_t size)
 {
-    static const enum idem_start outcomes[] = {
-        [BALANCE_CHARGE_OPEN] = IDEM_START_OPEN,
-        [BALANCE_CHARGE_DUPLICATE] = IDEM_START_DUPLICATE,
-        [BALANCE_CHARGE_REFUSED] = IDEM_START_REFUSED,
-        [BALANCE_CHARGE_DEADLOCK] = IDEM_START_AGAIN,
-    };
-    struct charge_ctx *ctx = arg;
-    struct charge_result res = {
-        .user_id = ctx->user_id, .charged_krw = ctx->amount_krw, .charged_us = clock_now_us()};
-    struct idem_row_key key = {
-        .user_id = r->user_id, .method = r->method, .path = r->path, .key = r->key};
-    enum balance_charge_start started;
+    const struct charge_args *args = w->args;
 
-    if (balance_repo_charge_begin(c, ctx->user_id, &key, r->fingerprint, res.charged_us,
-                                  ctx->amount_krw, MONEY_BALANCE_MAX_KRW, ctx->fence, &started,
-                                  key_row_id, &res.balance_krw, e))
-        return -1;
-    *how = outcomes[started];
-    if (started == BALANCE_CHARGE_OPEN) {
-        out->status = 200;
-        out->body = ctx->render(&res, a);
-    }
-    return 0;
+    snprintf(buf, size, "user:%lld", (long long)args->user_id);
 }
 
-int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t user_id,
-                       int64_t amount_krw, idem_render_fn *render, struct arena *a,
-                       struct idem_response *out, struct err *e)
+/* The charge in one call (shopd_charge_begin): begin, claim, balance and history together. */
+static int charge_start(struct db_conn *c, const struct write_req *w, void *result, struct arena *a,
+                        enum idem_start *how, int64_t *key_row_id, struct err *e)
 {
-    struct charge_ctx ctx = {user_id, amount_krw, 0, render};
-    struct dlock lock;
-    char name[48];
+    const struct charge_args *args = w->args;
+    const struct idem_request *r = w->idem;
+    struct charge_result *res = result;
+    struct idem_row_key key = {
+        .user_id = r->user_id, .method = r->method, .path = r->path, .key = r->key};
+
+    (void)a;
+    *res = (struct charge_result){
+        .user_id = args->user_id, .charged_krw = args->amount_krw, .charged_us = w->now_us};
+    return balance_repo_charge_begin(c, args->user_id, &key, r->fingerprint, w->now_us,
+                                     args->amount_krw, MONEY_BALANCE_MAX_KRW, w->fence, how,
+                                     key_row_id, &res->balance_krw, e);
+}
+
+static const char *render_charge(const void *result, struct arena *a)
+{
+    struct json_w w;
+
+    json_w_init(&w, a);
+    charge_write_json(&w, result);
+    return json_w_text(&w, NULL);
+}
+
+static const struct write_op charge_op = {
+    .name = "charge",
+    .lock_name = charge_lock_name,
+    .start = charge_start,
+    .render = render_charge,
+};
+
+int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t user_id,
+                       int64_t amount_krw, struct arena *a, struct idem_response *out,
+                       struct err *e)
+{
+    struct charge_args args = {user_id, amount_krw};
+    struct charge_result result;
 
     if (amount_krw < MONEY_CHARGE_MIN_KRW || amount_krw > MONEY_CHARGE_MAX_KRW)
         return err_set(e, ERR_INVALID_AMOUNT, "amount must be between %lld and %lld KRW",
                        MONEY_CHARGE_MIN_KRW, MONEY_CHARGE_MAX_KRW);
-    /* Per user, as the reference system did: lock → begin → work → commit → unlock. */
-    snprintf(name, sizeof(name), "user:%lld", (long long)user_id);
-    if (svc_lock(s, name, &lock, e))
-        /* Behind this very key (409 IN_FLIGHT, or its answer), or behind other work (503)? */
-        return idem_svc_lock_timed_out(s, idem, a, out, e);
-    ctx.fence = lock.fence;
-    int rc = idem_svc_run_started(s, idem, svc_guard(s, &lock), charge_start, &ctx, a, out, e);
-    dlock_release(s->locks, &lock);
-    return rc;
+    return write_run(s, &charge_op, idem, &args, &result, a, out, e);
 }
 
 int balance_svc_history(struct svc *s, int64_t user_id, int64_t before_id, int limit,

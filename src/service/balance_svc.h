@@ -18,13 +18,6 @@ struct err;
 struct svc;
 struct user;
 
-struct charge_result {
-    int64_t user_id;
-    int64_t balance_krw;
-    int64_t charged_krw;
-    int64_t charged_us;
-};
-
 int user_svc_create(struct svc *s, const char *name, struct arena *a, struct user *out,
                     struct err *e);
 
@@ -33,15 +26,15 @@ int balance_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct user
 
 /*
  * Charges amount_krw to the user's balance once per idempotency key: one transaction holds the
- * key row, the conditional balance update and the CHARGE history entry. render turns the
- * struct charge_result into the response body that is stored with the key. A refusal
+ * key row, the conditional balance update and the CHARGE history entry (a struct charge_result,
+ * rendered into the response stored with the key). A refusal
  * (ERR_BALANCE_LIMIT, ERR_USER_NOT_FOUND) is stored with the key too and replayed, and a wait
  * for the user's lock that runs out behind this very key is ERR_IDEMPOTENCY_IN_FLIGHT, behind
  * other work ERR_UNAVAILABLE (service/idem_svc.h).
  */
 int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t user_id,
-                       int64_t amount_krw, idem_render_fn *render, struct arena *a,
-                       struct idem_response *out, struct err *e);
+                       int64_t amount_krw, struct arena *a, struct idem_response *out,
+                       struct err *e);
 
 /* A page of history, newest first: entries older than before_id (0: the newest), at most
  * limit; *more says whether older entries remain. */

@@ -14,9 +14,8 @@
 
 #include "core/banned.h"
 
-#define KEY_MAX_LEN  255
-#define MAX_ATTEMPTS 4
-#define PURGE_BATCH  1000
+#define KEY_MAX_LEN 255
+#define PURGE_BATCH 1000
 
 static const char body_key_field[] = "idempotencyKey";
 
@@ -63,7 +62,7 @@ int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method
     if (check_key(r->key, e))
         return -1;
     r->user_id = user_id;
-    r->lookup_first = false;
+    r->status = 0;
     r->render_problem = NULL;
     r->method = method;
     r->path = path;
@@ -89,8 +88,6 @@ static int replay(const struct idem_request *r, const struct idem_row *row,
     return 0;
 }
 
-enum attempt_result { ATTEMPT_DONE, ATTEMPT_AGAIN, ATTEMPT_FAILED };
-
 static struct idem_row_key row_key(const struct idem_request *r)
 {
     return (struct idem_row_key){r->user_id, r->method, r->path, r->key};
@@ -100,25 +97,18 @@ static struct idem_row_key row_key(const struct idem_request *r)
  * The key was committed by another request: its response, or 422 for another body. Should the
  * row be gone again (purged meanwhile), the caller tries again.
  */
-static enum attempt_result settle(struct db_conn *c, const struct idem_request *r, struct arena *a,
-                                  struct idem_response *out, struct err *e)
+enum idem_step idem_svc_settle(struct db_conn *c, const struct idem_request *r, struct arena *a,
+                               struct idem_response *out, struct err *e)
 {
     struct idem_row_key key = row_key(r);
     struct idem_row row;
     bool found;
 
     if (idem_repo_find(c, &key, a, &row, &found, e))
-        return ATTEMPT_FAILED;
+        return IDEM_STEP_FAILED;
     if (!found)
-        return ATTEMPT_AGAIN;
-    return replay(r, &row, out, e) ? ATTEMPT_FAILED : ATTEMPT_DONE;
-}
-
-/* After a failed statement: roll back; a deadlock is worth another try, nothing else is. */
-static enum attempt_result roll_back(struct db_conn *c)
-{
-    db_rollback(c);
-    return db_last_errno(c) == DB_ER_DEADLOCK ? ATTEMPT_AGAIN : ATTEMPT_FAILED;
+        return IDEM_STEP_AGAIN;
+    return replay(r, &row, out, e) ? IDEM_STEP_FAILED : IDEM_STEP_DONE;
 }
 
 /* The effect's own refusals are decided from what it read: outcomes, so stored. A 5xx, a lock
@@ -137,9 +127,9 @@ bool idem_svc_stores_refusal(enum err_code code)
  * the two, a duplicate waiting on our claim may have claimed the key: the INSERT waits for it
  * and replays what it stored, or answers ERR_IDEMPOTENCY_IN_FLIGHT if it is still running.
  */
-static enum attempt_result store_refusal(struct db_conn *c, const struct idem_request *r,
-                                         const struct dlock *guard, struct arena *a,
-                                         struct idem_response *out, struct err *e)
+enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_request *r,
+                                      const struct dlock *guard, struct arena *a,
+                                      struct idem_response *out, struct err *e)
 {
     struct idem_row_key key = row_key(r);
     struct idem_row row;
@@ -148,7 +138,7 @@ static enum attempt_result store_refusal(struct db_conn *c, const struct idem_re
 
     if (guard && !dlock_held(guard)) {
         err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before the refusal was stored");
-        return ATTEMPT_FAILED;
+        return IDEM_STEP_FAILED;
     }
     memcpy(row.fingerprint, r->fingerprint, SHA256_LEN);
     row.status = err_status(e->code);
@@ -156,133 +146,12 @@ static enum attempt_result store_refusal(struct db_conn *c, const struct idem_re
     err_clear(&stored);
     if (idem_repo_insert(c, &key, &row, clock_now_us(), &duplicate, &stored)) {
         *e = stored;
-        return db_last_errno(c) == DB_ER_DEADLOCK ? ATTEMPT_AGAIN : ATTEMPT_FAILED;
+        return db_last_errno(c) == DB_ER_DEADLOCK ? IDEM_STEP_AGAIN : IDEM_STEP_FAILED;
     }
     if (!duplicate)
-        return ATTEMPT_FAILED; /* with e, the refusal, as it is now stored */
+        return IDEM_STEP_FAILED; /* with e, the refusal, as it is now stored */
     err_clear(e);
-    return settle(c, r, a, out, e);
-}
-
-/* The end of a try whose effect ran: the lease checked, the response stored and committed. */
-static enum attempt_result finish(struct db_conn *c, const struct dlock *guard, int64_t row_id,
-                                  struct idem_response *out, struct err *e)
-{
-    if (guard && !dlock_held(guard)) {
-        db_rollback(c);
-        err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before commit; retry");
-        return ATTEMPT_FAILED;
-    }
-    if (idem_repo_respond_commit(c, row_id, out->status, out->body, e))
-        return roll_back(c);
-    out->replayed = false;
-    return ATTEMPT_DONE;
-}
-
-/* How a write runs: an effect after the engine's own begin and claim, or a start that does
- * all three in one call. */
-struct write_op {
-    idem_effect_fn *effect;
-    idem_start_fn *start;
-    void *ctx;
-};
-
-/*
- * One try: begin, the key's claim, the effect, the key's response, commit. The claim comes
- * first so that a duplicate waits on the key alone: a lock wait that times out on the claim
- * waited for a request with this key (409 IDEMPOTENCY_IN_FLIGHT), one that times out in the
- * effect waited for other work (503 UNAVAILABLE). Neither is stored.
- */
-static enum attempt_result attempt(struct db_conn *c, const struct idem_request *r,
-                                   const struct dlock *guard, const struct write_op *op,
-                                   struct arena *a, struct idem_response *out, struct err *e)
-{
-    struct idem_row_key key = row_key(r);
-    int64_t row_id = 0;
-    bool duplicate = false;
-
-    if (op->start) {
-        enum idem_start how = IDEM_START_AGAIN;
-        if (op->start(c, r, op->ctx, a, out, &how, &row_id, e))
-            return roll_back(c);
-        switch (how) {
-        case IDEM_START_OPEN:
-            return finish(c, guard, row_id, out, e);
-        case IDEM_START_DUPLICATE:
-            return settle(c, r, a, out, e);
-        case IDEM_START_REFUSED:
-            return idem_svc_stores_refusal(e->code) ? store_refusal(c, r, guard, a, out, e)
-                                                    : ATTEMPT_FAILED;
-        case IDEM_START_AGAIN:
-            return ATTEMPT_AGAIN;
-        }
-        BUG("unknown outcome of a write's start");
-    }
-    if (db_begin(c, e))
-        return ATTEMPT_FAILED;
-    if (idem_repo_claim(c, &key, r->fingerprint, clock_now_us(), &row_id, &duplicate, e))
-        return roll_back(c);
-    if (duplicate) {
-        db_rollback(c);
-        return settle(c, r, a, out, e);
-    }
-    if (op->effect(c, op->ctx, a, out, e)) {
-        enum attempt_result res = roll_back(c);
-        return res == ATTEMPT_FAILED && idem_svc_stores_refusal(e->code)
-                   ? store_refusal(c, r, guard, a, out, e)
-                   : res;
-    }
-    return finish(c, guard, row_id, out, e);
-}
-
-static int run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
-               const struct write_op *op, struct arena *a, struct idem_response *out,
-               struct err *e)
-{
-    enum attempt_result res = ATTEMPT_AGAIN;
-    struct db_conn *c;
-
-    if (!r->render_problem)
-        BUG("idempotent request without a problem renderer");
-    if (db_acquire(s->db, &c, e))
-        return -1;
-    err_clear(e);
-    /* Done already: replayed. Another body, or the lookup failed: e says so. */
-    if (r->lookup_first)
-        res = settle(c, r, a, out, e);
-    for (int i = 0; res == ATTEMPT_AGAIN && i < MAX_ATTEMPTS; i++) {
-        if (i)
-            metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
-        res = attempt(c, r, guard, op, a, out, e);
-    }
-    if (res == ATTEMPT_AGAIN) {
-        metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
-        err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", r->key);
-    }
-    db_release(s->db, c);
-    return res == ATTEMPT_DONE ? 0 : -1;
-}
-
-int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
-                 idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
-                 struct err *e)
-{
-    struct write_op op = {.effect = effect, .ctx = ctx};
-
-    if (!effect)
-        BUG("idem_svc_run without an effect");
-    return run(s, r, guard, &op, a, out, e);
-}
-
-int idem_svc_run_started(struct svc *s, const struct idem_request *r, const struct dlock *guard,
-                         idem_start_fn *start, void *ctx, struct arena *a,
-                         struct idem_response *out, struct err *e)
-{
-    struct write_op op = {.start = start, .ctx = ctx};
-
-    if (!start)
-        BUG("idem_svc_run_started without a start");
-    return run(s, r, guard, &op, a, out, e);
+    return idem_svc_settle(c, r, a, out, e);
 }
 
 int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct arena *a,

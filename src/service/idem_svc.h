@@ -10,21 +10,20 @@
 
 /*
  * Idempotency keys (API.md "Idempotency"): one effect per key, whatever the concurrency, and
- * one outcome per key, refusals included.
- *
- * idem_svc_run() runs a service's effect in one MariaDB transaction whose first statement
- * claims the key (inserts its row, unique per user, method, concrete path and key, with no
- * response yet) and whose last stores the response in it. A concurrent duplicate waits on that
- * unique key inside MariaDB, never on the effect's rows, until the first commits, then replays
- * its response; if the first failed (rolled back, nothing stored), the duplicate runs the
- * effect itself. A different body under the same key gets ERR_IDEMPOTENCY_KEY_REUSED.
+ * one outcome per key, refusals included. The write engine (service/write.h) runs every keyed
+ * write in one MariaDB transaction whose first statement claims the key (inserts its row,
+ * unique per user, method, concrete path and key, with no response yet) and whose last stores
+ * the response in it. A concurrent duplicate waits on that unique key inside MariaDB, never on
+ * the effect's rows, until the first commits, then replays its response; if the first failed
+ * (rolled back, nothing stored), the duplicate runs the effect itself. A different body under
+ * the same key gets ERR_IDEMPOTENCY_KEY_REUSED.
  *
  * What is stored, and replayed with Idempotent-Replayed: true:
  * - a success of the effect, with its rendered body;
  * - a refusal of the effect (a 404 or 409 it decided, e.g. ERR_INSUFFICIENT_BALANCE): the
  *   effect is rolled back whole and the key row alone is stored with the problem document
- *   that is sent (rendered by the request's render_problem), and idem_svc_run returns -1 with
- *   that error, so that the first answer and every replay are the same bytes.
+ *   that is sent (rendered by the request's render_problem), so that the first answer and
+ *   every replay are the same bytes.
  * What is not stored, so the client may retry: a 5xx, and any lock time-out.
  *
  * Lock time-outs are told apart by the statement that timed out: on the key's claim, only a
@@ -50,10 +49,9 @@ struct idem_request {
     const char *path; /* concrete, canonical */
     const char *key;
     unsigned char fingerprint[SHA256_LEN];
-    /* Look the key up before the effect: worth one round trip where duplicates are common
-     * and their effect is costly (order creation under its per-key lock). */
-    bool lookup_first;
-    /* Required by idem_svc_run (idem_svc_prepare leaves it NULL for the caller to set). */
+    /* Required by the write engine; idem_svc_prepare leaves them for the caller (api/) to
+     * set: the status of a success (the route's), and how a refusal is rendered. */
+    int status;
     idem_problem_fn *render_problem;
 };
 
@@ -63,13 +61,6 @@ struct idem_response {
     const char *body;
     bool replayed;
 };
-
-/* Renders a service result as the response body that is stored and sent (api/ supplies it). */
-typedef const char *idem_render_fn(const void *result, struct arena *a);
-
-/* The effect: runs inside the transaction on c and fills out (status and body). */
-typedef int idem_effect_fn(struct db_conn *c, void *ctx, struct arena *a, struct idem_response *out,
-                           struct err *e);
 
 /*
  * Fills r from a request: the key from the Idempotency-Key header or the body's
@@ -85,49 +76,34 @@ int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
                      unsigned char out[SHA256_LEN], struct err *e);
 
 /*
- * guard (may be NULL) is the distributed lock the caller holds around the effect: if its lease
- * is lost before commit, the transaction rolls back (ERR_UNAVAILABLE) instead of committing,
- * and a refusal is not stored. Returns 0 with out (a fresh success, or a stored response with
- * out->replayed set, which may be a stored refusal: out->status ≥ 400 and a problem body), or
- * -1 with e: a refusal (now stored), ERR_IDEMPOTENCY_KEY_REUSED, ERR_IDEMPOTENCY_IN_FLIGHT, or
- * ERR_UNAVAILABLE / ERR_INTERNAL. Round trips: BEGIN, the claim, the effect, the response
- * with COMMIT (one call); a refusal: BEGIN, the claim, the effect up to its refusal, ROLLBACK,
- * the key row.
- */
-int idem_svc_run(struct svc *s, const struct idem_request *r, const struct dlock *guard,
-                 idem_effect_fn *effect, void *ctx, struct arena *a, struct idem_response *out,
-                 struct err *e);
-
-/* How a write's start went (idem_start_fn). */
-enum idem_start {
-    IDEM_START_OPEN,      /* begun, key claimed (*key_row_id), effect done, out filled */
-    IDEM_START_DUPLICATE, /* rolled back: another request committed the key */
-    IDEM_START_REFUSED,   /* rolled back: e is the effect's refusal or a lock time-out */
-    IDEM_START_AGAIN,     /* rolled back as a deadlock's victim: worth another try */
-};
-
-/*
- * A write that begins its transaction, claims r's key and runs its effect in one call to
- * MariaDB (a stored procedure), setting *how. A lock wait that times out on the claim is
- * refused with ERR_IDEMPOTENCY_IN_FLIGHT, one in the effect with ERR_UNAVAILABLE, as
- * idem_svc_run does. -1 with e when the call failed (the engine then rolls back).
- */
-typedef int idem_start_fn(struct db_conn *c, const struct idem_request *r, void *ctx,
-                          struct arena *a, struct idem_response *out, enum idem_start *how,
-                          int64_t *key_row_id, struct err *e);
-
-/* idem_svc_run for such a write: the same outcomes, in two round trips when it succeeds (the
- * start, then the response with COMMIT). */
-int idem_svc_run_started(struct svc *s, const struct idem_request *r, const struct dlock *guard,
-                         idem_start_fn *start, void *ctx, struct arena *a,
-                         struct idem_response *out, struct err *e);
-
-/*
  * Whether an error of the effect is a refusal that is stored with the key: the effect's 404 and
  * 409 (API.md: every outcome of the effect is stored). Never a 5xx (lock time-outs included),
  * nor ERR_IDEMPOTENCY_IN_FLIGHT; 400/401/403/413/415/422 are decided before the effect runs.
  */
 bool idem_svc_stores_refusal(enum err_code code);
+
+/* How a step of the engine with a key went. */
+enum idem_step {
+    IDEM_STEP_DONE,   /* out is the answer */
+    IDEM_STEP_AGAIN,  /* worth another try (a deadlock's victim, a key purged meanwhile) */
+    IDEM_STEP_FAILED, /* e is the answer */
+};
+
+/* The key was committed by another request: its response (replayed), or
+ * ERR_IDEMPOTENCY_KEY_REUSED for another body. */
+enum idem_step idem_svc_settle(struct db_conn *c, const struct idem_request *r, struct arena *a,
+                               struct idem_response *out, struct err *e);
+
+/*
+ * The effect refused with e (idem_svc_stores_refusal) and was rolled back: the key row goes
+ * in alone, with the problem sent, in one autocommitted INSERT (so that every request does not
+ * pay for a savepoint after its claim). A duplicate that claimed the key between the two is
+ * waited for and replayed. FAILED with e, the refusal as it is now stored; ERR_UNAVAILABLE
+ * (not stored) when guard's lease ran out.
+ */
+enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_request *r,
+                                      const struct dlock *guard, struct arena *a,
+                                      struct idem_response *out, struct err *e);
 
 /*
  * For a caller whose distributed lock wait ran out before idem_svc_run (e holds that

@@ -5,6 +5,8 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "core/round_trips.h"
 #include "core/worker.h"
 #include "core/xalloc.h"
 #include "service/idem_svc.h"
@@ -27,12 +29,20 @@ static int64_t sweep_once(void *arg)
     struct sweeper *w = arg;
     struct err e;
     uint64_t purged = 0;
+    struct round_trips trips;
     size_t expired = 0;
 
+    round_trips_take(NULL); /* the sweep's own round trips, from here */
     if (order_svc_expire_due(w->svc, &expired, &e))
         log_warn("sweeper: expiring orders failed: %s", e.detail);
     else if (expired)
         log_info("sweeper: %zu unpaid order(s) expired", expired);
+    round_trips_take(&trips);
+    /* Only sweeps that found work: what an expiry costs, amortised over its sweep. */
+    if (expired) {
+        metrics_add(METRIC_ORDERS_EXPIRED, expired);
+        metrics_add(METRIC_EXPIRY_DB_ROUND_TRIPS, trips.n[ROUND_TRIP_DB]);
+    }
     if (w->tick++ % PURGE_EVERY_TICKS)
         return TICK_MS;
     if (idem_svc_purge(w->svc, IDEM_MAX_AGE_US, &purged, &e))
