@@ -21,6 +21,7 @@
 #include "repo/check_repo.h"
 #include "repo/db.h"
 #include "repo/migrate.h"
+#include "service/charge_batch.h"
 #include "service/event_consumer.h"
 #include "service/outbox_relay.h"
 #include "service/platform_svc.h"
@@ -37,17 +38,17 @@
 /* What scripts/dev-secret.sh writes (make run, make cluster), relative to the repository. */
 #define DEV_SECRET_FILE "var/dev-jwt-secret"
 
-static const char usage[] = "usage: shopd serve [--listen HOST:PORT]\n"
-                            "       shopd platform [--listen HOST:PORT]\n"
-                            "       shopd migrate\n"
-                            "       shopd seed\n"
-                            "       shopd check\n"
-                            "       shopd token [--admin] [USER_ID...] [--ttl SECONDS]\n"
-                            "Configuration comes from the environment; see README.md.\n"
-                            "serve needs SHOPD_JWT_SECRET (32 bytes or more, not a placeholder\n"
-                            "of the repository). token signs with SHOPD_JWT_SECRET, or when it is\n"
-                            "unset with the development secret of make run, ./" DEV_SECRET_FILE
-                            ".\n";
+static const char usage[] =
+    "usage: shopd serve [--listen HOST:PORT]\n"
+    "       shopd platform [--listen HOST:PORT]\n"
+    "       shopd migrate\n"
+    "       shopd seed\n"
+    "       shopd check\n"
+    "       shopd token [--admin] [USER_ID...] [--ttl SECONDS]\n"
+    "Configuration comes from the environment; see README.md.\n"
+    "serve needs SHOPD_JWT_SECRET (32 bytes or more, not a placeholder\n"
+    "of the repository). token signs with SHOPD_JWT_SECRET, or when it is\n"
+    "unset with the development secret of make run, ./" DEV_SECRET_FILE ".\n";
 
 static const char *env(const char *name)
 {
@@ -178,9 +179,14 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
                                  routes,           routes_count,
                                  cfg->jwt_secret,  &s,
                                  cfg->access_log,  4096};
+    /* Group commit needs no Redis lock around a charge: with locks in Redis each user's
+     * charges go one at a time anyway. */
+    if (cfg->group_commit && cfg->locks == CONFIG_LOCKS_DB)
+        s.charges = charge_batcher_new(&s);
     struct server *srv = server_start(&opt, &e);
     if (!srv) {
         log_error("%s", e.detail);
+        charge_batcher_free(s.charges);
         close_pools(&s);
         return 1;
     }
@@ -196,6 +202,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     outbox_relay_stop(s.relay);
     s.relay = NULL;
     sweeper_stop(sweeper);
+    charge_batcher_free(s.charges);
+    s.charges = NULL;
     close_pools(&s);
     log_info("stopped");
     return 0;

@@ -34,23 +34,7 @@ static void send_cart(struct req *req, struct resp *resp, const struct cart *c)
     struct json_w w;
 
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_int(&w, "userId", c->user_id);
-    json_w_arr_begin(&w, "items");
-    for (size_t i = 0; i < c->count; i++) {
-        const struct cart_item *it = &c->items[i];
-        json_w_obj_begin(&w, NULL);
-        json_w_int(&w, "productId", it->product_id);
-        json_w_str(&w, "name", it->name);
-        json_w_int(&w, "unitPrice", it->unit_price_krw);
-        json_w_int(&w, "quantity", it->quantity);
-        json_w_int(&w, "subtotal", it->subtotal_krw);
-        json_w_bool(&w, "stockAvailable", it->stock_available);
-        json_w_obj_end(&w);
-    }
-    json_w_arr_end(&w);
-    json_w_int(&w, "totalAmount", c->total_krw);
-    json_w_obj_end(&w);
+    cart_write_json(&w, c);
     resp_json(resp, req->ok_status, &w);
 }
 

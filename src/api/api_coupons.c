@@ -130,13 +130,7 @@ int api_coupons_mine(struct req *req, struct resp *resp, struct err *e)
                         &req->arena, &list, &count, e))
         return -1;
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_int(&w, "userId", req_param(req, 0));
-    json_w_arr_begin(&w, "coupons");
-    for (size_t i = 0; i < count; i++)
-        user_coupon_write_json(&w, &list[i], now);
-    json_w_arr_end(&w);
-    json_w_obj_end(&w);
+    user_coupons_write_json(&w, req_param(req, 0), list, count, now);
     resp_json(resp, req->ok_status, &w);
     return 0;
 }

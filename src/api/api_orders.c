@@ -143,17 +143,7 @@ int api_orders_mine(struct req *req, struct resp *resp, struct err *e)
                        (int)limit, &req->arena, &orders, &count, &more, e))
         return -1;
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_arr_begin(&w, "orders");
-    for (size_t i = 0; i < count; i++)
-        order_write_json(&w, &orders[i]);
-    json_w_arr_end(&w);
-    if (more)
-        json_w_str(&w, "nextCursor",
-                   arena_printf(&req->arena, "%lld", (long long)orders[count - 1].order_id));
-    else
-        json_w_null(&w, "nextCursor");
-    json_w_obj_end(&w);
+    order_page_write_json(&w, orders, count, more);
     resp_json(resp, req->ok_status, &w);
     return 0;
 }

@@ -60,17 +60,7 @@ int api_products_list(struct req *req, struct resp *resp, struct err *e)
         product_svc_list(api_svc(req), after, (int)limit, &req->arena, &items, &count, &more, e))
         return -1;
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_arr_begin(&w, "products");
-    for (size_t i = 0; i < count; i++)
-        product_write_json(&w, &items[i]);
-    json_w_arr_end(&w);
-    if (more)
-        json_w_str(&w, "nextCursor",
-                   arena_printf(&req->arena, "%lld", (long long)items[count - 1].product_id));
-    else
-        json_w_null(&w, "nextCursor");
-    json_w_obj_end(&w);
+    product_page_write_json(&w, items, count, more);
     resp_json(resp, req->ok_status, &w);
     return 0;
 }

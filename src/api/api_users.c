@@ -96,17 +96,7 @@ int api_users_history(struct req *req, struct resp *resp, struct err *e)
                             &entries, &count, &more, e))
         return -1;
     json_w_init(&w, &req->arena);
-    json_w_obj_begin(&w, NULL);
-    json_w_arr_begin(&w, "entries");
-    for (size_t i = 0; i < count; i++)
-        balance_entry_write_json(&w, &entries[i]);
-    json_w_arr_end(&w);
-    if (more)
-        json_w_str(&w, "nextCursor",
-                   arena_printf(&req->arena, "%lld", (long long)entries[count - 1].entry_id));
-    else
-        json_w_null(&w, "nextCursor");
-    json_w_obj_end(&w);
+    balance_history_write_json(&w, entries, count, more);
     resp_json(resp, req->ok_status, &w);
     return 0;
 }

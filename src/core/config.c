@@ -241,8 +241,7 @@ int config_read_secret_file(struct config *cfg, const char *path, struct err *e)
     (void)fclose(f); /* opened for reading: a failed close loses nothing */
     size_t len = ok ? strcspn(line, "\r\n") : 0;
     if (!len || len >= sizeof(cfg->jwt_secret))
-        return err_set(e, ERR_INVALID_INPUT, "'%s' does not hold a secret on its first line",
-                       path);
+        return err_set(e, ERR_INVALID_INPUT, "'%s' does not hold a secret on its first line", path);
     memcpy(cfg->jwt_secret, line, len);
     cfg->jwt_secret[len] = '\0';
     return 0;
@@ -335,7 +334,10 @@ static int choice_var(config_getter_fn *get, const char *name, const char *const
     size_t len = 0;
     for (size_t i = 0; i < count && len < sizeof(list); i++)
         len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-                                !i ? "" : i + 1 == count ? " or " : ", ", choices[i]);
+                                !i               ? ""
+                                : i + 1 == count ? " or "
+                                                 : ", ",
+                                choices[i]);
     return err_set(e, ERR_INVALID_INPUT, "%s '%.64s' is not %s", name, v, list);
 }
 
@@ -344,13 +346,17 @@ static int load_choices(struct config *cfg, config_getter_fn *get, struct err *e
     /* In the order of the enums of core/config.h. */
     static const char *const strategies[] = {"gate", "lock", "db"};
     static const char *const locks[] = {"db", "redis"};
+    static const char *const switches[] = {"on", "off"};
     int strategy = 0;
     int lock_mode = 0;
+    int group_commit = 0;
 
     if (choice_var(get, "SHOPD_COUPON_STRATEGY", strategies, ARRAY_SIZE(strategies), &strategy,
                    e) ||
-        choice_var(get, "SHOPD_LOCKS", locks, ARRAY_SIZE(locks), &lock_mode, e))
+        choice_var(get, "SHOPD_LOCKS", locks, ARRAY_SIZE(locks), &lock_mode, e) ||
+        choice_var(get, "SHOPD_GROUP_COMMIT", switches, ARRAY_SIZE(switches), &group_commit, e))
         return -1;
+    cfg->group_commit = group_commit == 0;
     cfg->coupon_strategy = (enum config_coupon_strategy)strategy;
     cfg->locks = (enum config_locks)lock_mode;
     return 0;
@@ -359,8 +365,7 @@ static int load_choices(struct config *cfg, config_getter_fn *get, struct err *e
 int config_load(struct config *cfg, config_getter_fn *get, struct err *e)
 {
     memset(cfg, 0, sizeof(*cfg));
-    if (load_addresses(cfg, get, e) || load_numbers(cfg, get, e) ||
-        load_choices(cfg, get, e))
+    if (load_addresses(cfg, get, e) || load_numbers(cfg, get, e) || load_choices(cfg, get, e))
         return -1;
     return 0;
 }

@@ -49,10 +49,13 @@ struct config {
     /* idle_transaction_timeout for request connections (0 = none): a frozen process's
      * transaction, and its row locks, end after this long */
     int db_idle_trx_timeout_s;
-    int lock_wait_s;    /* how long a request waits for a distributed lock */
+    int lock_wait_s; /* how long a request waits for a distributed lock */
     bool access_log;
     enum config_coupon_strategy coupon_strategy;
     enum config_locks locks;
+    /* SHOPD_GROUP_COMMIT=on|off: with locks db, concurrent charges batched into one
+     * transaction each (service/charge_batch.h) */
+    bool group_commit;
     int64_t events_claim_idle_ms; /* a pending event idle this long is taken over */
     int events_max_deliveries;    /* deliveries without success before the dead-letter stream */
 };

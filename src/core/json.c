@@ -1,5 +1,6 @@
 #include "core/json.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -375,6 +376,18 @@ void json_w_time_or_null(struct json_w *w, const char *key, int64_t epoch_us, bo
         json_w_null(w, key);
     else
         json_w_time(w, key, epoch_us);
+}
+
+void json_w_cursor(struct json_w *w, const char *key, bool more, int64_t last_id)
+{
+    char id[24];
+
+    if (!more) {
+        json_w_null(w, key);
+        return;
+    }
+    snprintf(id, sizeof(id), "%lld", (long long)last_id);
+    json_w_str(w, key, id);
 }
 
 const char *json_w_text(struct json_w *w, size_t *len)

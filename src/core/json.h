@@ -117,6 +117,8 @@ void json_w_bool(struct json_w *w, const char *key, bool v);
 void json_w_time(struct json_w *w, const char *key, int64_t epoch_us); /* RFC 3339 */
 void json_w_time_or_null(struct json_w *w, const char *key, int64_t epoch_us, bool is_null);
 /* Returns the text written so far (NUL-terminated, in the arena) and its length. */
+/* A page's cursor: the last id as a string when more follow, null when this page is the last. */
+void json_w_cursor(struct json_w *w, const char *key, bool more, int64_t last_id);
 const char *json_w_text(struct json_w *w, size_t *len);
 
 /* Appends s to b as a quoted, escaped JSON string; bytes of s that are not well-formed UTF-8

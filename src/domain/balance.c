@@ -64,3 +64,15 @@ void balance_entry_write_json(struct json_w *w, const struct balance_entry *en)
     json_w_time(w, "createdAt", en->created_us);
     json_w_obj_end(w);
 }
+
+void balance_history_write_json(struct json_w *w, const struct balance_entry *entries, size_t count,
+                                bool more)
+{
+    json_w_obj_begin(w, NULL);
+    json_w_arr_begin(w, "entries");
+    for (size_t i = 0; i < count; i++)
+        balance_entry_write_json(w, &entries[i]);
+    json_w_arr_end(w);
+    json_w_cursor(w, "nextCursor", more, count ? entries[count - 1].entry_id : 0);
+    json_w_obj_end(w);
+}

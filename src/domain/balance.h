@@ -2,6 +2,7 @@
 #define SHOPD_DOMAIN_BALANCE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -46,5 +47,8 @@ void user_write_json(struct json_w *w, const struct user *u);
 void balance_write_json(struct json_w *w, const struct user *u);
 void charge_write_json(struct json_w *w, const struct charge_result *r);
 void balance_entry_write_json(struct json_w *w, const struct balance_entry *en);
+/* A page of history: {"entries": [...], "nextCursor"} (more: another page follows). */
+void balance_history_write_json(struct json_w *w, const struct balance_entry *entries, size_t count,
+                                bool more);
 
 #endif

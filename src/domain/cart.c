@@ -23,6 +23,27 @@ void cart_add_item(struct cart *c, const struct product *p, int64_t quantity)
     c->total_krw += it->subtotal_krw;
 }
 
+void cart_write_json(struct json_w *w, const struct cart *c)
+{
+    json_w_obj_begin(w, NULL);
+    json_w_int(w, "userId", c->user_id);
+    json_w_arr_begin(w, "items");
+    for (size_t i = 0; i < c->count; i++) {
+        const struct cart_item *it = &c->items[i];
+        json_w_obj_begin(w, NULL);
+        json_w_int(w, "productId", it->product_id);
+        json_w_str(w, "name", it->name);
+        json_w_int(w, "unitPrice", it->unit_price_krw);
+        json_w_int(w, "quantity", it->quantity);
+        json_w_int(w, "subtotal", it->subtotal_krw);
+        json_w_bool(w, "stockAvailable", it->stock_available);
+        json_w_obj_end(w);
+    }
+    json_w_arr_end(w);
+    json_w_int(w, "totalAmount", c->total_krw);
+    json_w_obj_end(w);
+}
+
 const char *cart_lines_to_json(const struct cart_line *lines, size_t count, struct arena *a)
 {
     struct json_w w;

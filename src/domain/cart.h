@@ -42,6 +42,11 @@ struct cart {
 /* Appends a line for product p to the cart (items must have room). */
 void cart_add_item(struct cart *c, const struct product *p, int64_t quantity);
 
+struct json_w;
+
+/* The cart as the contract's JSON (API.md "Cart"). */
+void cart_write_json(struct json_w *w, const struct cart *c);
+
 /* The lines as JSON text for the cache, and back (strings and arrays in the arena). */
 const char *cart_lines_to_json(const struct cart_line *lines, size_t count, struct arena *a);
 int cart_lines_from_json(const char *text, struct arena *a, struct cart_line **lines,

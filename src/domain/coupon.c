@@ -105,3 +105,15 @@ void user_coupon_write_json(struct json_w *w, const struct user_coupon *uc, int6
     json_w_time_or_null(w, "expiresAt", uc->coupon.ends_us, !uc->coupon.ends_us);
     json_w_obj_end(w);
 }
+
+void user_coupons_write_json(struct json_w *w, int64_t user_id, const struct user_coupon *list,
+                             size_t count, int64_t now_us)
+{
+    json_w_obj_begin(w, NULL);
+    json_w_int(w, "userId", user_id);
+    json_w_arr_begin(w, "coupons");
+    for (size_t i = 0; i < count; i++)
+        user_coupon_write_json(w, &list[i], now_us);
+    json_w_arr_end(w);
+    json_w_obj_end(w);
+}

@@ -2,6 +2,7 @@
 #define SHOPD_DOMAIN_COUPON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -56,5 +57,8 @@ int64_t coupon_discount(const struct coupon *c, int64_t subtotal_krw);
 
 void coupon_write_json(struct json_w *w, const struct coupon *c);
 void user_coupon_write_json(struct json_w *w, const struct user_coupon *uc, int64_t now_us);
+/* A user's coupons: {"userId", "coupons": [...]}. */
+void user_coupons_write_json(struct json_w *w, int64_t user_id, const struct user_coupon *list,
+                             size_t count, int64_t now_us);
 
 #endif

@@ -97,6 +97,17 @@ void order_write_json(struct json_w *w, const struct order *o)
     json_w_obj_end(w);
 }
 
+void order_page_write_json(struct json_w *w, const struct order *orders, size_t count, bool more)
+{
+    json_w_obj_begin(w, NULL);
+    json_w_arr_begin(w, "orders");
+    for (size_t i = 0; i < count; i++)
+        order_write_json(w, &orders[i]);
+    json_w_arr_end(w);
+    json_w_cursor(w, "nextCursor", more, count ? orders[count - 1].order_id : 0);
+    json_w_obj_end(w);
+}
+
 void payment_write_json(struct json_w *w, const struct payment *p)
 {
     json_w_obj_begin(w, NULL);

@@ -63,6 +63,8 @@ void order_total(struct order *o, int64_t discount_krw);
 
 void order_write_json(struct json_w *w, const struct order *o);
 void payment_write_json(struct json_w *w, const struct payment *p);
+/* A page of orders: {"orders": [...], "nextCursor"} (more: another page follows). */
+void order_page_write_json(struct json_w *w, const struct order *orders, size_t count, bool more);
 
 /* The data platform's event for a paid or cancelled order (which was paid: paidAt is the day
  * both count on); read back by domain/order_event.h. */

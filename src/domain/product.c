@@ -32,6 +32,17 @@ void product_write_json(struct json_w *w, const struct product *p)
     json_w_obj_end(w);
 }
 
+void product_page_write_json(struct json_w *w, const struct product *items, size_t count, bool more)
+{
+    json_w_obj_begin(w, NULL);
+    json_w_arr_begin(w, "products");
+    for (size_t i = 0; i < count; i++)
+        product_write_json(w, &items[i]);
+    json_w_arr_end(w);
+    json_w_cursor(w, "nextCursor", more, count ? items[count - 1].product_id : 0);
+    json_w_obj_end(w);
+}
+
 const char *product_to_json(const struct product *p, struct arena *a)
 {
     struct json_w w;

@@ -61,6 +61,9 @@ void product_apply_patch(struct product *p, const struct product_patch *patch);
 
 /* Writes p as the contract's Product object. */
 void product_write_json(struct json_w *w, const struct product *p);
+/* A page of products: {"products": [...], "nextCursor"} (more: another page follows). */
+void product_page_write_json(struct json_w *w, const struct product *items, size_t count,
+                             bool more);
 
 /* The Product JSON text of p, in the arena. */
 const char *product_to_json(const struct product *p, struct arena *a);

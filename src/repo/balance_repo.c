@@ -5,6 +5,7 @@
 #include "core/arena.h"
 #include "core/array.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/metrics.h"
 #include "domain/balance.h"
 #include "repo/db.h"
@@ -16,6 +17,7 @@ static const char sql_append[] =
     "INSERT INTO balance_history (user_id, type, amount_krw, balance_after_krw, order_id, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?)";
 static const char sql_charge_begin[] = "CALL shopd_charge_begin(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_charge_batch[] = "CALL shopd_charge_batch(?, ?)";
 static const char sql_page[] =
     "SELECT id, type, amount_krw, balance_after_krw, order_id, created_at "
     "FROM balance_history WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
@@ -111,4 +113,70 @@ int balance_repo_charge_begin(struct db_conn *c, int64_t user_id, const struct i
 out:
     arena_release(&a);
     return rc;
+}
+
+/* The items as shopd_charge_batch takes them (the fingerprint in hex). */
+static const char *batch_json(const struct balance_batch_charge *items, size_t n, struct arena *a)
+{
+    static const char hex[] = "0123456789abcdef";
+    char fingerprint[65];
+    struct json_w w;
+
+    json_w_init(&w, a);
+    json_w_arr_begin(&w, NULL);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < 32; j++) {
+            fingerprint[2 * j] = hex[items[i].fingerprint[j] >> 4];
+            fingerprint[2 * j + 1] = hex[items[i].fingerprint[j] & 15];
+        }
+        fingerprint[64] = '\0';
+        json_w_obj_begin(&w, NULL);
+        json_w_int(&w, "u", items[i].key->user_id);
+        json_w_str(&w, "m", items[i].key->method);
+        json_w_str(&w, "p", items[i].key->path);
+        json_w_str(&w, "k", items[i].key->key);
+        json_w_str(&w, "f", fingerprint);
+        json_w_int(&w, "a", items[i].amount_krw);
+        json_w_int(&w, "x", items[i].max_krw);
+        json_w_obj_end(&w);
+    }
+    json_w_arr_end(&w);
+    return json_w_text(&w, NULL);
+}
+
+int balance_repo_charge_batch(struct db_conn *c, struct balance_batch_charge *items, size_t n,
+                              int64_t now_us, struct arena *a, bool *open, struct err *e)
+{
+    struct db_val p[] = {DB_STR(batch_json(items, n, a)), DB_TIME(now_us)};
+    struct db_rows rows;
+
+    *open = false;
+    if (db_call(c, sql_charge_batch, p, ARRAY_SIZE(p), true, a, &rows, 1, e))
+        return -1;
+    if (rows.nrows == 1 && !strcmp(db_str(&rows, 0, 0), "deadlock")) {
+        metrics_inc(METRIC_DB_ERRORS);
+        for (size_t i = 0; i < n; i++)
+            items[i].how = IDEM_START_AGAIN;
+        return 0;
+    }
+    if (rows.nrows != n)
+        return err_set(e, ERR_INTERNAL, "shopd_charge_batch answered %zu of %zu", rows.nrows, n);
+    for (size_t i = 0; i < n; i++) {
+        struct balance_batch_charge *it = &items[i];
+        const char *outcome = db_str(&rows, i, 0);
+        it->balance_krw = db_int(&rows, i, 2);
+        it->busy = !strcmp(outcome, "busy");
+        if (!strcmp(outcome, "charged")) {
+            it->how = IDEM_START_OPEN;
+            it->key_row_id = db_int(&rows, i, 1);
+            *open = true;
+        } else if (it->busy) {
+            it->how = IDEM_START_AGAIN;
+        } else if (!idem_repo_shared_outcome(outcome, it->key->key, &it->how, it->e)) {
+            it->how = IDEM_START_REFUSED;
+            refusal(outcome, it->key->user_id, it->balance_krw, 0, 0, it->amount_krw, it->max_krw,
+                    it->e);
+        }
+    }
+    return 0;
 }

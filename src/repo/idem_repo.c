@@ -5,6 +5,7 @@
 #include "core/arena.h"
 #include "core/array.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/metrics.h"
 #include "repo/db.h"
 
@@ -24,6 +25,7 @@ static const char sql_insert[] =
 static const char sql_respond_commit[] = "CALL shopd_respond_commit(?, ?, ?)";
 static const char sql_respond_commit_event[] =
     "CALL shopd_respond_commit_event(?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_respond_batch_commit[] = "CALL shopd_respond_batch_commit(?)";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
 static int find(struct db_conn *c, const char *sql, const struct idem_row_key *key, struct arena *a,
@@ -111,6 +113,29 @@ int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, cons
     } else {
         rc = db_call(c, sql_respond_commit, p, ARRAY_SIZE(p), false, &a, &none, 1, e);
     }
+    arena_release(&a);
+    return rc;
+}
+
+int idem_repo_respond_batch_commit(struct db_conn *c, const struct idem_response_row *rows,
+                                   size_t n, struct err *e)
+{
+    struct arena a = ARENA_INIT;
+    struct db_rows none;
+    struct json_w w;
+
+    json_w_init(&w, &a);
+    json_w_arr_begin(&w, NULL);
+    for (size_t i = 0; i < n; i++) {
+        json_w_obj_begin(&w, NULL);
+        json_w_int(&w, "id", rows[i].row_id);
+        json_w_int(&w, "s", rows[i].status);
+        json_w_str(&w, "b", rows[i].body);
+        json_w_obj_end(&w);
+    }
+    json_w_arr_end(&w);
+    struct db_val p[] = {DB_STR(json_w_text(&w, NULL))};
+    int rc = db_call(c, sql_respond_batch_commit, p, ARRAY_SIZE(p), false, &a, &none, 1, e);
     arena_release(&a);
     return rc;
 }

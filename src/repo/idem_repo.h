@@ -2,6 +2,7 @@
 #define SHOPD_REPO_IDEM_REPO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -54,6 +55,18 @@ struct idem_event {
  */
 int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, const char *body,
                              const struct idem_event *event, struct err *e);
+
+/* One key's response, for idem_repo_respond_batch_commit. */
+struct idem_response_row {
+    int64_t row_id;
+    int status;
+    const char *body;
+};
+
+/* The responses of many keys claimed by this transaction stored, and the commit, in one round
+ * trip (shopd_respond_batch_commit, migration 0011): the end of a group commit. */
+int idem_repo_respond_batch_commit(struct db_conn *c, const struct idem_response_row *rows,
+                                   size_t n, struct err *e);
 
 /* How the start of a keyed write went: the call to its procedure, which begins the
  * transaction, claims the key and runs the effect (migrations 0009 and 0010). */

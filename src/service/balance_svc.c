@@ -12,6 +12,7 @@
 #include "repo/db.h"
 #include "repo/idem_repo.h"
 #include "repo/user_repo.h"
+#include "service/charge_batch.h"
 #include "service/svc.h"
 #include "service/write.h"
 
@@ -104,6 +105,11 @@ int balance_svc_charge(struct svc *s, const struct idem_request *idem, int64_t u
     if (amount_krw < MONEY_CHARGE_MIN_KRW || amount_krw > MONEY_CHARGE_MAX_KRW)
         return err_set(e, ERR_INVALID_AMOUNT, "amount must be between %lld and %lld KRW",
                        MONEY_CHARGE_MIN_KRW, MONEY_CHARGE_MAX_KRW);
+    if (s->charges) {
+        int rc = charge_batcher_run(s->charges, idem, user_id, amount_krw, a, out, e);
+        if (rc <= 0)
+            return rc;
+    }
     return write_run(s, &charge_op, idem, &args, &result, a, out, e);
 }
 

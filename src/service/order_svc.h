@@ -35,8 +35,8 @@ int order_svc_create(struct svc *s, const struct idem_request *idem, struct orde
                      struct arena *a, struct idem_response *out, struct err *e);
 
 /* Pays idem->user_id's PENDING order from the balance (the response: the payment). */
-int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_id,
-                  struct arena *a, struct idem_response *out, struct err *e);
+int order_svc_pay(struct svc *s, const struct idem_request *idem, int64_t order_id, struct arena *a,
+                  struct idem_response *out, struct err *e);
 
 /* Cancels a PENDING or PAID order of idem->user_id (the response: the order). */
 int order_svc_cancel(struct svc *s, const struct idem_request *idem, int64_t order_id,

@@ -9,6 +9,7 @@
  */
 
 struct cache;
+struct charge_batcher;
 struct config;
 struct db_pool;
 struct dlock_manager;
@@ -24,7 +25,8 @@ struct svc {
     struct cache *top;      /* top-products:{days}:{limit} → the ranking JSON, 5 min */
     struct dlock_manager *locks;
     struct outbox_relay *relay; /* in `shopd serve`: nudged after a commit that wrote an event */
-    char key_prefix[80];        /* "<db name>:", the namespace of every Redis key */
+    struct charge_batcher *charges; /* in `shopd serve` with group commit; NULL: one by one */
+    char key_prefix[80];            /* "<db name>:", the namespace of every Redis key */
 };
 
 /* The lease a distributed lock takes (renewed while held). The wait is SHOPD_LOCK_WAIT. */

@@ -147,17 +147,23 @@ static const char pay_route[] = "POST /api/orders/{orderId}/payment";
 static const char cancel_route[] = "POST /api/orders/{orderId}/cancel";
 
 /*
- * A charge. MariaDB: shopd_charge_begin (begin, the key's claim, the balance's conditional
- * UPDATE, the history INSERT, inside MariaDB), then shopd_respond_commit (the key's response
- * and COMMIT) = 2. Redis: the user's lock script and its release = 2.
+ * A charge. With SHOPD_LOCKS=db (group commit): a batch of one, shopd_charge_batch (begin,
+ * the key and the user's row read without waiting, the claim, the balance's conditional
+ * UPDATE, the history INSERT, inside MariaDB), then shopd_respond_batch_commit (the responses
+ * and COMMIT) = 2; Redis none. With redis: shopd_charge_begin, then shopd_respond_commit = 2;
+ * Redis: the user's lock script and its release = 2.
  */
 static void test_charge(void **state)
 {
     (void)state;
     assert_int_equal(charge(), 200);
     struct trips before = read_trips(charge_route);
+    int64_t batches = harness_metric(&srv, "shopd_charge_batches_total");
     assert_int_equal(charge(), 200);
     expect_trips("charge", since(charge_route, before), 2, lock_trips);
+    /* With locks in MariaDB every charge goes through a group commit; never with Redis's. */
+    assert_int_equal(harness_metric(&srv, "shopd_charge_batches_total") - batches,
+                     locks_db ? 1 : 0);
 }
 
 /*

@@ -156,7 +156,7 @@ static void test_canonical_ids_found(void **state)
 static void test_parse_id(void **state)
 {
     static const char *const bad[] = {
-        "",  "0",  "00", "007", "+7", "-7", " 7", "7 ", "7x", "%31", "9223372036854775808",
+        "",    "0",   "00", "007", "+7", "-7", " 7", "7 ", "7x", "%31", "9223372036854775808",
         "1e3", "0x7",
     };
     int64_t id = 0;
