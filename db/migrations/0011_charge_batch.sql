@@ -112,12 +112,28 @@ END;
 
 -- The end of a batch: every charged key's response stored (p_responses, a JSON array of
 -- {"id": key_id, "s": status, "b": body}) and the transaction committed, in one round trip.
+-- One UPDATE by primary key per response: a join with the JSON would let MariaDB scan the
+-- table, touching (and, for a moment, locking) other transactions' keys.
 CREATE OR REPLACE PROCEDURE shopd_respond_batch_commit(IN p_responses MEDIUMTEXT)
 BEGIN
-    UPDATE idempotency_keys k
-        JOIN JSON_TABLE(p_responses, '$[*]' COLUMNS (
-            id BIGINT PATH '$.id', s SMALLINT PATH '$.s', b MEDIUMTEXT PATH '$.b')) AS j
-            ON k.id = j.id
-        SET k.status_code = j.s, k.response_body = j.b;
+    DECLARE v_done BOOL DEFAULT FALSE;
+    DECLARE v_id BIGINT;
+    DECLARE v_status SMALLINT;
+    DECLARE v_body MEDIUMTEXT;
+    DECLARE v_responses CURSOR FOR
+        SELECT id, s, b FROM JSON_TABLE(p_responses, '$[*]' COLUMNS (
+            id BIGINT PATH '$.id', s SMALLINT PATH '$.s', b MEDIUMTEXT PATH '$.b')) AS j;
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
+
+    OPEN v_responses;
+    each_response: LOOP
+        FETCH v_responses INTO v_id, v_status, v_body;
+        IF v_done THEN
+            LEAVE each_response;
+        END IF;
+        UPDATE idempotency_keys SET status_code = v_status, response_body = v_body
+            WHERE id = v_id;
+    END LOOP;
+    CLOSE v_responses;
     COMMIT;
 END;

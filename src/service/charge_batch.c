@@ -163,7 +163,12 @@ static void write_batch(struct charge_batcher *b, struct waiter **batch, size_t 
         rc = respond_commit(c, batch, n, now_us, &a, &e);
     if (rc) {
         db_rollback(c);
-        fail_all(batch, n, &e);
+        /* A deadlock's victim is worth another batch, as the procedure's own outcome says. */
+        if (db_last_errno(c) == DB_ER_DEADLOCK)
+            for (size_t i = 0; i < n; i++)
+                batch[i]->item = (struct balance_batch_charge){.how = IDEM_START_AGAIN};
+        else
+            fail_all(batch, n, &e);
     }
     metrics_inc(METRIC_CHARGE_BATCHES);
     metrics_add(METRIC_CHARGE_BATCHED, n);
