@@ -8,6 +8,7 @@
 #include "api/api_orders.h"
 #include "api/api_products.h"
 #include "api/api_users.h"
+#include "core/array.h"
 #include "core/err.h"
 #include "http/router.h"
 
@@ -56,13 +57,12 @@ static const struct route platform_table[] = {
     {"GET", "/metrics", api_ops_metrics, ROUTE_PUBLIC, 200},
 };
 
-#define COUNT(t)     (sizeof(t) / sizeof((t)[0]))
 #define NAME_MAX_LEN 128
 
 const struct route *const routes = table;
-const size_t routes_count = COUNT(table);
+const size_t routes_count = ARRAY_SIZE(table);
 const struct route *const platform_routes = platform_table;
-const size_t platform_routes_count = COUNT(platform_table);
+const size_t platform_routes_count = ARRAY_SIZE(platform_table);
 
 static void name_routes(const struct route *t, size_t n, char (*storage)[NAME_MAX_LEN],
                         const char **names)
@@ -77,18 +77,18 @@ static void name_routes(const struct route *t, size_t n, char (*storage)[NAME_MA
 
 const char *const *routes_names(void)
 {
-    static char storage[COUNT(table)][NAME_MAX_LEN];
-    static const char *names[COUNT(table)];
+    static char storage[ARRAY_SIZE(table)][NAME_MAX_LEN];
+    static const char *names[ARRAY_SIZE(table)];
 
-    name_routes(table, COUNT(table), storage, names);
+    name_routes(table, ARRAY_SIZE(table), storage, names);
     return names;
 }
 
 const char *const *platform_routes_names(void)
 {
-    static char storage[COUNT(platform_table)][NAME_MAX_LEN];
-    static const char *names[COUNT(platform_table)];
+    static char storage[ARRAY_SIZE(platform_table)][NAME_MAX_LEN];
+    static const char *names[ARRAY_SIZE(platform_table)];
 
-    name_routes(platform_table, COUNT(platform_table), storage, names);
+    name_routes(platform_table, ARRAY_SIZE(platform_table), storage, names);
     return names;
 }

@@ -68,8 +68,7 @@ static int charge_start(struct db_conn *c, const struct write_req *w, void *resu
     const struct charge_args *args = w->args;
     const struct idem_request *r = w->idem;
     struct charge_result *res = result;
-    struct idem_row_key key = {
-        .user_id = r->user_id, .method = r->method, .path = r->path, .key = r->key};
+    struct idem_row_key key = idem_svc_row_key(r);
 
     (void)a;
     *res = (struct charge_result){

@@ -148,7 +148,7 @@ static void write_batch(struct charge_batcher *b, struct waiter **batch, size_t 
     for (size_t i = 0; i < n; i++) {
         struct waiter *w = batch[i];
         const struct idem_request *r = w->r;
-        w->key = (struct idem_row_key){r->user_id, r->method, r->path, r->key};
+        w->key = idem_svc_row_key(r);
         err_clear(&w->e);
         items[i] = (struct balance_batch_charge){.key = &w->key,
                                                  .fingerprint = r->fingerprint,

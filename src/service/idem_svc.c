@@ -88,7 +88,7 @@ static int replay(const struct idem_request *r, const struct idem_row *row,
     return 0;
 }
 
-static struct idem_row_key row_key(const struct idem_request *r)
+struct idem_row_key idem_svc_row_key(const struct idem_request *r)
 {
     return (struct idem_row_key){r->user_id, r->method, r->path, r->key};
 }
@@ -100,7 +100,7 @@ static struct idem_row_key row_key(const struct idem_request *r)
 enum idem_step idem_svc_settle(struct db_conn *c, const struct idem_request *r, struct arena *a,
                                struct idem_response *out, struct err *e)
 {
-    struct idem_row_key key = row_key(r);
+    struct idem_row_key key = idem_svc_row_key(r);
     struct idem_row row;
     bool found;
 
@@ -131,7 +131,7 @@ enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_reque
                                       const struct dlock *guard, struct arena *a,
                                       struct idem_response *out, struct err *e)
 {
-    struct idem_row_key key = row_key(r);
+    struct idem_row_key key = idem_svc_row_key(r);
     struct idem_row row;
     struct err stored;
     bool duplicate;
@@ -157,7 +157,7 @@ enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_reque
 int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct arena *a,
                             struct idem_response *out, struct err *e)
 {
-    struct idem_row_key key = row_key(r);
+    struct idem_row_key key = idem_svc_row_key(r);
     struct idem_row row;
     struct err probe;
     struct db_conn *c;

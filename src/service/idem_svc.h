@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/sha256.h"
+#include "repo/idem_repo.h"
 
 /*
  * Idempotency keys (API.md "Idempotency"): one effect per key, whatever the concurrency, and
@@ -82,6 +83,9 @@ int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
  */
 bool idem_svc_stores_refusal(enum err_code code);
 
+/* The key's row as repo/idem_repo.h names it. */
+struct idem_row_key idem_svc_row_key(const struct idem_request *r);
+
 /* How a step of the engine with a key went. */
 enum idem_step {
     IDEM_STEP_DONE,   /* out is the answer */
@@ -106,7 +110,7 @@ enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_reque
                                       struct idem_response *out, struct err *e);
 
 /*
- * For a caller whose distributed lock wait ran out before idem_svc_run (e holds that
+ * For a caller whose distributed lock wait ran out before its write began (e holds that
  * ERR_UNAVAILABLE): was it waiting behind a request with this very key? One locking read that
  * does not wait. Returns 0 with the stored response when the key has finished meanwhile (a
  * replay, or -1 with ERR_IDEMPOTENCY_KEY_REUSED for another body); -1 with

@@ -16,6 +16,7 @@
 #include "repo/idem_repo.h"
 #include "repo/order_repo.h"
 #include "repo/user_repo.h"
+#include "service/idem_svc.h"
 #include "service/outbox_relay.h"
 #include "service/product_svc.h"
 #include "service/svc.h"
@@ -24,11 +25,6 @@
 #include "core/banned.h"
 
 #define EXPIRE_BATCH 50
-
-static struct idem_row_key row_key(const struct idem_request *r)
-{
-    return (struct idem_row_key){r->user_id, r->method, r->path, r->key};
-}
 
 static void invalidate_products(struct svc *s, const struct order *o)
 {
@@ -88,7 +84,7 @@ static int create_start(struct db_conn *c, const struct write_req *w, void *resu
                         enum idem_start *how, int64_t *key_row_id, struct err *e)
 {
     const struct order_request *rq = w->args;
-    struct idem_row_key key = row_key(w->idem);
+    struct idem_row_key key = idem_svc_row_key(w->idem);
     struct order_coupon held = {0};
     struct order *o = result;
 
@@ -151,7 +147,7 @@ static int settle(enum order_settle kind, struct db_conn *c, const struct write_
                   struct err *e)
 {
     const int64_t *order_id = w->args;
-    struct idem_row_key key = row_key(w->idem);
+    struct idem_row_key key = idem_svc_row_key(w->idem);
 
     return order_repo_settle(c, kind, &key, w->idem->fingerprint, w->now_us, *order_id, w->fence, a,
                              how, key_row_id, result, e);

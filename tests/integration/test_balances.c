@@ -804,6 +804,102 @@ static void row_lock_does_not_stall_others(void **state)
     free(free_token);
 }
 
+/*
+ * Group commit: a charge whose user row another transaction holds leaves its batch at once
+ * (its row is read without waiting) and waits alone, so that the charges sent with it, which
+ * may share its batch, are all answered while the row stays locked. Were the batch to wait on
+ * the row, they would wait with it for the whole lock wait (30 s here).
+ */
+#define BESIDE_BUSY 15
+
+struct beside_busy {
+    int64_t user;
+    const char *token;
+    char key[32];
+    long status;
+};
+
+static pthread_barrier_t busy_barrier;
+static atomic_int beside_done;
+
+static void *busy_charge(void *arg)
+{
+    struct blocked_charge *w = arg;
+
+    pthread_barrier_wait(&busy_barrier);
+    return blocked_charge(w);
+}
+
+static void *beside_charge(void *arg)
+{
+    struct beside_busy *w = arg;
+    struct http_client c;
+    struct http_result r;
+
+    http_client_init(&c);
+    pthread_barrier_wait(&busy_barrier);
+    w->status = charge(&c, &b, w->user, w->token, 10, w->key, &r);
+    http_result_free(&r);
+    http_client_release(&c);
+    atomic_fetch_add(&beside_done, 1);
+    return NULL;
+}
+
+static bool all_beside_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&beside_done) == BESIDE_BUSY;
+}
+
+static void a_busy_row_holds_up_no_batch(void **state)
+{
+    static const char lock_row[] = "SELECT id FROM users WHERE id = ? FOR UPDATE";
+    int64_t locked = harness_create_user(&h, &a, "Busy");
+    int64_t free_user = harness_create_user(&h, &a, "Beside");
+    char *locked_token = harness_token(&h, locked), *free_token = harness_token(&h, free_user);
+    struct blocked_charge w = {&b, locked, locked_token, 0, 0};
+    struct beside_busy beside[BESIDE_BUSY];
+    pthread_t t, others[BESIDE_BUSY];
+    struct arena ar = ARENA_INIT;
+    struct db_conn *side;
+    struct db_rows rows;
+    struct err e;
+
+    assert_int_equal(db_acquire(h.pool, &side, &e), 0);
+    assert_int_equal(db_begin(side, &e), 0);
+    struct db_val p[] = {DB_INT(locked)};
+    assert_int_equal(db_query(side, lock_row, p, 1, &ar, &rows, &e), 0);
+
+    atomic_store(&beside_done, 0);
+    pthread_barrier_init(&busy_barrier, NULL, BESIDE_BUSY + 1);
+    pthread_create(&t, NULL, busy_charge, &w);
+    for (int i = 0; i < BESIDE_BUSY; i++) {
+        beside[i] = (struct beside_busy){.user = free_user, .token = free_token};
+        snprintf(beside[i].key, sizeof(beside[i].key), "beside-%d", i);
+        pthread_create(&others[i], NULL, beside_charge, &beside[i]);
+    }
+    /* All answered while the row is still held, well inside its 30 s lock wait. */
+    assert_true(harness_wait_for(all_beside_done, NULL, 20000));
+    assert_int_equal(atomic_load(&w.done), 0);
+    for (int i = 0; i < BESIDE_BUSY; i++) {
+        pthread_join(others[i], NULL);
+        assert_int_equal(beside[i].status, 200);
+    }
+    assert_int_equal(sql1(sql_balance, free_user), 10 * BESIDE_BUSY);
+
+    db_rollback(side);
+    db_release(h.pool, side);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&busy_barrier);
+    assert_int_equal(w.status, 200);
+    assert_int_equal(sql1(sql_balance, locked), 50);
+    assert_balance_is_history(locked);
+    assert_balance_is_history(free_user);
+    arena_release(&ar);
+    free(locked_token);
+    free(free_token);
+}
+
 static bool refuses_connections(void *arg)
 {
     const struct harness_server *s = arg;
@@ -1027,6 +1123,7 @@ int main(void)
         cmocka_unit_test(refusals_are_stored_failures_are_not),
         cmocka_unit_test(bad_inputs_change_nothing),
         cmocka_unit_test(row_lock_does_not_stall_others),
+        cmocka_unit_test(a_busy_row_holds_up_no_batch),
         cmocka_unit_test(sigterm_lets_requests_in_flight_finish),
         cmocka_unit_test(serve_refuses_weak_secrets),
         cmocka_unit_test(ops_endpoints),

@@ -1,15 +1,15 @@
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
-#include <fcntl.h>
-#include <stdbool.h>
-#include <unistd.h>
 
 #include "core/array.h"
 #include "core/config.h"
@@ -437,11 +437,13 @@ static void test_bad_order_ttl(void **state)
         expect_bad("SHOPD_ORDER_TTL", bad[i]);
 }
 
-/* SHOPD_LOCKS and SHOPD_COUPON_STRATEGY: one of their names, the first when unset or empty. */
+/* SHOPD_LOCKS, SHOPD_COUPON_STRATEGY and SHOPD_GROUP_COMMIT: one of their names, the first
+ * when unset or empty. */
 static void test_choices(void **state)
 {
     static const char *const bad_locks[] = {"Redis", "mariadb", "db ", "x"};
     static const char *const bad_strategies[] = {"GATE", "none", "lock2"};
+    static const char *const bad_switches[] = {"1", "true", "ON", "off "};
     struct config cfg;
     struct err e;
 
@@ -449,6 +451,13 @@ static void test_choices(void **state)
     load_ok(&cfg);
     assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
     assert_int_equal(cfg.coupon_strategy, CONFIG_COUPON_GATE);
+    assert_true(cfg.group_commit);
+    set_env("SHOPD_GROUP_COMMIT", "off");
+    load_ok(&cfg);
+    assert_false(cfg.group_commit);
+    set_env("SHOPD_GROUP_COMMIT", "on");
+    load_ok(&cfg);
+    assert_true(cfg.group_commit);
     set_env("SHOPD_LOCKS", "");
     load_ok(&cfg);
     assert_int_equal(cfg.locks, CONFIG_LOCKS_DB);
@@ -466,6 +475,8 @@ static void test_choices(void **state)
         expect_bad("SHOPD_LOCKS", bad_locks[i]);
     for (size_t i = 0; i < ARRAY_SIZE(bad_strategies); i++)
         expect_bad("SHOPD_COUPON_STRATEGY", bad_strategies[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(bad_switches); i++)
+        expect_bad("SHOPD_GROUP_COMMIT", bad_switches[i]);
     /* The refusal lists what is accepted. */
     nenv = 0;
     set_env("SHOPD_LOCKS", "x");
