@@ -229,8 +229,9 @@ END;
 --   cancel  a PENDING order's lines released; a PAID one's total refunded with its history
 --           row, its payment marked refunded, its lines restocked and taken from the sales of
 --           the day it was paid; either way its coupon made available again.
--- Results: (outcome, key_id, balance_krw, payment_id, status, total_krw), then, when done, the order's
--- row (as order_repo reads it, after the move) and its lines. Outcomes besides the shared ones:
+-- Results: (outcome, key_id, balance_krw, payment_id, status, total_krw), then, when done,
+-- the order's row (as order_repo reads it, after the move) and its lines. Outcomes besides the
+-- shared ones:
 --   done            the transaction is left OPEN (status: the state the order was in);
 --   no_order        no such order, or not p_user's;
 --   wrong_state     the order's status is not in p_from (status: which it is);

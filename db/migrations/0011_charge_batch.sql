@@ -6,8 +6,9 @@
 --
 -- A batch never waits on a lock that other work holds, so that one busy row cannot hold up
 -- the other charges of its batch: each charge first reads its key and its user's row without
--- waiting (a lock wait time-out of 0: NOWAIT is not allowed in procedures), and a charge whose row (or key) another transaction holds is handed back 'busy',
--- for shopd to run on its own, where it waits as a single charge does.
+-- waiting (a lock wait time-out of 0: NOWAIT is not allowed in procedures), and a charge
+-- whose row or key another transaction holds is handed back 'busy', for shopd to run on its
+-- own, where it waits as a single charge does.
 
 -- The charges of p_items, a JSON array of {"u": user, "m": method, "p": path, "k": key,
 -- "f": the fingerprint in hex, "a": amount, "x": the balance limit}, in ascending user id (the

@@ -212,7 +212,7 @@ static void enqueue(struct charge_batcher *b, struct waiter *w)
 static int settle(struct charge_batcher *b, struct waiter *w, struct arena *a,
                   struct idem_response *out, struct err *e)
 {
-    enum idem_step step = IDEM_STEP_FAILED;
+    enum idem_step step;
     struct db_conn *c;
 
     if (w->item.how == IDEM_START_OPEN) {
@@ -225,11 +225,11 @@ static int settle(struct charge_batcher *b, struct waiter *w, struct arena *a,
     if (db_acquire(b->svc->db, &c, e))
         return -1;
     /* A duplicate's first may have been in this very batch: it is committed now. */
-    if (w->item.how == IDEM_START_DUPLICATE)
-        step = idem_svc_settle(c, w->r, a, out, e);
-    else
-        step = idem_svc_store_refusal(c, w->r, NULL, a, out, e);
+    step = idem_svc_after_start(c, w->r, w->item.how, NULL, a, out, e);
     db_release(b->svc->db, c);
+    if (step == IDEM_STEP_AGAIN) /* the key purged between the batch and this */
+        return err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry",
+                       w->r->key);
     return step == IDEM_STEP_DONE ? 0 : -1;
 }
 

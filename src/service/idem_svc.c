@@ -154,6 +154,24 @@ enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_reque
     return idem_svc_settle(c, r, a, out, e);
 }
 
+enum idem_step idem_svc_after_start(struct db_conn *c, const struct idem_request *r,
+                                    enum idem_start how, const struct dlock *guard, struct arena *a,
+                                    struct idem_response *out, struct err *e)
+{
+    switch (how) {
+    case IDEM_START_DUPLICATE:
+        return idem_svc_settle(c, r, a, out, e);
+    case IDEM_START_REFUSED:
+        return idem_svc_stores_refusal(e->code) ? idem_svc_store_refusal(c, r, guard, a, out, e)
+                                                : IDEM_STEP_FAILED;
+    case IDEM_START_AGAIN:
+        return IDEM_STEP_AGAIN;
+    case IDEM_START_OPEN:
+        break;
+    }
+    BUG("a write's open transaction is its engine's to finish");
+}
+
 int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct arena *a,
                             struct idem_response *out, struct err *e)
 {

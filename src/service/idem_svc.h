@@ -110,6 +110,15 @@ enum idem_step idem_svc_store_refusal(struct db_conn *c, const struct idem_reque
                                       struct idem_response *out, struct err *e);
 
 /*
+ * What a write's start that did not leave its transaction open means for its key (how as
+ * repo/idem_repo.h): a duplicate settled, a refusal stored (or, a lock wait, not), a deadlock
+ * AGAIN. The one place both the write engine and the group commit settle an outcome.
+ */
+enum idem_step idem_svc_after_start(struct db_conn *c, const struct idem_request *r,
+                                    enum idem_start how, const struct dlock *guard, struct arena *a,
+                                    struct idem_response *out, struct err *e);
+
+/*
  * For a caller whose distributed lock wait ran out before its write began (e holds that
  * ERR_UNAVAILABLE): was it waiting behind a request with this very key? One locking read that
  * does not wait. Returns 0 with the stored response when the key has finished meanwhile (a

@@ -58,19 +58,9 @@ static enum idem_step attempt(struct db_conn *c, const struct write_op *op,
 
     if (op->start(c, w, result, a, &how, &key_row_id, e))
         return roll_back(c);
-    switch (how) {
-    case IDEM_START_OPEN:
+    if (how == IDEM_START_OPEN)
         return finish(c, op, w, guard, result, key_row_id, a, out, e);
-    case IDEM_START_DUPLICATE:
-        return idem_svc_settle(c, w->idem, a, out, e);
-    case IDEM_START_REFUSED:
-        return idem_svc_stores_refusal(e->code)
-                   ? idem_svc_store_refusal(c, w->idem, guard, a, out, e)
-                   : IDEM_STEP_FAILED;
-    case IDEM_START_AGAIN:
-        return IDEM_STEP_AGAIN;
-    }
-    BUG("unknown outcome of a write's start");
+    return idem_svc_after_start(c, w->idem, how, guard, a, out, e);
 }
 
 static int run(const struct write_op *op, const struct write_req *w, const struct dlock *guard,

@@ -15,10 +15,11 @@
  *   the response stored (with the write's event) and COMMIT -> unlock -> committed
  *
  * The start is one or two calls to a stored procedure (migrations 0009, 0010), so a write is
- * two or three MariaDB round trips. The idempotency rules (one effect per key, refusals stored
- * and replayed, a duplicate in flight 409, a row-lock time-out 503) are idem_svc.h's; the
- * response's status is the route's (idem_request.status), its body the op's render of the
- * result.
+ * two or three MariaDB round trips. (Charges with SHOPD_GROUP_COMMIT go through
+ * service/charge_batch.h instead, which settles each outcome the same way.) The idempotency rules
+ * (one effect per key, refusals stored and replayed, a duplicate in flight 409, a row-lock time-out
+ * 503) are idem_svc.h's; the response's status is the route's (idem_request.status), its body the
+ * op's render of the result.
  *
  * The lock is the write's distributed lock in SHOPD_LOCKS=redis (its fence goes to the start,
  * which writes it with the rows) and nothing in SHOPD_LOCKS=db, where MariaDB's row locks,
