@@ -76,6 +76,9 @@ static void open_pools(const struct config *cfg, struct svc *s, enum pool_use us
         .read_timeout_s = requests ? 0 : BATCH_READ_TIMEOUT_S,
         .idle_trx_timeout_s = requests ? cfg->db_idle_trx_timeout_s : 0,
     };
+    for (int i = 0; i < cfg->db_nfailover; i++)
+        dbo.failover[dbo.nfailover++] =
+            (struct db_node){.host = cfg->db_failover_host[i], .port = cfg->db_failover_port[i]};
     struct redis_options ro = {
         .host = cfg->redis_host,
         .port = cfg->redis_port,

@@ -84,13 +84,33 @@ static bool socket_path_ok(const char *path)
 }
 
 /*
+ * One node of SHOPD_DB_URL: host[:port] (port 3306 when omitted), or a percent-encoded socket
+ * path (port 0).
+ */
+static int parse_db_node(const char *s, size_t len, char *host, size_t host_size, int *port)
+{
+    char decoded[CONFIG_SOCKET_PATH_MAX + 2];
+
+    /* Percent-encoding is for the socket form only (no host name holds a '%'); a plain
+     * host:port is not decoded at all, so a long one is not refused for the decoding buffer
+     * (found by fuzz_config). */
+    if (memchr(s, '%', len)) {
+        *port = 0;
+        if (percent_decode(decoded, sizeof(decoded), s, len) || !socket_path_ok(decoded))
+            return -1;
+        return copy_field(host, host_size, decoded, strlen(decoded));
+    }
+    *port = 3306;
+    return parse_host_port(s, len, host, host_size, port);
+}
+
+/*
  * Where the database is: the host part (host[:port], or a percent-encoded socket path) and the
  * query ("socket=/path", or NULL). A socket goes into db_host with db_port 0.
  */
 static int parse_db_place(struct config *cfg, const char *host, size_t host_len, const char *query)
 {
     static const char socket_opt[] = "socket=";
-    char decoded[sizeof(cfg->db_host)];
 
     if (query) {
         bool local = !host_len || (host_len == 9 && !memcmp(host, "localhost", 9));
@@ -103,19 +123,25 @@ static int parse_db_place(struct config *cfg, const char *host, size_t host_len,
         cfg->db_port = 0;
         return 0;
     }
-    /* Percent-encoding is for the socket form only (no host name holds a '%'); a plain
-     * host:port is not decoded at all, so a long one is not refused for the decoding buffer
-     * (found by fuzz_config). */
-    if (memchr(host, '%', host_len)) {
-        if (percent_decode(decoded, sizeof(decoded), host, host_len) || decoded[0] != '/')
+    return parse_db_node(host, host_len, cfg->db_host, sizeof(cfg->db_host), &cfg->db_port);
+}
+
+/* The nodes after the first: ",node,node" from comma up to slash, into db_failover_*. */
+static int parse_db_failover(struct config *cfg, const char *comma, const char *slash)
+{
+    cfg->db_nfailover = 0;
+    while (comma) {
+        const char *node = comma + 1;
+        comma = memchr(node, ',', (size_t)(slash - node));
+        const char *end = comma ? comma : slash;
+        int i = cfg->db_nfailover;
+        if (i == CONFIG_DB_FAILOVER_MAX || end == node ||
+            parse_db_node(node, (size_t)(end - node), cfg->db_failover_host[i],
+                          sizeof(cfg->db_failover_host[i]), &cfg->db_failover_port[i]))
             return -1;
-        cfg->db_port = 0;
-        return socket_path_ok(decoded)
-                   ? copy_field(cfg->db_host, sizeof(cfg->db_host), decoded, strlen(decoded))
-                   : -1;
+        cfg->db_nfailover++;
     }
-    cfg->db_port = 3306;
-    return parse_host_port(host, host_len, cfg->db_host, sizeof(cfg->db_host), &cfg->db_port);
+    return 0;
 }
 
 int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
@@ -139,7 +165,15 @@ int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
     if (!colon || copy_field(cfg->db_user, sizeof(cfg->db_user), p, (size_t)(colon - p)) ||
         copy_field(cfg->db_pass, sizeof(cfg->db_pass), colon + 1, (size_t)(at - colon - 1)))
         goto bad;
-    if (parse_db_place(cfg, at + 1, (size_t)(slash - at - 1), query ? query + 1 : NULL))
+    /* "node,node,…": the first is the preferred node, the others are moved to in turn when it
+     * is lost (repo/db.h). */
+    const char *hosts = at + 1;
+    const char *comma = memchr(hosts, ',', (size_t)(slash - hosts));
+    const char *first_end = comma ? comma : slash;
+    if (parse_db_place(cfg, hosts, (size_t)(first_end - hosts), query ? query + 1 : NULL) ||
+        (comma && query))
+        goto bad;
+    if (parse_db_failover(cfg, comma, slash))
         goto bad;
     size_t name_len = query ? (size_t)(query - slash - 1) : strlen(slash + 1);
     if (!name_len || copy_field(cfg->db_name, sizeof(cfg->db_name), slash + 1, name_len))
@@ -147,9 +181,10 @@ int config_parse_db_url(struct config *cfg, const char *url, struct err *e)
     return 0;
 bad:
     return err_set(e, ERR_INVALID_INPUT,
-                   "SHOPD_DB_URL is not mysql://user:pass@host:port/db or "
-                   "mysql://user:pass@localhost/db?socket=/path (a path of at most %d bytes)",
-                   CONFIG_SOCKET_PATH_MAX);
+                   "SHOPD_DB_URL is not mysql://user:pass@host:port[,host:port…]/db (at most %d "
+                   "nodes) or mysql://user:pass@localhost/db?socket=/path (a path of at most %d "
+                   "bytes)",
+                   CONFIG_DB_FAILOVER_MAX + 1, CONFIG_SOCKET_PATH_MAX);
 }
 
 /* "unix:///path/redis.sock" with an optional "?db=N": the path into redis_host, port 0. */

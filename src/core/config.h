@@ -28,6 +28,9 @@ enum config_locks {
     CONFIG_LOCKS_REDIS, /* distributed locks in Redis with leases and fences, as the reference */
 };
 
+/* Nodes of SHOPD_DB_URL besides the first (a 4-node cluster at most: Galera's advice is 3). */
+#define CONFIG_DB_FAILOVER_MAX 3
+
 struct config {
     char listen_host[64];
     int listen_port;
@@ -37,6 +40,11 @@ struct config {
     char db_user[64];
     char db_pass[128];
     char db_name[64];
+    /* The other nodes of a cluster (Galera), in the order they are moved to when the node in
+     * use is lost or not ready (port 0: a socket). db_host/db_port is the first, preferred node. */
+    char db_failover_host[CONFIG_DB_FAILOVER_MAX][128];
+    int db_failover_port[CONFIG_DB_FAILOVER_MAX];
+    int db_nfailover;
 
     char redis_host[128];
     int redis_port;
@@ -95,6 +103,7 @@ int config_read_secret_file(struct config *cfg, const char *path, struct err *e)
 /*
  * Parses into cfg's db_* fields one of
  *   mysql://user:pass@host:port/db                  TCP (port 3306 when omitted)
+ *   mysql://user:pass@h1:p1,h2:p2,h3:p3/db          the nodes of a cluster, the first preferred
  *   mysql://user:pass@localhost/db?socket=/path     a Unix socket (the host may be empty)
  *   mysql://user:pass@%2Fpath%2Fmariadb.sock/db     the same, percent-encoded as the host
  * The socket form follows the server's own option (my.cnf's socket=, mariadb --socket).

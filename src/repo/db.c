@@ -15,6 +15,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/num.h"
 #include "core/round_trips.h"
@@ -36,6 +37,7 @@ struct cached_stmt {
 struct db_conn {
     struct db_pool *pool;
     MYSQL *mysql; /* NULL until connected */
+    int node;     /* the node it is connected to */
     unsigned generation;
     bool in_tx;
     bool fresh; /* nothing was sent on this checkout yet: a lost connection may be retried */
@@ -56,7 +58,11 @@ struct db_waiter {
 
 struct db_pool {
     struct db_options opt;
-    char *host, *user, *pass, *name;
+    char *hosts[1 + DB_FAILOVER_MAX];
+    int ports[1 + DB_FAILOVER_MAX];
+    int nnodes;
+    atomic_int node; /* where connections go now (single writer) */
+    char *user, *pass, *name;
     pthread_mutex_t lock;
     struct db_waiter *waiters, **waiters_tail; /* FIFO */
     struct db_conn *conns;
@@ -73,7 +79,7 @@ static bool is_connection_error(unsigned no)
     return no == CR_SERVER_GONE_ERROR || no == CR_SERVER_LOST || no == CR_SERVER_LOST_EXTENDED ||
            no == CR_CONNECTION_ERROR || no == CR_CONN_HOST_ERROR || no == CR_ERR_NET_READ ||
            no == CR_ERR_NET_WRITE || no == ER_CONNECTION_KILLED || no == 4031 /* idle kill */ ||
-           no == ER_SERVER_SHUTDOWN || no == CR_COMMANDS_OUT_OF_SYNC ||
+           no == ER_SERVER_SHUTDOWN || no == CR_COMMANDS_OUT_OF_SYNC || no == DB_ER_NOT_READY ||
            (no >= ER_NET_READ_ERROR && no <= ER_NET_WRITE_INTERRUPTED);
 }
 
@@ -106,9 +112,15 @@ static int fail(struct db_pool *p, struct db_conn *c, unsigned no, const char *m
     if (no == ER_DUP_ENTRY)
         return err_set(e, ERR_INTERNAL, "%s: duplicate key: %s", what, msg);
     if (is_connection_error(no)) {
+        int lost = c->node;
         close_conn(c);
-        if (p)
+        if (p) {
             atomic_fetch_add(&p->generation, 1);
+            /* The node is gone or left the primary component: the pool moves on, unless
+             * another connection moved it already. */
+            if (p->nnodes > 1)
+                atomic_compare_exchange_strong(&p->node, &lost, (lost + 1) % p->nnodes);
+        }
         return err_set(e, ERR_UNAVAILABLE, "the database connection was lost (%s, error %u); retry",
                        what, no);
     }
@@ -142,7 +154,13 @@ struct db_pool *db_pool_new(const struct db_options *o)
     struct db_pool *p = xcalloc(1, sizeof(*p));
 
     p->opt = *o;
-    p->host = xstrdup(o->host);
+    p->hosts[0] = xstrdup(o->host);
+    p->ports[0] = o->port;
+    p->nnodes = 1;
+    for (int i = 0; i < o->nfailover && i < DB_FAILOVER_MAX; i++) {
+        p->hosts[p->nnodes] = xstrdup(o->failover[i].host);
+        p->ports[p->nnodes++] = o->failover[i].port;
+    }
     p->user = xstrdup(o->user);
     p->pass = xstrdup(o->pass);
     p->name = xstrdup(o->name);
@@ -164,7 +182,8 @@ void db_pool_free(struct db_pool *p)
     for (int i = 0; i < p->opt.size; i++)
         close_conn(&p->conns[i]);
     free(p->conns);
-    free(p->host);
+    for (int i = 0; i < p->nnodes; i++)
+        free(p->hosts[i]);
     free(p->user);
     free(p->pass);
     free(p->name);
@@ -190,15 +209,35 @@ static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
     return 0;
 }
 
-static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
+/*
+ * True when the node of c may take work: always for a server that is not a Galera node
+ * (wsrep off); for a Galera node, when it is Synced in the primary component (wsrep_ready).
+ * Asked only of clusters, once per connection.
+ */
+static bool node_ready(struct db_conn *c)
+{
+    static const char sql[] = "SELECT @@wsrep_on = 0 OR (SELECT VARIABLE_VALUE FROM "
+                              "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = "
+                              "'WSREP_READY') = 'ON'";
+
+    if (mysql_real_query(c->mysql, sql, sizeof(sql) - 1))
+        return false;
+    MYSQL_RES *res = mysql_store_result(c->mysql);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+    bool ready = row && row[0] && !strcmp(row[0], "1");
+    if (res)
+        mysql_free_result(res);
+    return ready;
+}
+
+/* Connects c to node i: 0, or -1 with e set (nothing left open). */
+static int connect_node(struct db_pool *p, struct db_conn *c, int i, struct err *e)
 {
     unsigned connect_timeout = 2;
     unsigned rw_timeout =
         (unsigned)(p->opt.read_timeout_s > 0 ? p->opt.read_timeout_s : p->opt.lock_wait_s + 2);
-    long long failed_at = atomic_load(&p->connect_failed_at);
+    const char *host = p->hosts[i];
 
-    if (failed_at && clock_monotonic_us() - failed_at < CONNECT_BACKOFF_US)
-        return err_set(e, ERR_UNAVAILABLE, "the database is unreachable; retry");
     c->mysql = mysql_init(NULL);
     if (!c->mysql)
         return err_set(e, ERR_INTERNAL, "mysql_init failed");
@@ -206,25 +245,58 @@ static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
     mysql_options(c->mysql, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
     mysql_options(c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    bool local = p->host[0] == '/'; /* a Unix socket's path (core/config.h) */
-    if (!mysql_real_connect(c->mysql, local ? "localhost" : p->host, p->user, p->pass, p->name,
-                            (unsigned)p->opt.port, local ? p->host : NULL,
+    bool local = host[0] == '/'; /* a Unix socket's path (core/config.h) */
+    if (!mysql_real_connect(c->mysql, local ? "localhost" : host, p->user, p->pass, p->name,
+                            (unsigned)p->ports[i], local ? host : NULL,
                             CLIENT_FOUND_ROWS | CLIENT_MULTI_RESULTS)) {
-        atomic_store(&p->connect_failed_at, clock_monotonic_us());
-        err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", p->host, p->opt.port,
+        err_set(e, ERR_UNAVAILABLE, "cannot connect to mariadb at %s:%d: %s", host, p->ports[i],
                 mysql_error(c->mysql));
         metrics_inc(METRIC_DB_ERRORS);
         mysql_close(c->mysql);
         c->mysql = NULL;
         return -1;
     }
-    atomic_store(&p->connect_failed_at, 0);
-    c->generation = atomic_load(&p->generation);
+    c->node = i;
+    if (p->nnodes > 1 && !node_ready(c)) {
+        close_conn(c);
+        metrics_inc(METRIC_DB_ERRORS);
+        return err_set(e, ERR_UNAVAILABLE,
+                       "mariadb at %s:%d is not ready (a Galera node not Synced)", host,
+                       p->ports[i]);
+    }
     if (session_setup(p, c, e)) {
         close_conn(c);
         return -1;
     }
     return 0;
+}
+
+/* Connects c to the node in use, or, when that one fails, to the next that takes it (which
+ * the pool then uses). */
+static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
+{
+    long long failed_at = atomic_load(&p->connect_failed_at);
+    int first = atomic_load(&p->node);
+
+    if (failed_at && clock_monotonic_us() - failed_at < CONNECT_BACKOFF_US)
+        return err_set(e, ERR_UNAVAILABLE, "the database is unreachable; retry");
+    for (int k = 0; k < p->nnodes; k++) {
+        int i = (first + k) % p->nnodes;
+        if (connect_node(p, c, i, e))
+            continue;
+        if (i != first) {
+            int expected = first;
+            if (atomic_compare_exchange_strong(&p->node, &expected, i)) {
+                metrics_inc(METRIC_DB_NODE_CHANGES);
+                log_warn("db: node %s:%d is in use now", p->hosts[i], p->ports[i]);
+            }
+        }
+        atomic_store(&p->connect_failed_at, 0);
+        c->generation = atomic_load(&p->generation);
+        return 0;
+    }
+    atomic_store(&p->connect_failed_at, clock_monotonic_us());
+    return -1;
 }
 
 /*
@@ -250,6 +322,11 @@ static int ensure_connected(struct db_pool *p, struct db_conn *c, struct err *e)
 {
     unsigned gen = atomic_load(&p->generation);
 
+    /* The pool moved to another node: this connection follows (one writer at a time). */
+    if (c->mysql && c->node != atomic_load(&p->node)) {
+        close_conn(c);
+        metrics_inc(METRIC_DB_RECONNECTS);
+    }
     if (c->mysql && closed_by_server(c)) {
         close_conn(c);
         metrics_inc(METRIC_DB_RECONNECTS);
@@ -808,4 +885,9 @@ const char *db_str(const struct db_rows *r, size_t row, size_t col)
 bool db_is_null(const struct db_rows *r, size_t row, size_t col)
 {
     return db_cell(r, row, col)->type == DB_NULL;
+}
+
+int db_pool_node(struct db_pool *p)
+{
+    return atomic_load(&p->node);
 }

@@ -35,9 +35,24 @@ struct err;
 struct db_pool;
 struct db_conn;
 
-struct db_options {
+/* A node of a cluster; host is a name, an address, or a Unix socket's path ('/' first). */
+struct db_node {
     const char *host;
     int port;
+};
+
+#define DB_FAILOVER_MAX 3
+
+struct db_options {
+    const char *host; /* the first, preferred node */
+    int port;
+    /* The other nodes of a Galera cluster, tried in turn: every connection of the pool goes to
+     * one node at a time (Galera's single writer, so that certification conflicts stay rare);
+     * when that node is lost, refuses connections, or is not ready (not Synced in the primary
+     * component: "WSREP has not yet prepared node for application use"), the pool moves to
+     * the next, and its connections follow on their next checkout. */
+    struct db_node failover[DB_FAILOVER_MAX];
+    int nfailover;
     const char *user;
     const char *pass;
     const char *name;
@@ -86,6 +101,8 @@ struct db_rows {
 #define DB_ER_DUP_ENTRY 1062
 #define DB_ER_LOCK_WAIT 1205
 #define DB_ER_DEADLOCK  1213
+#define DB_ER_NOT_READY 1047 /* ER_UNKNOWN_COM_ERROR: a Galera node outside the primary component \
+                              */
 
 /* Once per process, before any thread uses the database, and once at exit. */
 int db_library_init(void);
@@ -133,6 +150,10 @@ unsigned db_last_errno(const struct db_conn *c);
 
 /* True when the last failure was a deadlock or lock wait time-out that a retry may clear. */
 bool db_last_was_retryable(const struct db_conn *c);
+
+/* The index of the node the pool's connections go to now: 0 for db_options.host, i + 1 for
+ * failover[i]. */
+int db_pool_node(struct db_pool *p);
 
 /* Pings the server; for readiness checks. */
 int db_ping(struct db_pool *p, struct err *e);

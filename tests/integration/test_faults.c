@@ -560,6 +560,63 @@ static void killed_connections_are_replaced_before_use(void **state)
     assert_int_equal(harness_sql_int(&h, sql_mismatched_users, 0), 0);
 }
 
+/* Appends node (a socket path or host:port) to out as a node of SHOPD_DB_URL. */
+static void append_node(char *out, size_t size, const char *node, size_t len)
+{
+    size_t n = strlen(out);
+
+    for (size_t i = 0; i < len && n + 4 < size; i++)
+        n += (size_t)snprintf(out + n, size - n, node[i] == '/' ? "%%2F" : "%c", node[i]);
+}
+
+/*
+ * A cluster's first node that cannot be reached (a socket nobody listens on) before the real
+ * one: the server moves to the second node once, every connection follows, and the writes are
+ * exact. What a Galera node lost at start-up, or killed, looks like to the pool.
+ */
+static void a_lost_first_node_moves_the_pool_to_the_next(void **state)
+{
+    char url[512] = "", env_url[640];
+    const char *at = strchr(h.db_url, '@');
+    const char *sock = strstr(h.db_url, "?socket=");
+    struct harness_server c;
+    struct http_client hc;
+    struct http_result r;
+
+    (void)state;
+    assert_non_null(at);
+    snprintf(url, sizeof(url), "%.*s", (int)(at + 1 - h.db_url), h.db_url);
+    append_node(url, sizeof(url), "/tmp/shopd-no-such-node.sock", 28);
+    append_node(url, sizeof(url), ",", 1);
+    if (sock)
+        append_node(url, sizeof(url), sock + 8, strlen(sock + 8));
+    else
+        append_node(url, sizeof(url), at + 1, strcspn(at + 1, "/"));
+    snprintf(env_url, sizeof(env_url), "SHOPD_DB_URL=%s/%s", url, h.db_name);
+    const char *const env[] = {env_url, rs.env, "SHOPD_THREADS=4", NULL};
+    assert_int_equal(harness_server_start(&h, &c, env), 0);
+
+    int64_t user = harness_create_user(&h, &c, "Second node");
+    assert_true(user > 0);
+    char *token = harness_token(&h, user);
+    int64_t base = harness_sql_int(&h, sql_balance, 1, user);
+    http_client_init(&hc);
+    for (int i = 0; i < 20; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "second-node-%d", i);
+        assert_int_equal(charge(&hc, &c, user, token, 1000, key, &r), 200);
+        http_result_free(&r);
+    }
+    assert_int_equal(get_balance(&hc, &c, user, token), 200);
+    http_client_release(&hc);
+    assert_int_equal(harness_sql_int(&h, sql_balance, 1, user), base + 20 * 1000);
+    /* Once per pool (requests and batches): later connections go to the second node at once. */
+    int64_t moves = harness_metric(&c, "shopd_db_node_changes_total");
+    assert_true(moves >= 1 && moves <= 2);
+    free(token);
+    assert_int_equal(harness_server_stop(&c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +624,7 @@ int main(void)
         cmocka_unit_test(idle_consumers_count_no_redis_errors),
         cmocka_unit_test(redis_stalls_leave_no_lease_and_lose_nothing),
         cmocka_unit_test(killed_connections_are_replaced_before_use),
+        cmocka_unit_test(a_lost_first_node_moves_the_pool_to_the_next),
     };
     int failed = 0;
 

@@ -180,6 +180,37 @@ static void test_override_db_default_port(void **state)
     assert_int_equal(cfg.db_port, 3306);
 }
 
+/* A cluster's nodes: the first preferred, the others tried in order, a socket among them. */
+static void test_override_db_nodes(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_DB_URL", "mysql://app:pw@g1:3311,g2,%2Fvar%2Fg3.sock/shopdb");
+    load_ok(&cfg);
+    assert_string_equal(cfg.db_host, "g1");
+    assert_int_equal(cfg.db_port, 3311);
+    assert_int_equal(cfg.db_nfailover, 2);
+    assert_string_equal(cfg.db_failover_host[0], "g2");
+    assert_int_equal(cfg.db_failover_port[0], 3306);
+    assert_string_equal(cfg.db_failover_host[1], "/var/g3.sock");
+    assert_int_equal(cfg.db_failover_port[1], 0);
+    assert_string_equal(cfg.db_name, "shopdb");
+    set_env("SHOPD_DB_URL", "mysql://app:pw@db/shopdb");
+    load_ok(&cfg);
+    assert_int_equal(cfg.db_nfailover, 0);
+}
+
+static void test_bad_db_nodes(void **state)
+{
+    (void)state;
+    expect_bad("SHOPD_DB_URL", "mysql://app:pw@g1,/shopdb");
+    expect_bad("SHOPD_DB_URL", "mysql://app:pw@g1,,g2/shopdb");
+    expect_bad("SHOPD_DB_URL", "mysql://app:pw@g1,g2:0/shopdb");
+    expect_bad("SHOPD_DB_URL", "mysql://app:pw@g1,g2,g3,g4,g5/shopdb"); /* 4 nodes at most */
+    expect_bad("SHOPD_DB_URL", "mysql://app:pw@localhost,g2/shopdb?socket=/s.sock");
+}
+
 static void test_override_db_password_with_specials(void **state)
 {
     struct config cfg;
@@ -666,6 +697,8 @@ int main(void)
         T(test_override_listen),
         T(test_override_db),
         T(test_override_db_default_port),
+        T(test_override_db_nodes),
+        T(test_bad_db_nodes),
         T(test_override_db_password_with_specials),
         T(test_override_redis),
         T(test_override_redis_without_db_or_port),
