@@ -27,7 +27,9 @@
 #define MAX_PARAMS         128 /* 100 ids in one IN list (product_repo_find_many) */
 #define MAX_COLS           48
 #define ACQUIRE_WAIT_S     5
-#define CONNECT_BACKOFF_US 500000 /* after a failed connect, fail fast for this long */
+#define CONNECT_BACKOFF_US 500000  /* after a failed connect, fail fast for this long */
+#define PROBE_EVERY_US     1000000 /* a pool off its first node asks the ones before it */
+#define CAUSAL_WINDOW_US   5000000 /* causal reads this long after the pool (re)chose a node */
 
 struct cached_stmt {
     const char *sql; /* identity: the address of a static string */
@@ -40,7 +42,8 @@ struct db_conn {
     int node;     /* the node it is connected to */
     unsigned generation;
     bool in_tx;
-    bool fresh; /* nothing was sent on this checkout yet: a lost connection may be retried */
+    bool fresh;  /* nothing was sent on this checkout yet: a lost connection may be retried */
+    bool causal; /* its session reads with wsrep_sync_wait = 1 */
     unsigned last_errno;
     struct cached_stmt stmts[MAX_STMTS];
     int nstmts;
@@ -70,6 +73,9 @@ struct db_pool {
     /* Bumped when any connection is found lost: the others are then pinged before use. */
     atomic_uint generation;
     atomic_llong connect_failed_at;
+    /* A cluster's transitions (repo/db.h): until then connections read causally; when the
+     * nodes before the one in use are next asked whether they are back. */
+    atomic_llong causal_until_us, next_probe_us;
 };
 
 /* ---- errors ---- */
@@ -164,6 +170,9 @@ struct db_pool *db_pool_new(const struct db_options *o)
     p->user = xstrdup(o->user);
     p->pass = xstrdup(o->pass);
     p->name = xstrdup(o->name);
+    /* A new process may join peers that write through another node: read causally at first. */
+    if (p->nnodes > 1)
+        atomic_store(&p->causal_until_us, clock_monotonic_us() + CAUSAL_WINDOW_US);
     pthread_mutex_init(&p->lock, NULL);
     p->waiters_tail = &p->waiters;
     p->conns = xcalloc((size_t)o->size, sizeof(*p->conns));
@@ -212,22 +221,29 @@ static int session_setup(struct db_pool *p, struct db_conn *c, struct err *e)
 /*
  * True when the node of c may take work: always for a server that is not a Galera node
  * (wsrep off); for a Galera node, when it is Synced in the primary component (wsrep_ready).
- * Asked only of clusters, once per connection.
+ * Asked only of clusters, once per connection, as a causal read (wsrep_sync_wait): it returns
+ * once the node has applied every transaction the cluster committed before it, so a connection
+ * that the pool moved here after a node was lost sees every write acknowledged through that
+ * node (an order created there, then paid here). Later statements do not wait: the pool's
+ * connections write and read through this one node.
  */
 static bool node_ready(struct db_conn *c)
 {
+    static const char wait_on[] = "SET SESSION wsrep_sync_wait = 1";
+    static const char wait_off[] = "SET SESSION wsrep_sync_wait = 0";
     static const char sql[] = "SELECT @@wsrep_on = 0 OR (SELECT VARIABLE_VALUE FROM "
                               "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = "
                               "'WSREP_READY') = 'ON'";
 
-    if (mysql_real_query(c->mysql, sql, sizeof(sql) - 1))
+    if (mysql_real_query(c->mysql, wait_on, sizeof(wait_on) - 1) ||
+        mysql_real_query(c->mysql, sql, sizeof(sql) - 1))
         return false;
     MYSQL_RES *res = mysql_store_result(c->mysql);
     MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
     bool ready = row && row[0] && !strcmp(row[0], "1");
     if (res)
         mysql_free_result(res);
-    return ready;
+    return ready && !mysql_real_query(c->mysql, wait_off, sizeof(wait_off) - 1);
 }
 
 /* Connects c to node i: 0, or -1 with e set (nothing left open). */
@@ -257,6 +273,7 @@ static int connect_node(struct db_pool *p, struct db_conn *c, int i, struct err 
         return -1;
     }
     c->node = i;
+    c->causal = false;
     if (p->nnodes > 1 && !node_ready(c)) {
         close_conn(c);
         metrics_inc(METRIC_DB_ERRORS);
@@ -269,6 +286,16 @@ static int connect_node(struct db_pool *p, struct db_conn *c, int i, struct err 
         return -1;
     }
     return 0;
+}
+
+/* Moves the pool from node from to node to, unless another thread moved it already. */
+static void move_to(struct db_pool *p, int from, int to)
+{
+    if (!atomic_compare_exchange_strong(&p->node, &from, to))
+        return;
+    atomic_store(&p->causal_until_us, clock_monotonic_us() + CAUSAL_WINDOW_US);
+    metrics_inc(METRIC_DB_NODE_CHANGES);
+    log_warn("db: node %s:%d is in use now", p->hosts[to], p->ports[to]);
 }
 
 /* Connects c to the node in use, or, when that one fails, to the next that takes it (which
@@ -284,13 +311,8 @@ static int connect_conn(struct db_pool *p, struct db_conn *c, struct err *e)
         int i = (first + k) % p->nnodes;
         if (connect_node(p, c, i, e))
             continue;
-        if (i != first) {
-            int expected = first;
-            if (atomic_compare_exchange_strong(&p->node, &expected, i)) {
-                metrics_inc(METRIC_DB_NODE_CHANGES);
-                log_warn("db: node %s:%d is in use now", p->hosts[i], p->ports[i]);
-            }
-        }
+        if (i != first)
+            move_to(p, first, i);
         atomic_store(&p->connect_failed_at, 0);
         c->generation = atomic_load(&p->generation);
         return 0;
@@ -368,6 +390,57 @@ static struct db_conn *wait_in_line(struct db_pool *p, const struct timespec *de
     return w.conn;
 }
 
+/*
+ * A cluster's pool that runs on a later node asks, once a second, whether a node before it
+ * is back (Synced again), and moves there: every instance so converges on the first node of
+ * the list that takes work, and writes through one node again after a node rejoins or an
+ * instance restarts. NEEDSWORK: the asking thread is a request's, which a node that hangs
+ * delays by the connect time-out (2 s) once a second; a background prober would not.
+ */
+static void probe_earlier_nodes(struct db_pool *p)
+{
+    int node = atomic_load(&p->node);
+    long long now = clock_monotonic_us();
+    long long due = atomic_load(&p->next_probe_us);
+
+    if (node == 0 || now < due ||
+        !atomic_compare_exchange_strong(&p->next_probe_us, &due, now + PROBE_EVERY_US))
+        return;
+    for (int i = 0; i < node; i++) {
+        struct db_conn probe = {.pool = p};
+        struct err ignored;
+        if (connect_node(p, &probe, i, &ignored))
+            continue;
+        close_conn(&probe);
+        move_to(p, node, i);
+        return;
+    }
+}
+
+/*
+ * Causal reads where they are needed: while the pool runs on a node that is not the first
+ * (failed over: another instance may be back on the first, and its writes reach this node
+ * a moment after it answered) and for a few seconds after the pool chose a node (its peers
+ * may still write through the one it left). Then every read waits until the node has applied
+ * what the cluster committed before it (wsrep_sync_wait = 1). Otherwise reads do not wait:
+ * one node takes every write, and it sees its own. One statement when the mode changes.
+ */
+static int set_causal(struct db_pool *p, struct db_conn *c, struct err *e)
+{
+    bool want =
+        atomic_load(&p->node) != 0 || clock_monotonic_us() < atomic_load(&p->causal_until_us);
+    static const char on[] = "SET SESSION wsrep_sync_wait = 1";
+    static const char off[] = "SET SESSION wsrep_sync_wait = 0";
+
+    if (want == c->causal)
+        return 0;
+    round_trip_note(ROUND_TRIP_DB);
+    if (mysql_real_query(c->mysql, want ? on : off, want ? sizeof(on) - 1 : sizeof(off) - 1))
+        return conn_fail(c, "causal reads", e);
+    c->causal = want;
+    return 0;
+}
+
 int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
 {
     struct timespec deadline;
@@ -390,7 +463,9 @@ int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
     }
 
     c->last_errno = 0;
-    if (ensure_connected(p, c, e)) {
+    if (p->nnodes > 1)
+        probe_earlier_nodes(p);
+    if (ensure_connected(p, c, e) || (p->nnodes > 1 && set_causal(p, c, e))) {
         db_release(p, c);
         return -1;
     }

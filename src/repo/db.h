@@ -50,7 +50,11 @@ struct db_options {
      * one node at a time (Galera's single writer, so that certification conflicts stay rare);
      * when that node is lost, refuses connections, or is not ready (not Synced in the primary
      * component: "WSREP has not yet prepared node for application use"), the pool moves to
-     * the next, and its connections follow on their next checkout. */
+     * the next, and its connections follow on their next checkout. Off the first node, the
+     * pool asks once a second whether an earlier one is back and returns to it, so that every
+     * instance converges on the first node of the list that takes work. Reads are causal
+     * (wsrep_sync_wait) only where a read could miss an acknowledged write: off the first
+     * node, for a few seconds after a move or the pool's start, and once per new connection. */
     struct db_node failover[DB_FAILOVER_MAX];
     int nfailover;
     const char *user;
@@ -101,8 +105,9 @@ struct db_rows {
 #define DB_ER_DUP_ENTRY 1062
 #define DB_ER_LOCK_WAIT 1205
 #define DB_ER_DEADLOCK  1213
-#define DB_ER_NOT_READY 1047 /* ER_UNKNOWN_COM_ERROR: a Galera node outside the primary component \
-                              */
+#define DB_ER_NOT_READY                                                       \
+    1047 /* ER_UNKNOWN_COM_ERROR: a Galera node outside the primary component \
+          */
 
 /* Once per process, before any thread uses the database, and once at exit. */
 int db_library_init(void);
