@@ -7,11 +7,13 @@
 #   make cluster N=3   N `shopd serve` + nginx on 127.0.0.1:8080 + `shopd platform`, detached;
 #                make cluster-down stops them (scripts/cluster.sh, by pid)
 #   make chaos   the fault-injection suite against a 3-instance cluster; writes docs/RELIABILITY.md
+#   make test-ha the integration suites on a 3-node Galera cluster, then the fault suite on it
+#                (the writer node killed under load); writes docs/RELIABILITY-HA.md (about 8 min)
 #   make fuzz    every libFuzzer target for 10 million executions; figures in docs/RELIABILITY.md
 JOBS ?= $(shell nproc)
 N ?= 3
 
-.PHONY: all deps services services-down status build debug asan run test bench chaos fuzz cluster cluster-down format clean
+.PHONY: all deps services services-down status build debug asan run test test-ha bench chaos fuzz cluster cluster-down format clean
 
 all: build
 
@@ -51,6 +53,9 @@ bench: services build
 
 chaos: services build
 	@scripts/chaos.sh
+
+test-ha: services build
+	@scripts/test-ha.sh
 
 fuzz: deps
 	@scripts/fuzz.sh

@@ -16,6 +16,13 @@
 #   cut-mariadb      mariadbd unreachable for PARTITION_S: SIGSTOP, so connections hang as
 #                    in a network partition and the connectors' time-outs decide; then SIGCONT
 #   kill-platform    SIGKILL of `shopd platform`, restarted after FAULT_S
+#   kill-galera-node (TOPOLOGY=galera) SIGKILL of the Galera node shopd writes through,
+#                    restarted after FAULT_S: it rejoins by IST; shopd moves to the next node
+#
+# TOPOLOGY (single): galera = MariaDB is a 3-node Galera cluster of the suite's own
+# (scripts/galera.sh under CHAOS_VAR, SQL ports GALERA_PORT 23311.., group ports 24567..),
+# shopd is given all three nodes, and the phases are kill-galera-node, kill-instance and
+# kill-redis: what `make test-ha` runs.
 #
 # Then the client resolves every open operation with its key and judges the history against
 # MariaDB (tests/chaos/chaos.c: balances, history rows, orders, payments, stock, coupons, the
@@ -82,6 +89,8 @@ SHOPD=$(realpath -m "$SHOPD")
 KEEP_SERVICES=${KEEP_SERVICES:-0}
 export SHOPD_THREADS=${SHOPD_THREADS:-64}
 SVC=$CHAOS_VAR/svc
+TOPOLOGY=${TOPOLOGY:-single}
+export GALERA_PORT=${GALERA_PORT:-$((DB_PORT + 5))} GCOMM_PORT=${GCOMM_PORT:-$((DB_PORT + 1261))}
 CLUSTER_DIR=$OUT/cluster
 CHAOS_BIN=$CHAOS_VAR/chaos
 # services.sh and cluster.sh read these.
@@ -107,7 +116,11 @@ wait_until() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 now_ms() { date +%s%3N; }
-sql() { MYSQL_PWD=shop-pass mariadb -h 127.0.0.1 -P "$DB_PORT" -u shop -N -B "$@"; }
+sql() { MYSQL_PWD=shop-pass mariadb -h 127.0.0.1 -P "$(judge_port)" -u shop -N -B "$@"; }
+# The node the judge reads: the one MariaDB, or Galera's node 3 (which reads with wsrep_sync_wait,
+# and which shopd writes through only when nodes 1 and 2 are both lost).
+judge_port() { [ "$TOPOLOGY" = galera ] && echo $((GALERA_PORT + 2)) || echo "$DB_PORT"; }
+galera() { scripts/galera.sh "$@" >> "$OUT/galera.log" 2>&1; }
 services() { scripts/services.sh "$@" >> "$OUT/services.log" 2>&1; }
 cluster() { scripts/cluster.sh "$@" 2>> "$OUT/cluster.log"; }
 mariadb_pid() { tr -dc 0-9 < "$SVC/mariadb/mariadb.pid"; }
@@ -126,7 +139,9 @@ cleanup() {
     wait_until 15 gone "$LOAD_PID" || kill -KILL "$LOAD_PID" 2>/dev/null || true
   fi
   [ -z "$CLUSTER_STARTED" ] || cluster down || true
-  if [ -n "$SERVICES_STARTED" ] && [ "$KEEP_SERVICES" = 0 ]; then services down || true; fi
+  if [ -n "$SERVICES_STARTED" ] && [ "$KEEP_SERVICES" = 0 ]; then
+    if [ "$TOPOLOGY" = galera ]; then services redis-down || true; galera down || true; else services down || true; fi
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -151,7 +166,13 @@ build_client() {
 # start_services: the private MariaDB and Redis (a fresh database and no keys of a former run).
 start_services() {
   SERVICES_STARTED=1
-  services up || { tail -n 20 "$OUT/services.log" >&2; die "the private MariaDB/Redis did not start"; }
+  if [ "$TOPOLOGY" = galera ]; then
+    galera up || { tail -n 20 "$OUT/galera.log" >&2; die "the private Galera cluster did not start"; }
+    services redis-up || { tail -n 20 "$OUT/services.log" >&2; die "the private Redis did not start"; }
+    scripts/galera.sh sql 3 -e 'SET GLOBAL wsrep_sync_wait = 1'
+  else
+    services up || { tail -n 20 "$OUT/services.log" >&2; die "the private MariaDB/Redis did not start"; }
+  fi
   sql -e "DROP DATABASE IF EXISTS \`$CHAOS_DB\`; CREATE DATABASE \`$CHAOS_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
   redis-cli -p "$REDIS_PORT" flushall > /dev/null
 }
@@ -239,7 +260,12 @@ term_instance() {
 restart_instance_3() { cluster restart serve-3; }
 
 kill_redis() { kill -KILL "$(redis_pid)"; sleep "$FAULT_S"; }
-restart_services() { services up || { tail -n 20 "$OUT/services.log" >&2; die "services.sh up failed"; }; }
+# On Galera only Redis is the suite's services.sh's: MariaDB is galera.sh's cluster.
+restart_services() {
+  local what=up
+  [ "$TOPOLOGY" = single ] || what=redis-up
+  services "$what" || { tail -n 20 "$OUT/services.log" >&2; die "services.sh $what failed"; }
+}
 
 slow_redis() {
   local p; p=$(redis_pid)
@@ -268,6 +294,24 @@ cut_mariadb() {
 }
 heal_mariadb() { kill -CONT "$VICTIM"; STOPPED_PIDS=(); wait_until 30 sql -e 'SELECT 1'; }
 
+# The Galera node shopd writes through: the one holding the most of the suite's connections.
+galera_writer() {
+  local n best=1 most=-1 count
+  for n in 1 2 3; do
+    count=$(MYSQL_PWD=shop-pass mariadb -h 127.0.0.1 -P $((GALERA_PORT + n - 1)) -u shop -N -B \
+      -e "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE db = '$CHAOS_DB'" 2>/dev/null) || continue
+    [ "$count" -le "$most" ] || { most=$count; best=$n; }
+  done
+  echo "$best"
+}
+kill_galera_node() {
+  VICTIM=$(galera_writer)
+  log "  Galera node $VICTIM is the writer: killed"
+  galera kill "$VICTIM"
+  sleep "$FAULT_S"
+}
+restart_galera_node() { galera start "$VICTIM" || { tail -n 20 "$OUT/galera.log" >&2; die "Galera node $VICTIM did not rejoin"; }; }
+
 kill_platform() { kill -KILL "$(pid_of platform)"; sleep "$FAULT_S"; }
 restart_platform() { cluster restart platform; }
 
@@ -277,8 +321,15 @@ for tool in nginx curl jq mariadb redis-cli cc pkg-config awk; do
   command -v "$tool" > /dev/null || die "$tool is not installed (scripts/deps.sh)"
 done
 [ -x "$SHOPD" ] || die "$SHOPD is missing: make build (or set SHOPD)"
-ALL_PHASES="kill-instance stop-instance term-instance kill-platform kill-redis slow-redis kill-mariadb cut-mariadb"
-PHASES=${PHASES:-$ALL_PHASES}
+ALL_PHASES="kill-instance stop-instance term-instance kill-platform kill-redis slow-redis kill-mariadb cut-mariadb kill-galera-node"
+case $TOPOLOGY in
+  single) PHASES=${PHASES:-${ALL_PHASES% kill-galera-node}} ;;
+  galera) PHASES=${PHASES:-kill-galera-node kill-instance kill-redis} ;;
+  *) die "TOPOLOGY must be single or galera, not '$TOPOLOGY'" ;;
+esac
+for p in $PHASES; do
+  case "$TOPOLOGY $p" in "single kill-galera-node"|"galera kill-mariadb"|"galera cut-mariadb") die "phase $p needs another TOPOLOGY" ;; esac
+done
 for p in $PHASES; do case " $ALL_PHASES " in *" $p "*) ;; *) die "unknown phase '$p' (known: $ALL_PHASES)" ;; esac; done
 [[ $CHAOS_DB =~ ^shopd_t_[a-z0-9_]+$ ]] || die "CHAOS_DB must start with shopd_t_"
 for p in $LB_PORT $FIRST_PORT $((FIRST_PORT + 1)) $((FIRST_PORT + 2)); do port_free "$p" || die "127.0.0.1:$p is in use"; done
@@ -294,6 +345,11 @@ log "private MariaDB 127.0.0.1:$DB_PORT and Redis 127.0.0.1:$REDIS_PORT under ${
 start_services
 
 export SHOPD_DB_URL="mysql://shop:shop-pass@127.0.0.1:$DB_PORT/$CHAOS_DB"
+JUDGE_DB_URL=$SHOPD_DB_URL
+if [ "$TOPOLOGY" = galera ]; then
+  SHOPD_DB_URL="mysql://shop:shop-pass@127.0.0.1:$GALERA_PORT,127.0.0.1:$((GALERA_PORT + 1)),127.0.0.1:$((GALERA_PORT + 2))/$CHAOS_DB"
+  JUDGE_DB_URL="mysql://shop:shop-pass@127.0.0.1:$(judge_port)/$CHAOS_DB"
+fi
 export SHOPD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 [ -s "$CHAOS_VAR/jwt-secret" ] || { umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n=' > "$CHAOS_VAR/jwt-secret"; }
 SHOPD_JWT_SECRET=$(cat "$CHAOS_VAR/jwt-secret")
@@ -308,7 +364,7 @@ URL=http://127.0.0.1:$LB_PORT
 fixtures
 log "fixtures: $((THREADS * USERS_PER_THREAD)) users, 5 products, 3 coupons; start-up took $(($(date +%s) - T0)) s"
 
-CHAOS_URL=$URL CHAOS_DB_URL=$SHOPD_DB_URL CHAOS_RUN=chaos-$$-$(date +%s) CHAOS_THREADS=$THREADS \
+CHAOS_URL=$URL CHAOS_DB_URL=$JUDGE_DB_URL CHAOS_RUN=chaos-$$-$(date +%s) CHAOS_THREADS=$THREADS \
   CHAOS_USERS_PER_THREAD=$USERS_PER_THREAD "$CHAOS_BIN" "$OUT" 2> "$OUT/chaos.log" &
 LOAD_PID=$!
 
@@ -324,6 +380,7 @@ for p in $PHASES; do
     slow-redis) phase "$p" slow_redis redis_answers ;;
     kill-mariadb) phase "$p" kill_mariadb restart_services ;;
     cut-mariadb) phase "$p" cut_mariadb heal_mariadb ;;
+    kill-galera-node) phase "$p" kill_galera_node restart_galera_node ;;
   esac
 done
 

@@ -8,6 +8,7 @@
 #   scripts/galera.sh start N     start node N again: it rejoins (IST, or SST) and is waited for
 #   scripts/galera.sh status      say what runs and each node's wsrep state
 #   scripts/galera.sh url         SHOPD_DB_URL for the three nodes, node 1 preferred
+#   scripts/galera.sh sql N ARGS  the mariadb client as root on node N
 # Ports (each node N = 1..3): SQL GALERA_PORT+N-1 (13311…), group communication 14567+10(N-1),
 # IST 14568+10(N-1), SST 14569+10(N-1). A fresh cluster each `up`: it is a test cluster.
 set -euo pipefail
@@ -184,5 +185,6 @@ case "${1:-}" in
   status) status ;;
   url) url ;;
   pid) pid_of "$(node_arg "${2:-}")" ;;
-  *) echo "usage: $0 up|down|kill N|start N|stop N|status|url|pid N" >&2; exit 2 ;;
+  sql) n=$(node_arg "${2:-}"); shift 2; client "$n" "$@" ;;
+  *) echo "usage: $0 up|down|kill N|start N|stop N|status|url|pid N|sql N ARGS" >&2; exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 # Runs the project's own MariaDB 10.11 and Redis 7 from var/svc, on loopback, without systemd.
 #   scripts/services.sh up       start both (idempotent: running ones are left alone)
 #   scripts/services.sh down     stop both, by pidfile only
+#   scripts/services.sh redis-up|redis-down   Redis alone
 #   scripts/services.sh status   say what runs
 #   scripts/services.sh urls     print SHOPD_DB_URL=… and SHOPD_REDIS_URL=… for the running pair:
 #                                their Unix sockets where they exist, TCP otherwise
@@ -160,6 +161,8 @@ status() {
 
 case "${1:-}" in
   up) mariadb_up && redis_up ;;
+  redis-up) redis_up ;;      # Redis alone (scripts/chaos.sh on a Galera cluster)
+  redis-down) stop_pidfile redis "$RPID" redis ;;
   down) stop_pidfile redis "$RPID" redis; stop_pidfile mariadb "$MYPID" mariadbd ;;
   status) status ;;
   urls) urls ;;

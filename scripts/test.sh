@@ -70,6 +70,7 @@ done
 run bench/smoke scripts/bench.sh --smoke   # every load scenario for 3 s against a 2-instance cluster (release build)
 run fuzz/smoke scripts/fuzz.sh --smoke     # every libFuzzer target for 20 s
 run chaos/smoke scripts/chaos.sh --smoke   # the fault suite, short (<= 90 s)
+run ha/smoke scripts/test-ha.sh --smoke    # the fault suite on a 3-node Galera cluster, short (<= 2 min)
 
 # A server that leaked or crashed under ASan says so in its log.
 if grep -l -a -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log_dir"/*.log 2>/dev/null; then

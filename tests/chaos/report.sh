@@ -119,6 +119,7 @@ describe() {
     kill-mariadb) echo "SIGKILL of mariadbd (connections refused) for ${FAULT_S} s, then InnoDB crash recovery" ;;
     cut-mariadb) echo "mariadbd unreachable (SIGSTOP: connections hang) for ${PARTITION_S} s, then SIGCONT" ;;
     kill-platform) echo "SIGKILL of shopd platform; restarted after ${FAULT_S} s" ;;
+    kill-galera-node) echo "SIGKILL of the Galera node shopd writes through; restarted after ${FAULT_S} s (rejoins by IST)" ;;
     *) echo "$1" ;;
   esac
 }
