@@ -8,6 +8,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libmariadb-dev libhiredis-dev libjwt-dev libssl-dev
   libcmocka-dev libcurl4-openssl-dev
   mariadb-server mariadb-client redis-server redis-tools
+  galera-4 rsync   # make test-ha: a 3-node Galera cluster (scripts/galera.sh); rsync is its SST
   curl jq wrk nginx-light gnuplot-nox linux-perf
   clang-tidy clang-16 libclang-rt-16-dev prometheus
 )
