@@ -85,7 +85,11 @@ static void open_pools(const struct config *cfg, struct svc *s, enum pool_use us
         .db = cfg->redis_db,
         .size = cfg->threads,
         .timeout_ms = REDIS_TIMEOUT_MS,
+        .master_name = cfg->redis_master,
     };
+    for (int i = 0; i < cfg->redis_nsentinels; i++)
+        ro.sentinels[ro.nsentinels++] = (struct redis_node){.host = cfg->redis_sentinel_host[i],
+                                                            .port = cfg->redis_sentinel_port[i]};
 
     s->cfg = cfg;
     s->db = db_pool_new(&dbo);

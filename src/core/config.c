@@ -295,6 +295,51 @@ static int int_var(config_getter_fn *get, const char *name, int64_t min, int64_t
     return 0;
 }
 
+int config_parse_redis_sentinels(struct config *cfg, const char *list, struct err *e)
+{
+    const char *node = list;
+
+    cfg->redis_nsentinels = 0;
+    if (!*list)
+        return 0;
+    for (;;) {
+        const char *comma = strchr(node, ',');
+        size_t len = comma ? (size_t)(comma - node) : strlen(node);
+        int i = cfg->redis_nsentinels;
+        cfg->redis_sentinel_port[i < CONFIG_REDIS_SENTINELS_MAX ? i : 0] = 26379;
+        if (i == CONFIG_REDIS_SENTINELS_MAX ||
+            parse_host_port(node, len, cfg->redis_sentinel_host[i],
+                            sizeof(cfg->redis_sentinel_host[i]), &cfg->redis_sentinel_port[i]))
+            return err_set(e, ERR_INVALID_INPUT,
+                           "SHOPD_REDIS_SENTINELS is not host:port,host:port,... (at most %d)",
+                           CONFIG_REDIS_SENTINELS_MAX);
+        cfg->redis_nsentinels++;
+        if (!comma)
+            return 0;
+        node = comma + 1;
+    }
+}
+
+/* SHOPD_REDIS_SENTINELS and the master's name they know it by (SHOPD_REDIS_MASTER). */
+static int load_sentinels(struct config *cfg, config_getter_fn *get, struct err *e)
+{
+    const char *v = get("SHOPD_REDIS_SENTINELS");
+    const char *name = get("SHOPD_REDIS_MASTER");
+
+    if (config_parse_redis_sentinels(cfg, v ? v : "", e))
+        return -1;
+    if (!name || !*name)
+        name = "shopd";
+    size_t len = strlen(name);
+    if (len >= sizeof(cfg->redis_master) || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+                                                         "nopqrstuvwxyz0123456789._-") != len)
+        return err_set(e, ERR_INVALID_INPUT,
+                       "SHOPD_REDIS_MASTER must be 1-%zu letters, digits, '.', '_' or '-'",
+                       sizeof(cfg->redis_master) - 1);
+    memcpy(cfg->redis_master, name, len + 1);
+    return 0;
+}
+
 /* The three service addresses, each with its local default, and the optional JWT secret. */
 static int load_addresses(struct config *cfg, config_getter_fn *get, struct err *e)
 {
@@ -307,7 +352,8 @@ static int load_addresses(struct config *cfg, config_getter_fn *get, struct err 
     if (config_parse_db_url(cfg, v && *v ? v : "mysql://shop:shop-pass@127.0.0.1:13306/shop", e))
         return -1;
     v = get("SHOPD_REDIS_URL");
-    if (config_parse_redis_url(cfg, v && *v ? v : "redis://127.0.0.1:16379/0", e))
+    if (config_parse_redis_url(cfg, v && *v ? v : "redis://127.0.0.1:16379/0", e) ||
+        load_sentinels(cfg, get, e))
         return -1;
     v = get("SHOPD_JWT_SECRET");
     if (v && copy_field(cfg->jwt_secret, sizeof(cfg->jwt_secret), v, strlen(v)))

@@ -30,6 +30,8 @@ enum config_locks {
 
 /* Nodes of SHOPD_DB_URL besides the first (a 4-node cluster at most: Galera's advice is 3). */
 #define CONFIG_DB_FAILOVER_MAX 3
+/* Redis Sentinels of SHOPD_REDIS_SENTINELS (a quorum needs 3; 5 at most). */
+#define CONFIG_REDIS_SENTINELS_MAX 5
 
 struct config {
     char listen_host[64];
@@ -49,6 +51,12 @@ struct config {
     char redis_host[128];
     int redis_port;
     int redis_db;
+    /* With SHOPD_REDIS_SENTINELS, the master is the one these name for redis_master
+     * (SHOPD_REDIS_MASTER), and redis_host/redis_port only its first guess. */
+    char redis_sentinel_host[CONFIG_REDIS_SENTINELS_MAX][128];
+    int redis_sentinel_port[CONFIG_REDIS_SENTINELS_MAX];
+    int redis_nsentinels;
+    char redis_master[64];
 
     char jwt_secret[256]; /* empty when unset: serve refuses to start */
     int64_t order_ttl_s;
@@ -115,6 +123,11 @@ int config_parse_db_url(struct config *cfg, const char *url, struct err *e);
  * hiredis-based clients.
  */
 int config_parse_redis_url(struct config *cfg, const char *url, struct err *e);
+/*
+ * Parses "host:port,host:port,..." (port 26379 when omitted) into cfg's redis_sentinel_*
+ * fields; "" means no Sentinels.
+ */
+int config_parse_redis_sentinels(struct config *cfg, const char *list, struct err *e);
 /* Parses "host:port" into cfg's listen_* fields. */
 int config_parse_listen(struct config *cfg, const char *addr, struct err *e);
 

@@ -15,8 +15,8 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "core/round_trips.h"
 #include "core/xalloc.h"
+#include "redis/redis_cmd.h"
 #include "redis/redis_pool.h"
 
 #include "core/banned.h"
@@ -191,13 +191,10 @@ static redisReply *run_lens(struct cache *c, int argc, const char **argv, const 
         return NULL;
     }
     metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS);
-    round_trip_note(ROUND_TRIP_REDIS);
-    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
+    redisReply *r = redis_conn_command(c->pool, conn, argc, argv, lens);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)
             log_warn("cache %s: redis error: %s", c->name, r->str);
-        if (!r)
-            redis_conn_failed(c->pool, conn);
         metrics_inc(c->opt.metrics.errors);
         if (r)
             freeReplyObject(r);
@@ -329,8 +326,8 @@ static void fill(struct cache *c, const struct keys *k, const char *gen, bool st
 {
     char ttl[24];
     int64_t ttl_ms = c->opt.ttl_ms;
-    const char *argv[] = {"EVAL", script_fill, "3", k->value, k->lease, k->gen, gen, "",
-                          ttl,    token,       store ? "1" : "0"};
+    const char *argv[] = {"EVAL", script_fill, "3", k->value, k->lease,         k->gen,
+                          gen,    "",          ttl, token,    store ? "1" : "0"};
     size_t lens[11];
 
     if (store && !value) {

@@ -6,9 +6,9 @@
 #include <hiredis.h>
 
 #include "core/err.h"
-#include "core/round_trips.h"
 #include "core/xalloc.h"
 #include "domain/coupon.h"
+#include "redis/redis_cmd.h"
 #include "redis/redis_pool.h"
 
 #include "core/banned.h"
@@ -63,10 +63,7 @@ static redisReply *run(struct redis_pool *pool, int argc, const char **argv, con
 
     if (redis_acquire(pool, &conn, &e))
         return NULL;
-    round_trip_note(ROUND_TRIP_REDIS);
-    redisReply *r = redisCommandArgv(redis_conn_context(conn), argc, argv, lens);
-    if (!r)
-        redis_conn_failed(pool, conn);
+    redisReply *r = redis_conn_command(pool, conn, argc, argv, lens);
     redis_release(pool, conn);
     if (r && r->type == REDIS_REPLY_ERROR) {
         freeReplyObject(r);

@@ -16,8 +16,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/round_trips.h"
 #include "core/xalloc.h"
+#include "redis/redis_cmd.h"
 #include "redis/redis_pool.h"
 
 #include "core/banned.h"
@@ -94,8 +94,7 @@ struct orphan {
 
 struct dlock_manager {
     struct redis_pool *pool;
-    char *host, *prefix;
-    int port, db;
+    char *prefix;
     pthread_mutex_t lock; /* buckets, stopping */
     struct bucket buckets[BUCKETS];
     pthread_mutex_t held_lock; /* the held list and its renewals */
@@ -133,16 +132,15 @@ static void wake(struct dlock_manager *m, const char *name)
 
 /* ---- the subscriber thread: turns release messages into wake-ups ---- */
 
-static redisContext *subscribe(struct dlock_manager *m)
+/* A subscription on the master (the one the pool's Sentinels name, if it has them), made
+ * under the pool's master generation *generation. */
+static redisContext *subscribe(struct dlock_manager *m, unsigned *generation)
 {
-    redisContext *c = redis_connect_place(m->host, m->port, 1000);
+    redisContext *c = redis_pool_connect_master(m->pool, 1000, generation);
     char pattern[200];
 
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
+    if (!c)
         return NULL;
-    }
     snprintf(pattern, sizeof(pattern), "%slock-released:*", m->prefix);
     redisReply *r = redisCommand(c, "PSUBSCRIBE %s", pattern);
     if (!r) {
@@ -195,14 +193,18 @@ static void *subscriber_main(void *arg)
     struct dlock_manager *m = arg;
 
     while (!stopping(m)) {
-        redisContext *c = subscribe(m);
+        unsigned generation;
+        redisContext *c = subscribe(m, &generation);
         if (!c) {
             /* Redis is away: the waiters' timed fallback carries on meanwhile. */
             struct pollfd fd = {m->stop_pipe[0], POLLIN, 0};
             poll(&fd, 1, 500);
             continue;
         }
-        while (read_messages(m, c))
+        /* Until the connection breaks, or the pool moved to another master (a failover): a
+         * demoted master still relays the new one's messages, but a promoted replica's
+         * former master may be gone for good. */
+        while (read_messages(m, c) && redis_pool_master_generation(m->pool) == generation)
             ;
         redisFree(c);
     }
@@ -238,13 +240,11 @@ static redisReply *run(struct dlock_manager *m, int argc, const char **argv, int
     }
     redis_conn_set_timeout(conn, timeout_ms);
     redisContext *ctx = redis_conn_context(conn);
-    round_trip_note(ROUND_TRIP_REDIS);
-    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    redisReply *r = redis_conn_command(m->pool, conn, argc, argv, NULL);
     *out = OUT_REPLY;
     if (!r) {
         bool timed_out = ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
         *out = timed_out ? OUT_SLOW : OUT_BROKEN;
-        redis_conn_failed(m->pool, conn);
     }
     redis_release(m->pool, conn);
     if (r && r->type == REDIS_REPLY_ERROR) {
@@ -432,10 +432,7 @@ struct dlock_manager *dlock_manager_new(struct redis_pool *pool, const struct dl
     struct dlock_manager *m = xcalloc(1, sizeof(*m));
 
     m->pool = pool;
-    m->host = xstrdup(o->host);
     m->prefix = xstrdup(o->prefix);
-    m->port = o->port;
-    m->db = o->db;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->held_lock, NULL);
     pthread_mutex_init(&m->orphan_lock, NULL);
@@ -479,7 +476,6 @@ void dlock_manager_free(struct dlock_manager *m)
     pthread_cond_destroy(&m->stop_cond);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->held_lock);
-    free(m->host);
     free(m->prefix);
     free(m);
 }
@@ -541,16 +537,6 @@ static void hold(struct dlock_manager *m, struct dlock *l)
     l->next = m->held;
     m->held = l;
     pthread_mutex_unlock(&m->held_lock);
-}
-
-static void new_token(char *buf, size_t size)
-{
-    static atomic_ulong counter;
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(buf, size, "%d-%lx-%lx-%lu", (int)getpid(), (unsigned long)ts.tv_sec,
-             (unsigned long)ts.tv_nsec, atomic_fetch_add(&counter, 1));
 }
 
 /* Sleeps until the lock may have been released, or the fallback tick, or the deadline. */
@@ -657,7 +643,7 @@ int dlock_acquire(struct dlock_manager *m, const char *name, int64_t wait_ms, in
 
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "%s", name);
-    new_token(out->token, sizeof(out->token));
+    redis_owner_token(out->token, sizeof(out->token));
     out->lease_ms = lease_ms;
     for (;;) {
         /* Read the generation before trying, so a release between the two is not missed. */

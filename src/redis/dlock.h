@@ -61,9 +61,6 @@ struct redis_pool;
 struct dlock_manager;
 
 struct dlock_options {
-    const char *host; /* for the subscriber connection */
-    int port;
-    int db;
     const char *prefix; /* namespace, e.g. the database name and a colon */
 };
 

@@ -15,6 +15,21 @@
 struct err;
 struct redis_pool;
 
+struct redis_conn;
+
+/*
+ * One command on a connection the caller checked out (one round trip, noted). A failed
+ * connection is marked broken (NULL, ctx->err says why); an error reply is returned as it
+ * is, except that a READONLY or MASTERDOWN one (the connection reached a replica) also marks
+ * the connection broken and has the pool find the master again.
+ */
+redisReply *redis_conn_command(struct redis_pool *p, struct redis_conn *c, int argc,
+                               const char **argv, const size_t *lens);
+
+/* An owner token for a lease kept in Redis (a lock, a claim): this process, the moment, and a
+ * counter, unique across processes and hosts for as long as a lease lives. */
+void redis_owner_token(char *buf, size_t size);
+
 redisReply *redis_cmd(struct redis_pool *p, int argc, const char **argv, const size_t *lens,
                       struct err *e);
 

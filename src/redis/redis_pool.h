@@ -17,12 +17,31 @@ struct err;
 struct redis_pool;
 struct redis_conn;
 
+#define REDIS_SENTINELS_MAX 5
+
+struct redis_node {
+    const char *host; /* a Unix socket's path when it begins with '/' (port 0) */
+    int port;
+};
+
 struct redis_options {
     const char *host;
     int port;
     int db;
     int size;
     int timeout_ms; /* connect and command time-out */
+    /*
+     * Redis Sentinel (none when nsentinels is 0): the master is the one the Sentinels name
+     * master_name, host:port only the first guess. Before connecting to a master the pool
+     * asks them (in turn, until one answers) when it has not yet, when a connect failed, or
+     * when a connection found a replica (ROLE, or a READONLY reply); every new connection
+     * checks ROLE. When the address changes, connections to the former master are closed on
+     * their next checkout. Sentinel itself disconnects the clients of a demoted master, so a
+     * failover is seen on the next command.
+     */
+    struct redis_node sentinels[REDIS_SENTINELS_MAX];
+    int nsentinels;
+    const char *master_name;
 };
 
 struct redis_pool *redis_pool_new(const struct redis_options *o);
@@ -33,6 +52,16 @@ struct redis_pool *redis_pool_new(const struct redis_options *o);
  * the caller frees it with redisFree. */
 void *redis_connect_place(const char *host, int port, int timeout_ms);
 void redis_pool_free(struct redis_pool *p);
+
+/*
+ * A new connection of the caller's own to the master (with Sentinels, the one they name, and
+ * only if it says it is the master), for a subscriber that must follow it; NULL, or a
+ * redisContext * (as void *) that the caller frees with redisFree. *generation is set to the
+ * pool's master generation it belongs to: when redis_pool_master_generation() differs, the
+ * master moved and the caller should connect again.
+ */
+void *redis_pool_connect_master(struct redis_pool *p, int timeout_ms, unsigned *generation);
+unsigned redis_pool_master_generation(struct redis_pool *p);
 
 int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e);
 void redis_release(struct redis_pool *p, struct redis_conn *c);

@@ -52,7 +52,7 @@ void svc_redis_init(struct svc *s)
     s->products = cache_new(s->redis, &products);
     s->carts = cache_new(s->redis, &carts);
     s->top = cache_new(s->redis, &top);
-    struct dlock_options locks = {s->cfg->redis_host, s->cfg->redis_port, s->cfg->redis_db, prefix};
+    struct dlock_options locks = {.prefix = prefix};
     s->locks = dlock_manager_new(s->redis, &locks);
     metrics_register_gauge(write_dependencies, s);
 }

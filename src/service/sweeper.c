@@ -3,14 +3,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/round_trips.h"
 #include "core/worker.h"
 #include "core/xalloc.h"
+#include "redis/lineage.h"
 #include "service/idem_svc.h"
 #include "service/order_svc.h"
+#include "service/svc.h"
 
 #include "core/banned.h"
 
@@ -24,6 +27,27 @@ struct sweeper {
     unsigned long tick;
 };
 
+/* With Sentinels: drops what a former Redis master left, once per change of master lineage
+ * (redis/lineage.h). Without them a Redis is only ever lost whole, which every module heals. */
+static void check_redis_lineage(struct svc *s)
+{
+    long long dropped;
+    struct err e;
+
+    if (!s->cfg->redis_nsentinels)
+        return;
+    if (redis_lineage_check(s->redis, s->key_prefix, &dropped, &e)) {
+        log_debug("sweeper: checking the Redis master's lineage failed: %s", e.detail);
+        return;
+    }
+    if (!dropped)
+        return;
+    metrics_inc(METRIC_REDIS_LINEAGE_RESETS);
+    log_warn("sweeper: the Redis master is of another lineage: dropped %lld keys it had from "
+             "a former master",
+             dropped);
+}
+
 static int64_t sweep_once(void *arg)
 {
     struct sweeper *w = arg;
@@ -32,6 +56,7 @@ static int64_t sweep_once(void *arg)
     struct round_trips trips;
     size_t expired = 0;
 
+    check_redis_lineage(w->svc);
     round_trips_take(NULL); /* the sweep's own round trips, from here */
     if (order_svc_expire_due(w->svc, &expired, &e))
         log_warn("sweeper: expiring orders failed: %s", e.detail);

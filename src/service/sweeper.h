@@ -3,7 +3,8 @@
 
 /*
  * The housekeeping thread every `shopd serve` runs: each second it expires the unpaid orders
- * whose time ran out, and once a minute it purges idempotency keys older than 24 hours. Every
+ * whose time ran out (and, with Redis Sentinels, checks the Redis master's lineage:
+ * redis/lineage.h), and once a minute it purges idempotency keys older than 24 hours. Every
  * instance sweeps; orders are claimed with SKIP LOCKED and moved conditionally, so several at
  * once is safe. sweeper_stop() wakes it and joins it.
  */

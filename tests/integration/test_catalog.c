@@ -969,7 +969,11 @@ static void a_load_overtaken_by_an_invalidation_is_not_stored(void **state)
 
     memset(&cfg, 0, sizeof(cfg));
     assert_int_equal(config_parse_redis_url(&cfg, h.redis_url, &e), 0);
-    struct redis_options ro = {cfg.redis_host, cfg.redis_port, cfg.redis_db, 4, 1000};
+    struct redis_options ro = {.host = cfg.redis_host,
+                               .port = cfg.redis_port,
+                               .db = cfg.redis_db,
+                               .size = 4,
+                               .timeout_ms = 1000};
     struct redis_pool *pool = redis_pool_new(&ro);
     snprintf(prefix, sizeof(prefix), "%s:in-process:", h.db_name);
     struct cache_options co = {"product",
@@ -1099,7 +1103,11 @@ static void a_read_after_an_invalidation_does_not_get_an_older_load(void **state
 
     memset(&cfg, 0, sizeof(cfg));
     assert_int_equal(config_parse_redis_url(&cfg, h.redis_url, &e), 0);
-    struct redis_options ro = {cfg.redis_host, cfg.redis_port, cfg.redis_db, 4, 1000};
+    struct redis_options ro = {.host = cfg.redis_host,
+                               .port = cfg.redis_port,
+                               .db = cfg.redis_db,
+                               .size = 4,
+                               .timeout_ms = 1000};
     struct redis_pool *pool = redis_pool_new(&ro);
     snprintf(prefix, sizeof(prefix), "%s:in-process-2:", h.db_name);
     struct cache_options co = {"product",
@@ -1460,8 +1468,8 @@ static void concurrent_adds_never_pass_100_lines(void **state)
         int ok = 0, full = 0;
         pthread_barrier_init(&full_barrier, NULL, FULL_RACERS);
         for (int i = 0; i < FULL_RACERS; i++) {
-            w[i] = (struct full_racer){i % 2 ? &a : &b, user, new_product("Racer", 10, 1), token,
-                                       0, ""};
+            w[i] = (struct full_racer){i % 2 ? &a : &b, user, new_product("Racer", 10, 1),
+                                       token,           0,    ""};
             assert_int_equal(pthread_create(&threads[i], NULL, full_racer, &w[i]), 0);
         }
         for (int i = 0; i < FULL_RACERS; i++)
@@ -1788,7 +1796,11 @@ static struct cache *batch_cache(struct redis_pool **pool, const char *name)
 
     memset(&cfg, 0, sizeof(cfg));
     assert_int_equal(config_parse_redis_url(&cfg, h.redis_url, &e), 0);
-    struct redis_options ro = {cfg.redis_host, cfg.redis_port, cfg.redis_db, 32, 1000};
+    struct redis_options ro = {.host = cfg.redis_host,
+                               .port = cfg.redis_port,
+                               .db = cfg.redis_db,
+                               .size = 32,
+                               .timeout_ms = 1000};
     *pool = redis_pool_new(&ro);
     snprintf(prefix, sizeof(prefix), "%s:%s:", h.db_name, name);
     struct cache_options co = {"product",

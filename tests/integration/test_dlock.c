@@ -112,8 +112,9 @@ struct locks {
 static void locks_open_timeout(struct locks *l, const char *host, int port, int size,
                                int timeout_ms)
 {
-    struct redis_options ro = {host, port, cfg.redis_db, size, timeout_ms};
-    struct dlock_options lo = {host, port, cfg.redis_db, prefix};
+    struct redis_options ro = {
+        .host = host, .port = port, .db = cfg.redis_db, .size = size, .timeout_ms = timeout_ms};
+    struct dlock_options lo = {.prefix = prefix};
 
     l->redis = redis_pool_new(&ro);
     l->m = dlock_manager_new(l->redis, &lo);

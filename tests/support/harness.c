@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -531,30 +532,55 @@ static bool redis_answers(void *arg)
     return harness_redis_ping(r);
 }
 
+/* A Sentinel's configuration file: Sentinel refuses to run without one it can rewrite. */
+static int write_sentinel_conf(const struct harness_redis *r, const char *dir)
+{
+    FILE *f = fopen(r->conf_path, "w");
+
+    if (!f) {
+        perror("harness: sentinel configuration");
+        return -1;
+    }
+    fprintf(f,
+            "port %d\nbind 127.0.0.1\ndir %s\n"
+            "sentinel monitor shopd 127.0.0.1 %d 1\n"
+            "sentinel down-after-milliseconds shopd 1000\n"
+            "sentinel failover-timeout shopd 5000\n",
+            r->port, dir, r->sentinel_of);
+    return fclose(f) ? -1 : 0;
+}
+
 static int redis_spawn(struct harness_redis *r)
 {
-    char port[16], dir[256];
+    char port[16], dir[256], master[16];
     const char *log_dir = getenv("SHOPD_TEST_LOG_DIR");
 
     snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(master, sizeof(master), "%d", r->replica_of);
     snprintf(dir, sizeof(dir), "%s", log_dir && *log_dir ? log_dir : "/tmp");
+    if (r->sentinel_of && write_sentinel_conf(r, dir))
+        return -1;
     fflush(NULL);
     r->pid = fork();
     if (r->pid < 0)
         return -1;
     if (r->pid == 0) {
-        const char *argv[] = {
+        const char *server[] = {
             "redis-server", "--port", port,          "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no",     "--daemonize", "no",     "--dir",     dir,      NULL};
+            "--appendonly", "no",     "--daemonize", "no",     "--dir",     dir,      "--replicaof",
+            "127.0.0.1",    master,   NULL};
+        const char *sentinel[] = {"redis-server", r->conf_path, "--sentinel", NULL};
         int fd = open(r->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
             close(fd);
         }
+        if (!r->replica_of)
+            server[ARRAY_SIZE(server) - 4] = NULL; /* no --replicaof */
         /* A test binary that dies (ASan abort, a crash) must not leave Redis behind. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        harness_execvp(argv);
+        harness_execvp(r->sentinel_of ? sentinel : server);
         perror("harness: execvp redis-server");
         _exit(127);
     }
@@ -568,7 +594,8 @@ static int redis_spawn(struct harness_redis *r)
     return 0;
 }
 
-int harness_redis_start(struct harness *h, struct harness_redis *r)
+/* Fills r for a new server of kind ("redis", "replica", "sentinel") on a free port. */
+static int redis_prepare(struct harness *h, struct harness_redis *r, const char *kind)
 {
     const char *dir = getenv("SHOPD_TEST_LOG_DIR");
 
@@ -578,8 +605,33 @@ int harness_redis_start(struct harness *h, struct harness_redis *r)
         return -1;
     snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", r->port);
     snprintf(r->env, sizeof(r->env), "SHOPD_REDIS_URL=%s", r->url);
-    snprintf(r->log_path, sizeof(r->log_path), "%s/%s-redis-%d.log", dir && *dir ? dir : "/tmp",
-             h->db_name, r->port);
+    snprintf(r->log_path, sizeof(r->log_path), "%s/%s-%s-%d.log", dir && *dir ? dir : "/tmp",
+             h->db_name, kind, r->port);
+    snprintf(r->conf_path, sizeof(r->conf_path), "%s/%s-%s-%d.conf", dir && *dir ? dir : "/tmp",
+             h->db_name, kind, r->port);
+    return 0;
+}
+
+int harness_redis_start(struct harness *h, struct harness_redis *r)
+{
+    return redis_prepare(h, r, "redis") ? -1 : redis_spawn(r);
+}
+
+int harness_redis_start_replica(struct harness *h, struct harness_redis *r,
+                                const struct harness_redis *master)
+{
+    if (redis_prepare(h, r, "replica"))
+        return -1;
+    r->replica_of = master->port;
+    return redis_spawn(r);
+}
+
+int harness_sentinel_start(struct harness *h, struct harness_redis *r,
+                           const struct harness_redis *master)
+{
+    if (redis_prepare(h, r, "sentinel"))
+        return -1;
+    r->sentinel_of = master->port;
     return redis_spawn(r);
 }
 

@@ -104,10 +104,20 @@ struct harness_redis {
     char url[64]; /* redis://127.0.0.1:PORT/0 */
     char env[96]; /* SHOPD_REDIS_URL=<url> */
     char log_path[256];
+    int replica_of;      /* the master's port for a replica, else 0 */
+    int sentinel_of;     /* for a Sentinel: the port of the master it watches, as "shopd" */
+    char conf_path[256]; /* a Sentinel's configuration, which it rewrites */
 };
 
 /* Starts it and waits until it answers PING; 0, or -1 (reason on stderr). */
 int harness_redis_start(struct harness *h, struct harness_redis *r);
+/* The same as a replica of master (--replicaof); it may not have synced yet. */
+int harness_redis_start_replica(struct harness *h, struct harness_redis *r,
+                                const struct harness_redis *master);
+/* A Redis Sentinel (redis-server --sentinel) watching master as "shopd", with a quorum of 1
+ * (it alone may fail over) and down-after-milliseconds 1000. */
+int harness_sentinel_start(struct harness *h, struct harness_redis *r,
+                           const struct harness_redis *master);
 /* Starts it again on the same port (after harness_redis_kill) and waits for PING. */
 int harness_redis_restart(struct harness_redis *r);
 /* SIGKILL and wait: a crash, as a test injects it. The port stays reserved in r. */

@@ -49,6 +49,8 @@ static redisContext *connected(struct redis_client *c)
         return NULL;
     }
     redisSetTimeout(c->ctx, tv);
+    if (!c->db)
+        return c->ctx; /* database 0 needs no SELECT, which a Sentinel would refuse */
     redisReply *r = redisCommand(c->ctx, "SELECT %d", c->db);
     bool ok = r && r->type == REDIS_REPLY_STATUS;
     if (r)

@@ -110,6 +110,8 @@ static void test_defaults_redis(void **state)
     assert_string_equal(cfg.redis_host, "127.0.0.1");
     assert_int_equal(cfg.redis_port, 16379);
     assert_int_equal(cfg.redis_db, 0);
+    assert_int_equal(cfg.redis_nsentinels, 0);
+    assert_string_equal(cfg.redis_master, "shopd");
 }
 
 static void test_defaults_rest(void **state)
@@ -209,6 +211,42 @@ static void test_bad_db_nodes(void **state)
     expect_bad("SHOPD_DB_URL", "mysql://app:pw@g1,g2:0/shopdb");
     expect_bad("SHOPD_DB_URL", "mysql://app:pw@g1,g2,g3,g4,g5/shopdb"); /* 4 nodes at most */
     expect_bad("SHOPD_DB_URL", "mysql://app:pw@localhost,g2/shopdb?socket=/s.sock");
+}
+
+static void test_override_redis_sentinels(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_REDIS_SENTINELS", "s1:26380,s2,10.0.0.3:5000");
+    set_env("SHOPD_REDIS_MASTER", "orders-cache.1");
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_nsentinels, 3);
+    assert_string_equal(cfg.redis_sentinel_host[0], "s1");
+    assert_int_equal(cfg.redis_sentinel_port[0], 26380);
+    assert_string_equal(cfg.redis_sentinel_host[1], "s2");
+    assert_int_equal(cfg.redis_sentinel_port[1], 26379);
+    assert_string_equal(cfg.redis_sentinel_host[2], "10.0.0.3");
+    assert_int_equal(cfg.redis_sentinel_port[2], 5000);
+    assert_string_equal(cfg.redis_master, "orders-cache.1");
+    set_env("SHOPD_REDIS_SENTINELS", "");
+    set_env("SHOPD_REDIS_MASTER", "");
+    load_ok(&cfg);
+    assert_int_equal(cfg.redis_nsentinels, 0);
+    assert_string_equal(cfg.redis_master, "shopd");
+}
+
+static void test_bad_redis_sentinels(void **state)
+{
+    (void)state;
+    expect_bad("SHOPD_REDIS_SENTINELS", "s1,");
+    expect_bad("SHOPD_REDIS_SENTINELS", ",s1");
+    expect_bad("SHOPD_REDIS_SENTINELS", "s1:0");
+    expect_bad("SHOPD_REDIS_SENTINELS", "s1:26379:1");
+    expect_bad("SHOPD_REDIS_SENTINELS", "s1,s2,s3,s4,s5,s6"); /* 5 at most */
+    expect_bad("SHOPD_REDIS_MASTER", "two words");
+    expect_bad("SHOPD_REDIS_MASTER",
+               "a-name-of-sixty-four-characters-is-one-too-many-for-the-field-xy");
 }
 
 static void test_override_db_password_with_specials(void **state)
@@ -699,6 +737,8 @@ int main(void)
         T(test_override_db_default_port),
         T(test_override_db_nodes),
         T(test_bad_db_nodes),
+        T(test_override_redis_sentinels),
+        T(test_bad_redis_sentinels),
         T(test_override_db_password_with_specials),
         T(test_override_redis),
         T(test_override_redis_without_db_or_port),
