@@ -937,6 +937,11 @@ bool db_last_was_retryable(const struct db_conn *c)
     return c->last_errno == ER_LOCK_DEADLOCK || c->last_errno == ER_LOCK_WAIT_TIMEOUT;
 }
 
+bool db_last_lost_connection(const struct db_conn *c)
+{
+    return is_connection_error(c->last_errno);
+}
+
 int64_t db_int(const struct db_rows *r, size_t row, size_t col)
 {
     const struct db_val *v = db_cell(r, row, col);

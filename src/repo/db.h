@@ -156,6 +156,10 @@ unsigned db_last_errno(const struct db_conn *c);
 /* True when the last failure was a deadlock or lock wait time-out that a retry may clear. */
 bool db_last_was_retryable(const struct db_conn *c);
 
+/* True when the last failure lost the connection (its node died, shut down, or is not ready:
+ * the pool has moved on). What ran on it is rolled back, or was committed whole. */
+bool db_last_lost_connection(const struct db_conn *c);
+
 /* The index of the node the pool's connections go to now: 0 for db_options.host, i + 1 for
  * failover[i]. */
 int db_pool_node(struct db_pool *p);

@@ -63,6 +63,24 @@ static enum idem_step attempt(struct db_conn *c, const struct write_op *op,
     return idem_svc_after_start(c, w->idem, how, guard, a, out, e);
 }
 
+/*
+ * After a try that lost its connection (the node died or is not ready, and the pool moved to
+ * the next): another connection, on which the same key either replays what the lost try
+ * committed or, finding it rolled back, does the write again. True when there is one.
+ */
+static bool reconnected(struct db_pool *pool, struct db_conn **c, struct err *e)
+{
+    struct err ignored;
+
+    db_release(pool, *c);
+    *c = NULL;
+    if (db_acquire(pool, c, &ignored))
+        return false;
+    metrics_inc(METRIC_DB_LOST_WRITE_RETRIES);
+    err_clear(e);
+    return true;
+}
+
 static int run(const struct write_op *op, const struct write_req *w, const struct dlock *guard,
                void *result, struct arena *a, struct idem_response *out, struct err *e)
 {
@@ -73,14 +91,17 @@ static int run(const struct write_op *op, const struct write_req *w, const struc
         return -1;
     err_clear(e);
     for (int i = 0; step == IDEM_STEP_AGAIN && i < MAX_ATTEMPTS; i++) {
-        if (i)
-            metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
         step = attempt(c, op, w, guard, result, a, out, e);
+        if (step == IDEM_STEP_AGAIN) {
+            metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
+        } else if (step == IDEM_STEP_FAILED && i + 1 < MAX_ATTEMPTS && db_last_lost_connection(c)) {
+            if (!reconnected(w->svc->db, &c, e))
+                return -1;
+            step = IDEM_STEP_AGAIN;
+        }
     }
-    if (step == IDEM_STEP_AGAIN) {
-        metrics_inc(METRIC_DB_DEADLOCK_RETRIES);
+    if (step == IDEM_STEP_AGAIN)
         err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", w->idem->key);
-    }
     db_release(w->svc->db, c);
     return step == IDEM_STEP_DONE ? 0 : -1;
 }
