@@ -7,13 +7,16 @@
 #   make cluster N=3   N `shopd serve` + nginx on 127.0.0.1:8080 + `shopd platform`, detached;
 #                make cluster-down stops them (scripts/cluster.sh, by pid)
 #   make chaos   the fault-injection suite against a 3-instance cluster; writes docs/RELIABILITY.md
-#   make test-ha the integration suites on a 3-node Galera cluster, then the fault suite on it
-#                (the writer node killed under load); writes docs/RELIABILITY-HA.md (about 8 min)
+#   make test-ha the integration suites on a 3-node Galera cluster and a Sentinel failover, then
+#                the fault suite on Galera + Sentinel (the writer node, an instance, the Redis
+#                master killed under load); writes docs/RELIABILITY-HA.md (about 8 min)
+#   make cluster-ha N=3   the same cluster on Galera (3 nodes) and Redis Sentinel, detached;
+#                make cluster-ha-down stops it all (scripts/cluster-ha.sh, by pid)
 #   make fuzz    every libFuzzer target for 10 million executions; figures in docs/RELIABILITY.md
 JOBS ?= $(shell nproc)
 N ?= 3
 
-.PHONY: all deps services services-down status build debug asan run test test-ha bench chaos fuzz cluster cluster-down format clean
+.PHONY: all deps services services-down status build debug asan run test test-ha bench chaos fuzz cluster cluster-down cluster-ha cluster-ha-down format clean
 
 all: build
 
@@ -65,6 +68,12 @@ cluster: services build
 
 cluster-down:
 	@scripts/cluster.sh down
+
+cluster-ha: build
+	@scripts/cluster-ha.sh up $(N)
+
+cluster-ha-down:
+	@scripts/cluster-ha.sh down
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -6,16 +6,8 @@
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; 1 on time-out.
-wait_until() {
-  local deadline=$(($(date +%s) + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# wait_until and port_free: polling, never a fixed sleep.
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/poll.sh"
 
 # stop_pid NAME PID: TERM, up to 15 s to exit, then KILL. For processes this shell started.
 stop_pid() {
@@ -43,7 +35,11 @@ redis_place() { if [ -n "$REDIS_SOCK" ]; then echo "-s $REDIS_SOCK"; else echo "
 # shellcheck disable=SC2046 # db_place is several words on purpose
 sql() { MYSQL_PWD=$DB_PASS mariadb $(db_place) -u "$DB_USER" -N -B "$BENCH_DB" -e "$1"; }
 shopd_env() {
-  if [ -n "$DB_SOCK" ]; then
+  # DB_NODES (host:port,...): shopd is given a cluster's nodes (Galera), the first preferred;
+  # DB_PORT is then the first node's, for sql() and the ceilings (BENCH_TCP=1).
+  if [ -n "${DB_NODES:-}" ]; then
+    export SHOPD_DB_URL="mysql://$DB_USER:$DB_PASS@$DB_NODES/$BENCH_DB"
+  elif [ -n "$DB_SOCK" ]; then
     export SHOPD_DB_URL="mysql://$DB_USER:$DB_PASS@localhost/$BENCH_DB?socket=$DB_SOCK"
   else
     export SHOPD_DB_URL="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$BENCH_DB"

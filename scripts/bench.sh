@@ -25,7 +25,8 @@
 #   HOT_STOCK [5000] SHOPD_THREADS [64] BASE_PORT [18080: nginx of the cluster; instances from
 #   BASE_PORT+1; the ceiling nginx on BASE_PORT+10] BENCH_DB [shopd_t_bench, dropped and created
 #   afresh] OUT [var/bench] DOC [docs/PERFORMANCE.md] PLOTS [docs/perf] BUILD [1; 0 = use
-#   build/release/shopd as it is instead of building the release preset first]
+#   build/release/shopd as it is instead of building the release preset first] DB_NODES [none;
+#   host:port,... = shopd is given a Galera cluster's nodes, with BENCH_TCP=1 and DB_PORT the first]
 # Everything it starts (shopd, nginx, the platform consumer, wrk, perf) is stopped by pid when
 # it exits for any reason; MariaDB and Redis (scripts/services.sh) are left running. The InnoDB
 # setting changed by the tuning runs is restored. Exit status: non-zero when `shopd check` or a

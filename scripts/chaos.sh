@@ -16,13 +16,18 @@
 #   cut-mariadb      mariadbd unreachable for PARTITION_S: SIGSTOP, so connections hang as
 #                    in a network partition and the connectors' time-outs decide; then SIGCONT
 #   kill-platform    SIGKILL of `shopd platform`, restarted after FAULT_S
-#   kill-galera-node (TOPOLOGY=galera) SIGKILL of the Galera node shopd writes through,
+#   kill-galera-node (TOPOLOGY=ha) SIGKILL of the Galera node shopd writes through,
 #                    restarted after FAULT_S: it rejoins by IST; shopd moves to the next node
+#   kill-redis-master (TOPOLOGY=ha) SIGKILL of the Redis master: the Sentinels promote the
+#                    replica and shopd follows; the old master restarts after FAULT_S as a
+#                    replica of the new one
 #
-# TOPOLOGY (single): galera = MariaDB is a 3-node Galera cluster of the suite's own
-# (scripts/galera.sh under CHAOS_VAR, SQL ports GALERA_PORT 23311.., group ports 24567..),
-# shopd is given all three nodes, and the phases are kill-galera-node, kill-instance and
-# kill-redis: what `make test-ha` runs.
+# TOPOLOGY (single): ha = MariaDB is a 3-node Galera cluster of the suite's own
+# (scripts/galera.sh under CHAOS_VAR, SQL ports GALERA_PORT = DB_PORT+5.., group ports
+# DB_PORT+1261..), Redis a master and a replica watched by three Sentinels (scripts/sentinel.sh,
+# Redis on REDIS_PORT and REDIS_PORT+1, Sentinels on REDIS_PORT+10..), shopd is given all of
+# them, and the phases are kill-galera-node, kill-instance and kill-redis-master: what
+# `make test-ha` runs.
 #
 # Then the client resolves every open operation with its key and judges the history against
 # MariaDB (tests/chaos/chaos.c: balances, history rows, orders, payments, stock, coupons, the
@@ -91,6 +96,7 @@ export SHOPD_THREADS=${SHOPD_THREADS:-64}
 SVC=$CHAOS_VAR/svc
 TOPOLOGY=${TOPOLOGY:-single}
 export GALERA_PORT=${GALERA_PORT:-$((DB_PORT + 5))} GCOMM_PORT=${GCOMM_PORT:-$((DB_PORT + 1261))}
+export REDIS_HA_PORT=$REDIS_PORT SENTINEL_PORT=${SENTINEL_PORT:-$((REDIS_PORT + 10))}
 CLUSTER_DIR=$OUT/cluster
 CHAOS_BIN=$CHAOS_VAR/chaos
 # services.sh and cluster.sh read these.
@@ -105,22 +111,16 @@ export SHOPD_DB_IDLE_TRX_TIMEOUT=$DB_IDLE_TRX_S
 log() { printf 'chaos: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; 1 on time-out.
-wait_until() {
-  local deadline=$(($(date +%s) + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
-}
+# wait_until and port_free: polling, never a fixed sleep.
+. "$ROOT/scripts/lib/poll.sh"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 now_ms() { date +%s%3N; }
 sql() { MYSQL_PWD=shop-pass mariadb -h 127.0.0.1 -P "$(judge_port)" -u shop -N -B "$@"; }
 # The node the judge reads: the one MariaDB, or Galera's node 3 (which reads with wsrep_sync_wait,
 # and which shopd writes through only when nodes 1 and 2 are both lost).
-judge_port() { [ "$TOPOLOGY" = galera ] && echo $((GALERA_PORT + 2)) || echo "$DB_PORT"; }
+judge_port() { [ "$TOPOLOGY" = ha ] && echo $((GALERA_PORT + 2)) || echo "$DB_PORT"; }
 galera() { scripts/galera.sh "$@" >> "$OUT/galera.log" 2>&1; }
+sentinel() { scripts/sentinel.sh "$@" 2>> "$OUT/sentinel.log"; }
 services() { scripts/services.sh "$@" >> "$OUT/services.log" 2>&1; }
 cluster() { scripts/cluster.sh "$@" 2>> "$OUT/cluster.log"; }
 mariadb_pid() { tr -dc 0-9 < "$SVC/mariadb/mariadb.pid"; }
@@ -140,7 +140,7 @@ cleanup() {
   fi
   [ -z "$CLUSTER_STARTED" ] || cluster down || true
   if [ -n "$SERVICES_STARTED" ] && [ "$KEEP_SERVICES" = 0 ]; then
-    if [ "$TOPOLOGY" = galera ]; then services redis-down || true; galera down || true; else services down || true; fi
+    if [ "$TOPOLOGY" = ha ]; then sentinel down || true; galera down || true; else services down || true; fi
   fi
   exit "$rc"
 }
@@ -166,9 +166,9 @@ build_client() {
 # start_services: the private MariaDB and Redis (a fresh database and no keys of a former run).
 start_services() {
   SERVICES_STARTED=1
-  if [ "$TOPOLOGY" = galera ]; then
+  if [ "$TOPOLOGY" = ha ]; then
     galera up || { tail -n 20 "$OUT/galera.log" >&2; die "the private Galera cluster did not start"; }
-    services redis-up || { tail -n 20 "$OUT/services.log" >&2; die "the private Redis did not start"; }
+    sentinel up || { tail -n 20 "$OUT/sentinel.log" >&2; die "the private Redis and Sentinels did not start"; }
     scripts/galera.sh sql 3 -e 'SET GLOBAL wsrep_sync_wait = 1'
   else
     services up || { tail -n 20 "$OUT/services.log" >&2; die "the private MariaDB/Redis did not start"; }
@@ -260,12 +260,7 @@ term_instance() {
 restart_instance_3() { cluster restart serve-3; }
 
 kill_redis() { kill -KILL "$(redis_pid)"; sleep "$FAULT_S"; }
-# On Galera only Redis is the suite's services.sh's: MariaDB is galera.sh's cluster.
-restart_services() {
-  local what=up
-  [ "$TOPOLOGY" = single ] || what=redis-up
-  services "$what" || { tail -n 20 "$OUT/services.log" >&2; die "services.sh $what failed"; }
-}
+restart_services() { services up || { tail -n 20 "$OUT/services.log" >&2; die "services.sh up failed"; }; }
 
 slow_redis() {
   local p; p=$(redis_pid)
@@ -312,6 +307,13 @@ kill_galera_node() {
 }
 restart_galera_node() { galera start "$VICTIM" || { tail -n 20 "$OUT/galera.log" >&2; die "Galera node $VICTIM did not rejoin"; }; }
 
+kill_redis_master() {
+  VICTIM=$(sentinel kill-master)
+  log "  Redis $VICTIM was the master: killed"
+  sleep "$FAULT_S"
+}
+restart_redis_master() { sentinel start "$VICTIM" || { tail -n 20 "$OUT/sentinel.log" >&2; die "Redis $VICTIM did not come back"; }; }
+
 kill_platform() { kill -KILL "$(pid_of platform)"; sleep "$FAULT_S"; }
 restart_platform() { cluster restart platform; }
 
@@ -321,14 +323,20 @@ for tool in nginx curl jq mariadb redis-cli cc pkg-config awk; do
   command -v "$tool" > /dev/null || die "$tool is not installed (scripts/deps.sh)"
 done
 [ -x "$SHOPD" ] || die "$SHOPD is missing: make build (or set SHOPD)"
-ALL_PHASES="kill-instance stop-instance term-instance kill-platform kill-redis slow-redis kill-mariadb cut-mariadb kill-galera-node"
+SINGLE_PHASES="kill-instance stop-instance term-instance kill-platform kill-redis slow-redis kill-mariadb cut-mariadb"
+HA_ONLY_PHASES="kill-galera-node kill-redis-master"
+ALL_PHASES="$SINGLE_PHASES $HA_ONLY_PHASES"
 case $TOPOLOGY in
-  single) PHASES=${PHASES:-${ALL_PHASES% kill-galera-node}} ;;
-  galera) PHASES=${PHASES:-kill-galera-node kill-instance kill-redis} ;;
-  *) die "TOPOLOGY must be single or galera, not '$TOPOLOGY'" ;;
+  single) PHASES=${PHASES:-$SINGLE_PHASES} ;;
+  ha) PHASES=${PHASES:-kill-galera-node kill-instance kill-redis-master} ;;
+  *) die "TOPOLOGY must be single or ha, not '$TOPOLOGY'" ;;
 esac
+# On ha, MariaDB and Redis are galera.sh's and sentinel.sh's: the single servers' faults do not apply.
 for p in $PHASES; do
-  case "$TOPOLOGY $p" in "single kill-galera-node"|"galera kill-mariadb"|"galera cut-mariadb") die "phase $p needs another TOPOLOGY" ;; esac
+  case "$TOPOLOGY $p" in
+    "single kill-galera-node"|"single kill-redis-master"|"ha kill-mariadb"|"ha cut-mariadb"|"ha kill-redis"|"ha slow-redis")
+      die "phase $p needs another TOPOLOGY" ;;
+  esac
 done
 for p in $PHASES; do case " $ALL_PHASES " in *" $p "*) ;; *) die "unknown phase '$p' (known: $ALL_PHASES)" ;; esac; done
 [[ $CHAOS_DB =~ ^shopd_t_[a-z0-9_]+$ ]] || die "CHAOS_DB must start with shopd_t_"
@@ -341,14 +349,19 @@ mkdir -p "$OUT" "$CHAOS_VAR"
 : > "$OUT/phases.tsv"
 log "building the load client (tests/chaos/chaos.c)"
 build_client
-log "private MariaDB 127.0.0.1:$DB_PORT and Redis 127.0.0.1:$REDIS_PORT under ${CHAOS_VAR#$ROOT/}/svc"
+if [ "$TOPOLOGY" = ha ]; then
+  log "private Galera 127.0.0.1:$GALERA_PORT-$((GALERA_PORT + 2)), Redis 127.0.0.1:$REDIS_PORT-$((REDIS_PORT + 1)) and Sentinels 127.0.0.1:$SENTINEL_PORT-$((SENTINEL_PORT + 2)) under ${CHAOS_VAR#$ROOT/}/ha"
+else
+  log "private MariaDB 127.0.0.1:$DB_PORT and Redis 127.0.0.1:$REDIS_PORT under ${CHAOS_VAR#$ROOT/}/svc"
+fi
 start_services
 
 export SHOPD_DB_URL="mysql://shop:shop-pass@127.0.0.1:$DB_PORT/$CHAOS_DB"
 JUDGE_DB_URL=$SHOPD_DB_URL
-if [ "$TOPOLOGY" = galera ]; then
+if [ "$TOPOLOGY" = ha ]; then
   SHOPD_DB_URL="mysql://shop:shop-pass@127.0.0.1:$GALERA_PORT,127.0.0.1:$((GALERA_PORT + 1)),127.0.0.1:$((GALERA_PORT + 2))/$CHAOS_DB"
   JUDGE_DB_URL="mysql://shop:shop-pass@127.0.0.1:$(judge_port)/$CHAOS_DB"
+  export SHOPD_REDIS_SENTINELS=$(scripts/sentinel.sh sentinels) SHOPD_REDIS_MASTER=shopd
 fi
 export SHOPD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 [ -s "$CHAOS_VAR/jwt-secret" ] || { umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n=' > "$CHAOS_VAR/jwt-secret"; }
@@ -381,6 +394,7 @@ for p in $PHASES; do
     kill-mariadb) phase "$p" kill_mariadb restart_services ;;
     cut-mariadb) phase "$p" cut_mariadb heal_mariadb ;;
     kill-galera-node) phase "$p" kill_galera_node restart_galera_node ;;
+    kill-redis-master) phase "$p" kill_redis_master restart_redis_master ;;
   esac
 done
 
@@ -397,7 +411,7 @@ else
 fi
 
 ELAPSED=$(($(date +%s) - T0))
-THREADS=$THREADS USERS_PER_THREAD=$USERS_PER_THREAD SMOKE=$SMOKE ELAPSED=$ELAPSED STOP_S=$STOP_S \
+TOPOLOGY=$TOPOLOGY THREADS=$THREADS USERS_PER_THREAD=$USERS_PER_THREAD SMOKE=$SMOKE ELAPSED=$ELAPSED STOP_S=$STOP_S \
   PARTITION_S=$PARTITION_S FAULT_S=$FAULT_S DB_IDLE_TRX_S=$DB_IDLE_TRX_S SLOW_PAUSE_MS=$SLOW_PAUSE_MS tests/chaos/report.sh "$OUT" "$DOC"
 log "wrote ${DOC#$ROOT/} (raw: ${OUT#$ROOT/}); $ELAPSED s in all"
 

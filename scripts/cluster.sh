@@ -54,16 +54,9 @@ pid_of() {
   echo "$p"
 }
 
-# wait_until SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds or time runs out.
-wait_until() {
-  local deadline=$(($(date +%s) + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
-}
+# wait_until and port_free: polling, never a fixed sleep.
+. "$ROOT/scripts/lib/poll.sh"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 answers() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1$2"; }
 gone() { ! pid_of "$1" >/dev/null; }
 

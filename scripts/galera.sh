@@ -28,13 +28,7 @@ dir_of() { echo "$STATE/galera-$1"; }
 sql_port() { echo $((GALERA_PORT + $1 - 1)); }
 gcomm_port() { echo $((GCOMM_PORT + 10 * ($1 - 1))); }
 
-wait_until() {  # wait_until SECONDS command...: polls a condition, never a fixed sleep
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
+. "$ROOT/scripts/lib/poll.sh"
 
 pid_of() {  # the pid of node N's mariadbd, if it runs
   local f p

@@ -39,13 +39,7 @@ pid_alive() {
 
 sock_fits() { [ "${#1}" -le 107 ]; }  # sun_path holds 108 bytes with the NUL
 
-wait_until() {  # wait_until SECONDS command...: polls a condition, never a fixed sleep
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
-}
+. "$ROOT/scripts/lib/poll.sh"
 
 mariadb_up() {
   mkdir -p "$MY/data" "$MY/tmp"

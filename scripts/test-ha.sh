@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make test-ha`: shopd on a 3-node MariaDB Galera cluster (issue 14), tested under failure.
+# `make test-ha`: shopd on a 3-node MariaDB Galera cluster and a Redis run by three Sentinels
+# (issue 14), tested under failure.
 #   1. a Galera cluster of the suite's own (scripts/galera.sh, var/ha-test, SQL ports
 #      GALERA_PORT 23411..), and the integration suites that matter for it (balances, orders,
 #      coupons, events, idempotency) with SHOPD_TEST_DB naming its three nodes, under ASan;
-#   2. the fault suite on Galera (scripts/chaos.sh TOPOLOGY=galera: its own cluster on other
-#      ports): 3 instances behind nginx under load while the Galera node they write through is
-#      killed and restarted, an instance is killed, Redis is killed; every effect judged exact,
+#      then integration/test_sentinel (its own Redis master, replica and Sentinel; a failover);
+#   2. the fault suite on both (scripts/chaos.sh TOPOLOGY=ha: its own Galera cluster, Redis
+#      pair and Sentinels on other ports): 3 instances behind nginx under load while the
+#      Galera node they write through is killed and restarted, an instance is killed, the
+#      Redis master is killed (the Sentinels promote the replica); every effect judged exact,
 #      `shopd check`, the recovery time of each phase; the report in docs/RELIABILITY-HA.md.
 #   scripts/test-ha.sh --smoke   step 2 alone, short (what `make test` runs); writes only under
 #                                var/ha-chaos-smoke/
@@ -50,14 +53,46 @@ suites() {
   export SHOPD_TEST_DB="mysql://shop:shop-pass@127.0.0.1:$GALERA_PORT,127.0.0.1:$((GALERA_PORT + 1)),127.0.0.1:$((GALERA_PORT + 2))/shop"
   export SHOPD_TEST_REDIS=${SHOPD_TEST_REDIS:-redis://127.0.0.1:16379/0}
   export SHOPD_TEST_LOG_DIR=$ROOT/$out
-  for t in balances orders coupons events idempotency; do
+  for t in balances orders coupons events idempotency sentinel; do
     build/asan/it_test_$t > "$out/$t.out" 2>&1
     count "$out/$t.out" $?
     log "integration/$t on Galera: $(grep -a -cE '^\[       OK \]' "$out/$t.out") ok"
   done
+  suite_passed=$passed suite_failed=$failed
   scripts/galera.sh down >> "$out/galera.log" 2>&1
   trap - EXIT
   unset SHOPD_VAR GALERA_PORT GCOMM_PORT
+}
+
+# write_summary: the run's summary into docs/RELIABILITY.md, between <!-- ha:begin --> and
+# <!-- ha:end --> (nothing else there is touched): the suites' counts, then the fault table
+# and the checks of docs/RELIABILITY-HA.md, which has the whole report.
+write_summary() {
+  local doc=docs/RELIABILITY.md section tmp
+  section=$(mktemp) tmp=$(mktemp)
+  {
+    echo "<!-- ha:begin -->"
+    echo "## On Galera and Redis Sentinel (\`make test-ha\`)"
+    echo
+    echo "\`scripts/test-ha.sh\` on $(date -u '+%F %T UTC'), commit $(git rev-parse --short HEAD), $((SECONDS / 60)) min in all:"
+    echo "the integration suites balances, orders, coupons, events and idempotency against a 3-node Galera cluster"
+    echo "(SHOPD_TEST_DB naming its three nodes) and integration/test_sentinel (a Sentinel failover) under ASan:"
+    echo "$suite_passed passed, $suite_failed failed. Then the fault suite on Galera + Sentinel under load"
+    echo "(the whole report, with the rate during each fault: [RELIABILITY-HA.md](RELIABILITY-HA.md)):"
+    echo
+    awk '/^\| phase \|/ { on = 1 } on && !/^\|/ { exit } on { print }' docs/RELIABILITY-HA.md
+    echo
+    awk '/^\| check \|/ { on = 1 } on && !/^\|/ { exit } on { print }' docs/RELIABILITY-HA.md
+    echo "<!-- ha:end -->"
+  } > "$section"
+  grep -q '^<!-- ha:begin -->' "$doc" || printf '\n<!-- ha:begin -->\n<!-- ha:end -->\n' >> "$doc"
+  awk -v section="$section" '
+    /^<!-- ha:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
+    /^<!-- ha:end -->/ { skip = 0; next }
+    !skip { print }
+  ' "$doc" > "$tmp" && cat "$tmp" > "$doc"
+  rm -f "$section" "$tmp"
+  log "wrote the summary into $doc"
 }
 
 if [ "$SMOKE" = 0 ]; then
@@ -68,10 +103,11 @@ else
   chaos_env=(THREADS=16 USERS_PER_THREAD=4 STEADY_S=3 FAULT_S=2 RECOVER_S=6 CHAOS_VAR=$ROOT/var/ha-chaos-smoke DOC=$ROOT/var/ha-chaos-smoke/RELIABILITY-HA.md)
 fi
 mkdir -p var
-env TOPOLOGY=galera DB_PORT=33306 REDIS_PORT=36379 LB_PORT=38080 CHAOS_DB=shopd_t_chaos_ha \
+env TOPOLOGY=ha DB_PORT=33306 REDIS_PORT=36379 LB_PORT=38080 CHAOS_DB=shopd_t_chaos_ha \
   "${chaos_env[@]}" scripts/chaos.sh > var/test-ha-chaos.out 2>&1
 count var/test-ha-chaos.out $?
 grep -a -E '^\[ ' var/test-ha-chaos.out | grep -v PASSED >&2 || true
+[ "$SMOKE" = 1 ] || write_summary
 
 if [ "$failed" -gt 0 ]; then
   echo "[  PASSED  ] $passed test(s)."
