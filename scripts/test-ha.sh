@@ -103,11 +103,16 @@ else
   chaos_env=(THREADS=16 USERS_PER_THREAD=4 STEADY_S=3 FAULT_S=2 RECOVER_S=6 CHAOS_VAR=$ROOT/var/ha-chaos-smoke DOC=$ROOT/var/ha-chaos-smoke/RELIABILITY-HA.md)
 fi
 mkdir -p var
-env TOPOLOGY=ha DB_PORT=33306 REDIS_PORT=36379 LB_PORT=38080 CHAOS_DB=shopd_t_chaos_ha \
+# Every port below 32768: the kernel hands out 32768-60999 as the local ports of outgoing
+# connections, and one of those held by a client made a node's listen fail (EADDRINUSE).
+chaos_started=$(date +%s)
+env TOPOLOGY=ha DB_PORT=30306 REDIS_PORT=30379 LB_PORT=30080 CHAOS_DB=shopd_t_chaos_ha \
   "${chaos_env[@]}" scripts/chaos.sh > var/test-ha-chaos.out 2>&1
 count var/test-ha-chaos.out $?
 grep -a -E '^\[ ' var/test-ha-chaos.out | grep -v PASSED >&2 || true
-[ "$SMOKE" = 1 ] || write_summary
+# A run whose fault suite wrote no report leaves the last summary alone: count has failed it.
+[ "$SMOKE" = 1 ] || [ "$(stat -c %Y docs/RELIABILITY-HA.md 2>/dev/null || echo 0)" -lt "$chaos_started" ] ||
+  write_summary
 
 if [ "$failed" -gt 0 ]; then
   echo "[  PASSED  ] $passed test(s)."

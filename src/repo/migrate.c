@@ -16,6 +16,12 @@ static const char sql_create[] = "CREATE TABLE IF NOT EXISTS schema_migrations (
                                  " version INT NOT NULL PRIMARY KEY,"
                                  " name VARCHAR(255) NOT NULL,"
                                  " applied_at DATETIME(6) NOT NULL) ENGINE = InnoDB";
+/* On Galera every DDL statement, IF NOT EXISTS or not, is ordered across the whole cluster
+ * (total order isolation) and waits behind the writes in flight: an instance restarting under
+ * load asks first, and issues no DDL when nothing is missing. */
+static const char sql_table_exists[] =
+    "SELECT COUNT(*) FROM information_schema.tables"
+    " WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'";
 static const char sql_applied[] = "SELECT version FROM schema_migrations";
 static const char sql_record[] =
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)";
@@ -37,11 +43,23 @@ static bool is_applied(const struct db_rows *rows, int64_t version)
     return false;
 }
 
+/* Creates schema_migrations unless it is there. */
+static int ensure_table(struct db_conn *c, struct arena *a, struct err *e)
+{
+    struct db_rows rows;
+
+    if (db_query(c, sql_table_exists, NULL, 0, a, &rows, e))
+        return -1;
+    if (rows.nrows == 1 && db_int(&rows, 0, 0) > 0)
+        return 0;
+    return db_exec_script(c, sql_create, e);
+}
+
 static int apply_missing(struct db_conn *c, struct arena *a, int *applied, struct err *e)
 {
     struct db_rows rows;
 
-    if (db_exec_script(c, sql_create, e) || db_query(c, sql_applied, NULL, 0, a, &rows, e))
+    if (ensure_table(c, a, e) || db_query(c, sql_applied, NULL, 0, a, &rows, e))
         return -1;
     for (size_t i = 0; i < migrations_count; i++) {
         const struct migration *m = &migrations[i];
