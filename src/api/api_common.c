@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/num.h"
 #include "http/req.h"
 #include "http/resp.h"
@@ -59,10 +60,18 @@ static const char *render_problem(const struct err *e, struct arena *a)
     return r.body;
 }
 
-int api_idem_prepare(struct req *r, int64_t user_id, struct idem_request *idem, struct err *e)
+int api_decode_keyed(struct req *r, const struct json_spec *spec, void *out,
+                     struct json_keyed *body, struct err *e)
+{
+    return json_decode_keyed(r->body, r->body_len, spec, out, IDEM_BODY_KEY_FIELD, &r->arena, body,
+                             e);
+}
+
+int api_idem_prepare(struct req *r, int64_t user_id, const struct json_keyed *body,
+                     struct idem_request *idem, struct err *e)
 {
     if (idem_svc_prepare(idem, user_id, r->method, r->match.canonical,
-                         req_header(r, "Idempotency-Key"), r->body, r->body_len, &r->arena, e))
+                         req_header(r, "Idempotency-Key"), body, e))
         return -1;
     idem->status = r->ok_status;
     idem->render_problem = render_problem;

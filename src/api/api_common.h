@@ -10,6 +10,8 @@
 
 struct err;
 struct idem_request;
+struct json_keyed;
+struct json_spec;
 struct idem_response;
 struct req;
 struct resp;
@@ -28,9 +30,15 @@ int api_query_cursor(struct req *r, int64_t *before_id, struct err *e);
 /* The token must be for user_id, or an admin's (ERR_FORBIDDEN otherwise). */
 int api_require_user(struct req *r, int64_t user_id, struct err *e);
 
-/* Fills idem for the request (idem_svc_prepare with its Idempotency-Key header and body) and
- * gives it the renderer of the problems that idem_svc stores. */
-int api_idem_prepare(struct req *r, int64_t user_id, struct idem_request *idem, struct err *e);
+/* Decodes a keyed write's body by spec into out, and from the same parse what its
+ * idempotency key needs (json_decode_keyed): the body is parsed once. */
+int api_decode_keyed(struct req *r, const struct json_spec *spec, void *out,
+                     struct json_keyed *body, struct err *e);
+
+/* Fills idem for the request (idem_svc_prepare with its Idempotency-Key header and the body
+ * api_decode_keyed read) and gives it the renderer of the problems that idem_svc stores. */
+int api_idem_prepare(struct req *r, int64_t user_id, const struct json_keyed *body,
+                     struct idem_request *idem, struct err *e);
 
 /* Sends a stored or fresh idempotent response, marking a replay; a stored refusal (≥ 400) as
  * application/problem+json. */

@@ -46,11 +46,12 @@ static const struct json_spec user_spec[] = {
 };
 
 /* Checks the token is the body's user's, and reads the idempotency key. */
-static int prepare(struct req *req, int64_t user_id, struct idem_request *idem, struct err *e)
+static int prepare(struct req *req, int64_t user_id, const struct json_keyed *body,
+                   struct idem_request *idem, struct err *e)
 {
     if (api_require_user(req, user_id, e))
         return -1;
-    return api_idem_prepare(req, user_id, idem, e);
+    return api_idem_prepare(req, user_id, body, idem, e);
 }
 
 /* Every 400 a body can earn comes before the idempotency key is asked for (the order of
@@ -68,11 +69,12 @@ static int check_lines(struct create_in *in, struct err *e)
 int api_orders_create(struct req *req, struct resp *resp, struct err *e)
 {
     struct create_in in = {0};
+    struct json_keyed body;
     struct idem_request idem;
     struct idem_response out;
 
-    if (json_decode(req->body, req->body_len, create_spec, &in, &req->arena, e) ||
-        check_lines(&in, e) || prepare(req, in.user_id, &idem, e))
+    if (api_decode_keyed(req, create_spec, &in, &body, e) || check_lines(&in, e) ||
+        prepare(req, in.user_id, &body, &idem, e))
         return -1;
     struct order_request rq = {in.user_id, in.items.items, in.items.count, in.coupon_id};
     if (order_svc_create(api_svc(req), &idem, &rq, &req->arena, &out, e))
@@ -84,11 +86,12 @@ int api_orders_create(struct req *req, struct resp *resp, struct err *e)
 int api_orders_pay(struct req *req, struct resp *resp, struct err *e)
 {
     struct user_in in = {0};
+    struct json_keyed body;
     struct idem_request idem;
     struct idem_response out;
 
-    if (json_decode(req->body, req->body_len, user_spec, &in, &req->arena, e) ||
-        prepare(req, in.user_id, &idem, e) ||
+    if (api_decode_keyed(req, user_spec, &in, &body, e) ||
+        prepare(req, in.user_id, &body, &idem, e) ||
         order_svc_pay(api_svc(req), &idem, req_param(req, 0), &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);
@@ -98,11 +101,12 @@ int api_orders_pay(struct req *req, struct resp *resp, struct err *e)
 int api_orders_cancel(struct req *req, struct resp *resp, struct err *e)
 {
     struct user_in in = {0};
+    struct json_keyed body;
     struct idem_request idem;
     struct idem_response out;
 
-    if (json_decode(req->body, req->body_len, user_spec, &in, &req->arena, e) ||
-        prepare(req, in.user_id, &idem, e) ||
+    if (api_decode_keyed(req, user_spec, &in, &body, e) ||
+        prepare(req, in.user_id, &body, &idem, e) ||
         order_svc_cancel(api_svc(req), &idem, req_param(req, 0), &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);

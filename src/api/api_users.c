@@ -69,12 +69,13 @@ int api_users_balance(struct req *req, struct resp *resp, struct err *e)
 int api_users_charge(struct req *req, struct resp *resp, struct err *e)
 {
     struct charge_in in = {0};
+    struct json_keyed body;
     struct idem_request idem;
     struct idem_response out;
     int64_t user_id = req_param(req, 0);
 
-    if (json_decode(req->body, req->body_len, charge_spec, &in, &req->arena, e) ||
-        api_idem_prepare(req, user_id, &idem, e) ||
+    if (api_decode_keyed(req, charge_spec, &in, &body, e) ||
+        api_idem_prepare(req, user_id, &body, &idem, e) ||
         balance_svc_charge(api_svc(req), &idem, user_id, in.amount_krw, &req->arena, &out, e))
         return -1;
     api_send_idem(resp, &out);

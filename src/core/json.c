@@ -168,17 +168,13 @@ int json_decode(const char *body, size_t len, const struct json_spec *spec, void
     return rc;
 }
 
-int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a, char **out,
-                   struct err *e)
+/* The canonical text of obj once its top-level member omit_key is removed, in the arena. */
+static int canonical_text(json_t *obj, const char *omit_key, struct arena *a, char **out,
+                          struct err *e)
 {
-    json_t *root = parse_object(body, len, e);
-
-    if (!root)
-        return -1;
     if (omit_key)
-        json_object_del(root, omit_key);
-    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-    json_decref(root);
+        json_object_del(obj, omit_key);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     if (!text)
         return err_set(e, ERR_INTERNAL, "cannot encode canonical JSON");
     *out = arena_strdup(a, text);
@@ -186,24 +182,61 @@ int json_canonical(const char *body, size_t len, const char *omit_key, struct ar
     return 0;
 }
 
+/* The string member key of obj into k, in the arena. */
+static void key_member(json_t *obj, const char *key, struct arena *a, struct json_keyed *k)
+{
+    json_t *v = json_object_get(obj, key);
+
+    k->key = NULL;
+    k->key_not_string = v && json_typeof(v) != JSON_NULL && json_typeof(v) != JSON_STRING;
+    if (json_is_string(v))
+        k->key = arena_memdup(a, json_string_value(v), json_string_length(v));
+}
+
+int json_decode_keyed(const char *body, size_t len, const struct json_spec *spec, void *out,
+                      const char *key_field, struct arena *a, struct json_keyed *k, struct err *e)
+{
+    json_t *root = parse_object(body, len, e);
+
+    if (!root)
+        return -1;
+    int rc = decode_object(root, spec, out, NULL, a, e);
+    if (!rc) {
+        char *canonical = NULL;
+        key_member(root, key_field, a, k);
+        rc = canonical_text(root, key_field, a, &canonical, e); /* removes the key member */
+        k->canonical = canonical;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a, char **out,
+                   struct err *e)
+{
+    json_t *root = parse_object(body, len, e);
+
+    if (!root)
+        return -1;
+    int rc = canonical_text(root, omit_key, a, out, e);
+    json_decref(root);
+    return rc;
+}
+
 int json_get_string(const char *body, size_t len, const char *key, struct arena *a,
                     const char **out, struct err *e)
 {
     json_t *root = parse_object(body, len, e);
-    int rc = 0;
+    struct json_keyed k;
 
     if (!root)
         return -1;
-    json_t *v = json_object_get(root, key);
-    *out = NULL;
-    if (v && !json_is_null(v)) {
-        if (json_is_string(v))
-            *out = arena_memdup(a, json_string_value(v), json_string_length(v));
-        else
-            rc = err_set(e, ERR_INVALID_INPUT, "'%s' must be a string", key);
-    }
+    key_member(root, key, a, &k);
     json_decref(root);
-    return rc;
+    *out = k.key;
+    if (k.key_not_string)
+        return err_set(e, ERR_INVALID_INPUT, "'%s' must be a string", key);
+    return 0;
 }
 
 /* ---- writer ---- */

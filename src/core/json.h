@@ -85,11 +85,25 @@ struct json_objects {
 int json_decode(const char *body, size_t len, const struct json_spec *spec, void *out,
                 struct arena *a, struct err *e);
 
+/* What a keyed write (one with an idempotency key) needs of its body besides the fields. */
+struct json_keyed {
+    const char *key;       /* the top-level string member key_field; NULL when absent or null */
+    bool key_not_string;   /* key_field is there but neither a string nor null (key is NULL) */
+    const char *canonical; /* the body without that member: keys sorted, no white space, numbers
+                            * and strings re-encoded, so two bodies that mean the same thing give
+                            * the same text */
+};
+
 /*
- * The canonical text of a JSON object body: keys sorted, no white space, numbers and strings
- * re-encoded, with the top-level member omit_key (may be NULL) left out. Two bodies that mean
- * the same thing give the same text. The result is in the arena.
+ * json_decode, and from the same parse *k: a request body is parsed once. A key_field of
+ * another type is only noted: whether that is an error, and when, is the caller's (the key is
+ * checked after the token). Both strings are in the arena.
  */
+int json_decode_keyed(const char *body, size_t len, const struct json_spec *spec, void *out,
+                      const char *key_field, struct arena *a, struct json_keyed *k, struct err *e);
+
+/* The canonical text (as json_keyed.canonical) of a body on its own, with its top-level member
+ * omit_key (may be NULL) left out: for tests and tools; a request uses json_decode_keyed. */
 int json_canonical(const char *body, size_t len, const char *omit_key, struct arena *a, char **out,
                    struct err *e);
 

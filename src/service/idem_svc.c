@@ -17,8 +17,6 @@
 #define KEY_MAX_LEN 255
 #define PURGE_BATCH 1000
 
-static const char body_key_field[] = "idempotencyKey";
-
 static int check_key(const char *key, struct err *e)
 {
     size_t len = strlen(key);
@@ -33,29 +31,20 @@ static int check_key(const char *key, struct err *e)
     return 0;
 }
 
-int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
-                     unsigned char out[SHA256_LEN], struct err *e)
+void idem_fingerprint(const char *canonical, unsigned char out[SHA256_LEN])
 {
-    char *canonical;
-
-    if (json_canonical(body, body_len, body_key_field, a, &canonical, e))
-        return -1;
     sha256(canonical, strlen(canonical), out);
-    return 0;
 }
 
 int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method, const char *path,
-                     const char *header_key, const char *body, size_t body_len, struct arena *a,
-                     struct err *e)
+                     const char *header_key, const struct json_keyed *body, struct err *e)
 {
-    const char *body_key = NULL;
-
-    if (json_get_string(body, body_len, body_key_field, a, &body_key, e))
-        return -1;
-    if (header_key && body_key && strcmp(header_key, body_key))
+    if (body->key_not_string)
+        return err_set(e, ERR_INVALID_INPUT, "'" IDEM_BODY_KEY_FIELD "' must be a string");
+    if (header_key && body->key && strcmp(header_key, body->key))
         return err_set(e, ERR_INVALID_INPUT,
                        "Idempotency-Key header and body idempotencyKey differ");
-    r->key = header_key ? header_key : body_key;
+    r->key = header_key ? header_key : body->key;
     if (!r->key)
         return err_set(e, ERR_IDEMPOTENCY_KEY_MISSING,
                        "an Idempotency-Key header or idempotencyKey field is required");
@@ -66,7 +55,8 @@ int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method
     r->render_problem = NULL;
     r->method = method;
     r->path = path;
-    return idem_fingerprint(body, body_len, a, r->fingerprint, e);
+    idem_fingerprint(body->canonical, r->fingerprint);
+    return 0;
 }
 
 /* Answers from a committed key row: the stored response, or 422 for another body. */

@@ -38,6 +38,7 @@ struct arena;
 struct db_conn;
 struct dlock;
 struct err;
+struct json_keyed;
 struct svc;
 
 /* Renders a refusal of the effect as the problem document that is sent and stored (api/
@@ -63,18 +64,20 @@ struct idem_response {
     bool replayed;
 };
 
+/* The body member that may carry the key instead of the Idempotency-Key header. */
+#define IDEM_BODY_KEY_FIELD "idempotencyKey"
+
 /*
  * Fills r from a request: the key from the Idempotency-Key header or the body's
- * "idempotencyKey" (equal if both; 1–255 printable ASCII), and the fingerprint of the parsed
- * body without that field. ERR_IDEMPOTENCY_KEY_MISSING or ERR_INVALID_INPUT otherwise.
+ * IDEM_BODY_KEY_FIELD (equal if both; 1–255 printable ASCII), and the fingerprint of the body
+ * without that field, both as json_decode_keyed() read them in the body's one parse.
+ * ERR_IDEMPOTENCY_KEY_MISSING or ERR_INVALID_INPUT otherwise.
  */
 int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method, const char *path,
-                     const char *header_key, const char *body, size_t body_len, struct arena *a,
-                     struct err *e);
+                     const char *header_key, const struct json_keyed *body, struct err *e);
 
-/* SHA-256 of the canonical text of a JSON body without its idempotencyKey member. */
-int idem_fingerprint(const char *body, size_t body_len, struct arena *a,
-                     unsigned char out[SHA256_LEN], struct err *e);
+/* SHA-256 of a body's canonical text without its key member (json_keyed.canonical). */
+void idem_fingerprint(const char *canonical, unsigned char out[SHA256_LEN]);
 
 /*
  * Whether an error of the effect is a refusal that is stored with the key: the effect's 404 and

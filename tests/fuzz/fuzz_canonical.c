@@ -1,14 +1,16 @@
 /*
- * Canonical JSON and the idempotency fingerprint (core/json.c json_canonical,
- * service/idem_svc.c idem_fingerprint and idem_svc_prepare), and the JSON writer that every
+ * Canonical JSON and the idempotency fingerprint (core/json.c json_canonical and
+ * json_decode_keyed, service/idem_svc.c idem_fingerprint and idem_svc_prepare), and the JSON
+ * writer that every
  * response goes through. Beyond "no crash, no leak, no UB": the canonical text of a canonical
  * text is itself (stable), it is pure ASCII with no white space outside strings; the
  * fingerprint is the SHA-256 of the canonical text without "idempotencyKey", so the body and its
  * canonical text, and the body with its key replaced, all fingerprint alike. idem_svc_prepare
  * (the first line of the input, when the first byte is '!', is the Idempotency-Key header)
  * accepts only a 1..255-character printable ASCII key that is the header's or the body's, and
- * then fingerprints exactly as idem_fingerprint does. A valid UTF-8 string written by json_w_str
- * reads back byte for byte.
+ * then fingerprints exactly as idem_fingerprint does; json_decode_keyed's one parse gives the
+ * same key as json_get_string. A valid UTF-8 string written by json_w_str reads back byte for
+ * byte.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -39,6 +41,28 @@ static void check_shape(const char *c)
     }
 }
 
+static const struct json_spec no_fields[] = {JSON_END};
+
+/* The body's one parse, as a keyed route without fields does it. */
+static int keyed(const char *body, size_t len, struct arena *a, struct json_keyed *k, struct err *e)
+{
+    char unused;
+
+    return json_decode_keyed(body, len, no_fields, &unused, IDEM_BODY_KEY_FIELD, a, k, e);
+}
+
+/* The fingerprint of a body, as a request gets it: its one parse, then idem_fingerprint. */
+static int fingerprint_of(const char *body, size_t len, struct arena *a,
+                          unsigned char out[SHA256_LEN], struct err *e)
+{
+    struct json_keyed k;
+
+    if (keyed(body, len, a, &k, e))
+        return -1;
+    idem_fingerprint(k.canonical, out);
+    return 0;
+}
+
 static void check_canonical(const char *body, size_t len, struct arena *a)
 {
     char *c1, *c2, *without, *rekeyed;
@@ -51,7 +75,7 @@ static void check_canonical(const char *body, size_t len, struct arena *a)
         FUZZ_CHECK(e.code == ERR_INVALID_INPUT, "code %d", (int)e.code);
         FUZZ_CHECK(fuzz_utf8_valid(e.detail, strlen(e.detail), NULL), "detail '%s' not UTF-8",
                    e.detail);
-        FUZZ_CHECK(idem_fingerprint(body, len, a, f_body, &e) != 0, "fingerprint without JSON");
+        FUZZ_CHECK(fingerprint_of(body, len, a, f_body, &e) != 0, "fingerprint without JSON");
         return;
     }
     check_shape(c1);
@@ -59,14 +83,14 @@ static void check_canonical(const char *body, size_t len, struct arena *a)
     FUZZ_CHECK(!strcmp(c1, c2), "canonical text is not stable: '%s' then '%s'", c1, c2);
 
     FUZZ_CHECK(json_canonical(body, len, "idempotencyKey", a, &without, &e) == 0, "without key");
-    FUZZ_CHECK(idem_fingerprint(body, len, a, f_body, &e) == 0, "fingerprint");
+    FUZZ_CHECK(fingerprint_of(body, len, a, f_body, &e) == 0, "fingerprint");
     sha256(without, strlen(without), direct);
     FUZZ_CHECK(!memcmp(f_body, direct, SHA256_LEN), "fingerprint is not sha256(canonical)");
-    FUZZ_CHECK(idem_fingerprint(c1, strlen(c1), a, f_canon, &e) == 0, "canonical fingerprint");
+    FUZZ_CHECK(fingerprint_of(c1, strlen(c1), a, f_canon, &e) == 0, "canonical fingerprint");
     FUZZ_CHECK(!memcmp(f_body, f_canon, SHA256_LEN), "canonical text fingerprints otherwise");
     rekeyed = arena_printf(a, "{\"idempotencyKey\":\"another key\"%s%s",
                            without[1] == '}' ? "" : ",", without + 1);
-    FUZZ_CHECK(idem_fingerprint(rekeyed, strlen(rekeyed), a, f_rekeyed, &e) == 0, "'%s'", rekeyed);
+    FUZZ_CHECK(fingerprint_of(rekeyed, strlen(rekeyed), a, f_rekeyed, &e) == 0, "'%s'", rekeyed);
     FUZZ_CHECK(!memcmp(f_body, f_rekeyed, SHA256_LEN), "the key changes the fingerprint");
 }
 
@@ -83,6 +107,7 @@ static bool printable_key(const char *k)
 static void check_prepare(const char *header_key, const char *body, size_t len, struct arena *a)
 {
     struct idem_request r;
+    struct json_keyed k;
     unsigned char fp[SHA256_LEN];
     const char *body_key = NULL;
     struct err e, e2;
@@ -90,7 +115,8 @@ static void check_prepare(const char *header_key, const char *body, size_t len, 
     memset(&r, 0, sizeof(r));
     err_clear(&e);
     err_clear(&e2);
-    if (idem_svc_prepare(&r, 7, "POST", "/api/orders", header_key, body, len, a, &e)) {
+    if (keyed(body, len, a, &k, &e) ||
+        idem_svc_prepare(&r, 7, "POST", "/api/orders", header_key, &k, &e)) {
         FUZZ_CHECK(e.code == ERR_INVALID_INPUT || e.code == ERR_IDEMPOTENCY_KEY_MISSING, "code %d",
                    (int)e.code);
         FUZZ_CHECK(fuzz_utf8_valid(e.detail, strlen(e.detail), NULL), "detail not UTF-8");
@@ -103,14 +129,15 @@ static void check_prepare(const char *header_key, const char *body, size_t len, 
     }
     FUZZ_CHECK(r.key && printable_key(r.key), "accepted key is not 1..255 printable ASCII");
     FUZZ_CHECK(json_get_string(body, len, "idempotencyKey", a, &body_key, &e2) == 0, "body key");
+    FUZZ_CHECK(!body_key == !k.key && (!body_key || !strcmp(body_key, k.key)),
+               "the one parse reads another key");
     if (header_key)
         FUZZ_CHECK(!strcmp(r.key, header_key) && (!body_key || !strcmp(body_key, header_key)),
                    "key '%s' is not the header's", r.key);
     else
         FUZZ_CHECK(body_key && !strcmp(r.key, body_key), "key '%s' is not the body's", r.key);
     FUZZ_CHECK(r.user_id == 7 && !strcmp(r.path, "/api/orders"), "request scope");
-    FUZZ_CHECK(idem_fingerprint(body, len, a, fp, &e2) == 0 &&
-                   !memcmp(fp, r.fingerprint, SHA256_LEN),
+    FUZZ_CHECK(fingerprint_of(body, len, a, fp, &e2) == 0 && !memcmp(fp, r.fingerprint, SHA256_LEN),
                "prepare fingerprints otherwise");
 }
 

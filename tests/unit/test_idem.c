@@ -10,6 +10,7 @@
 
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "service/idem_svc.h"
 
 static int setup(void **state)
@@ -32,13 +33,26 @@ static int teardown(void **state)
     return 0;
 }
 
+static const struct json_spec no_fields[] = {JSON_END};
+
+/* The body's one parse, as api_decode_keyed does it for a route without fields. */
+static int parse(void **state, const char *body, struct json_keyed *k, struct err *e)
+{
+    char unused;
+
+    return json_decode_keyed(body, strlen(body), no_fields, &unused, IDEM_BODY_KEY_FIELD, *state, k,
+                             e);
+}
+
 static void fingerprint(void **state, const char *body, unsigned char out[SHA256_LEN])
 {
+    struct json_keyed k;
     struct err e;
 
     err_clear(&e);
-    if (idem_fingerprint(body, strlen(body), *state, out, &e))
-        fail_msg("idem_fingerprint(%s): %s", body, e.detail);
+    if (parse(state, body, &k, &e))
+        fail_msg("json_decode_keyed(%s): %s", body, e.detail);
+    idem_fingerprint(k.canonical, out);
 }
 
 static bool same_fingerprint(void **state, const char *x, const char *y)
@@ -54,10 +68,13 @@ static bool same_fingerprint(void **state, const char *x, const char *y)
 static int prepare(void **state, struct idem_request *r, const char *header_key, const char *body,
                    struct err *e)
 {
+    struct json_keyed k;
+
     memset(r, 0, sizeof(*r));
     err_clear(e);
-    return idem_svc_prepare(r, 7, "POST", "/api/users/7/balance/charge", header_key, body,
-                            strlen(body), *state, e);
+    if (parse(state, body, &k, e))
+        return -1;
+    return idem_svc_prepare(r, 7, "POST", "/api/users/7/balance/charge", header_key, &k, e);
 }
 
 /* A key of n copies of ch, in the arena. */
@@ -130,14 +147,14 @@ static void test_fingerprint_is_sha256_of_canonical(void **state)
 
 static void test_fingerprint_rejects_non_object(void **state)
 {
-    unsigned char out[SHA256_LEN];
+    struct json_keyed k;
     struct err e;
 
     err_clear(&e);
-    assert_int_equal(idem_fingerprint("[1]", 3, *state, out, &e), -1);
+    assert_int_equal(parse(state, "[1]", &k, &e), -1);
     assert_int_equal(e.code, ERR_INVALID_INPUT);
     err_clear(&e);
-    assert_int_equal(idem_fingerprint("{", 1, *state, out, &e), -1);
+    assert_int_equal(parse(state, "{", &k, &e), -1);
     assert_int_equal(e.code, ERR_INVALID_INPUT);
 }
 
