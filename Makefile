@@ -9,7 +9,7 @@
 #   make chaos   the fault-injection suite against a 3-instance cluster; writes docs/RELIABILITY.md
 #   make test-ha the integration suites on a 3-node Galera cluster and a Sentinel failover, then
 #                the fault suite on Galera + Sentinel (the writer node, an instance, the Redis
-#                master killed under load); writes docs/RELIABILITY-HA.md (about 8 min)
+#                master killed under load); writes docs/RELIABILITY-HA.md (about 5 min)
 #   make cluster-ha N=3   the same cluster on Galera (3 nodes) and Redis Sentinel, detached;
 #                make cluster-ha-down stops it all (scripts/cluster-ha.sh, by pid)
 #   make fuzz    every libFuzzer target for 10 million executions; figures in docs/RELIABILITY.md
