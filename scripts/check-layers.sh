@@ -11,7 +11,7 @@ only_in() {  # only_in HEADER-REGEX ALLOWED-PATH-REGEX
   if [ -n "$bad" ]; then echo "layers: <$1> included outside $2: $bad"; rc=1; fi
 }
 
-only_in 'microhttpd\.h' '^src/http/'
+only_in 'h2o\.h|h2o/[a-z_/]+\.h' '^src/http/'
 only_in 'mysql\.h|mysqld_error\.h|errmsg\.h' '^src/repo/'
 only_in 'hiredis\.h|hiredis/hiredis\.h' '^src/redis/'
 only_in 'jansson\.h' '^src/core/json\.c$'

@@ -5,9 +5,9 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git ca-certificates
-  libmicrohttpd-dev libjansson-dev libmariadb-dev libhiredis-dev libjwt-dev libssl-dev
+  libh2o-evloop-dev libjansson-dev libmariadb-dev libhiredis-dev libjwt-dev libssl-dev
   libcmocka-dev libcurl4-openssl-dev
-  libh2o-evloop-dev   # bench/spike/run.sh: the HTTP engine spike (issue 12) builds its h2o candidate
+  libmicrohttpd-dev   # bench/spike/run.sh: the HTTP engine spike's other candidate (issue 12)
   mariadb-server mariadb-client redis-server redis-tools
   galera-4 rsync   # make test-ha: a 3-node Galera cluster (scripts/galera.sh); rsync is its SST
   curl jq wrk nginx-light gnuplot-nox linux-perf

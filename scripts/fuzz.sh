@@ -138,7 +138,7 @@ echo "fuzz ($mode): ${#targets[@]} targets, $failed failed, ${total_s}s"
 # ---- docs/RELIABILITY.md, between the markers only ----
 describe() {
   case $1 in
-    http) echo "raw HTTP/1.1 through libmicrohttpd into the server's access handler: routing, ids, headers, tokens, body limits, handlers, problems (MariaDB and Redis down)" ;;
+    http) echo "raw HTTP/1.1 over a socket into the server on h2o's event loop: routing, ids, headers, tokens, body limits, handlers, problems (MariaDB and Redis down)" ;;
     router) echo "router_match over the real route table: one canonical spelling per resource, 404/405 and Allow" ;;
     json_decode) echo "json_decode by spec tables shaped as src/api's: bounds, UTF-8, present flags, same result on the canonical text" ;;
     canonical) echo "json_canonical, idem_fingerprint and idem_svc_prepare: stable canonical text, key-independent fingerprint; the JSON writer's round trip" ;;

@@ -32,7 +32,7 @@ compile_cmd() {
     sed -E 's/ -Werror( |$)/ /; s/ -o [^ ]+//; s/ -c [^ ]+//; s/ -M[DT]( [^ ]+)?//g; s/ -MF [^ ]+//'
 }
 sanitize=$(grep -q '^SHOPD_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && echo -fsanitize=address,undefined)
-libs=$(pkg-config --libs libmicrohttpd jansson libmariadb hiredis libjwt libcrypto cmocka)
+libs=$(pkg-config --libs libh2o-evloop jansson libmariadb hiredis libjwt libcrypto cmocka)
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -160,6 +160,29 @@ static void block_stop_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/* The HTTP front end of serve, as configured. */
+static struct server *start_http(const struct config *cfg, struct svc *s, struct err *e)
+{
+    struct server_options opt = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .routes = routes,
+        .route_count = routes_count,
+        .jwt_secret = cfg->jwt_secret,
+        .app = s,
+        .access_log = cfg->access_log,
+        .max_connections = cfg->max_connections,
+        .max_conns_per_ip = cfg->max_conns_per_ip,
+        .loops = cfg->http_loops,
+        .head_timeout_s = cfg->http_head_s,
+        .idle_timeout_s = cfg->http_idle_s,
+        .workers = cfg->threads,
+        .queue_max = SERVER_QUEUE_PER_WORKER * (size_t)cfg->threads,
+    };
+
+    return server_start(&opt, e);
+}
+
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
     struct svc s = {0};
@@ -182,15 +205,11 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         return 1;
     }
     metrics_routes_init(routes_names(), (int)routes_count);
-    struct server_options opt = {cfg->listen_host, cfg->listen_port,
-                                 routes,           routes_count,
-                                 cfg->jwt_secret,  &s,
-                                 cfg->access_log,  4096};
     /* Group commit needs no Redis lock around a charge: with locks in Redis each user's
      * charges go one at a time anyway. */
     if (cfg->group_commit && cfg->locks == CONFIG_LOCKS_DB)
         s.charges = charge_batcher_new(&s);
-    struct server *srv = server_start(&opt, &e);
+    struct server *srv = start_http(cfg, &s, &e);
     if (!srv) {
         log_error("%s", e.detail);
         charge_batcher_free(s.charges);
@@ -236,14 +255,19 @@ static int cmd_platform(struct config *cfg, int argc, char **argv)
     }
     if (listen) {
         metrics_routes_init(platform_routes_names(), (int)platform_routes_count);
-        struct server_options opt = {cfg->listen_host,
-                                     cfg->listen_port,
-                                     platform_routes,
-                                     platform_routes_count,
-                                     "",
-                                     &s,
-                                     false,
-                                     64};
+        struct server_options opt = {
+            .host = cfg->listen_host,
+            .port = cfg->listen_port,
+            .routes = platform_routes,
+            .route_count = platform_routes_count,
+            .jwt_secret = "",
+            .app = &s,
+            .max_connections = 64,
+            .max_conns_per_ip = 64,
+            .loops = 1,
+            .workers = 2,
+            .queue_max = 64,
+        };
         srv = server_start(&opt, &e);
         if (!srv) {
             log_error("%s", e.detail);

@@ -373,6 +373,11 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     int64_t dlock_wait = 5;
     int64_t claim_idle = 30000;
     int64_t max_deliveries = 5;
+    int64_t http_loops = 0;
+    int64_t http_head = 10;
+    int64_t http_idle = 60;
+    int64_t max_connections = 20000;
+    int64_t max_conns_per_ip = 10240;
 
     if (int_var(get, "SHOPD_ORDER_TTL", 1, (int64_t)86400 * 30, &ttl, e) ||
         int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
@@ -381,8 +386,18 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
         int_var(get, "SHOPD_LOCK_WAIT", 1, 3600, &dlock_wait, e) ||
         int_var(get, "SHOPD_ACCESS_LOG", 0, 1, &access_log, e) ||
         int_var(get, "SHOPD_EVENTS_CLAIM_IDLE_MS", 50, 86400000, &claim_idle, e) ||
-        int_var(get, "SHOPD_EVENTS_MAX_DELIVERIES", 1, 1000, &max_deliveries, e))
+        int_var(get, "SHOPD_EVENTS_MAX_DELIVERIES", 1, 1000, &max_deliveries, e) ||
+        int_var(get, "SHOPD_HTTP_LOOPS", 0, 64, &http_loops, e) ||
+        int_var(get, "SHOPD_HTTP_HEAD_TIMEOUT", 1, 3600, &http_head, e) ||
+        int_var(get, "SHOPD_HTTP_IDLE_TIMEOUT", 1, 86400, &http_idle, e) ||
+        int_var(get, "SHOPD_MAX_CONNECTIONS", 1, 1000000, &max_connections, e) ||
+        int_var(get, "SHOPD_MAX_CONNS_PER_IP", 1, 1000000, &max_conns_per_ip, e))
         return -1;
+    cfg->http_loops = (int)http_loops;
+    cfg->http_head_s = (int)http_head;
+    cfg->http_idle_s = (int)http_idle;
+    cfg->max_connections = (int)max_connections;
+    cfg->max_conns_per_ip = (int)max_conns_per_ip;
     cfg->events_claim_idle_ms = claim_idle;
     cfg->events_max_deliveries = (int)max_deliveries;
     cfg->order_ttl_s = ttl;

@@ -67,6 +67,14 @@ struct config {
     int db_idle_trx_timeout_s;
     int lock_wait_s; /* how long a request waits for a distributed lock */
     bool access_log;
+    /* The HTTP front end (API.md "Connections"): event-loop threads (SHOPD_HTTP_LOOPS, 0 = one
+     * per core), open connections per instance (SHOPD_MAX_CONNECTIONS) and per client address
+     * (SHOPD_MAX_CONNS_PER_IP); past either, a new connection is answered 503. */
+    int http_loops;
+    int http_head_s; /* SHOPD_HTTP_HEAD_TIMEOUT: a request whole this long after its first byte */
+    int http_idle_s; /* SHOPD_HTTP_IDLE_TIMEOUT: an idle keep-alive connection closes */
+    int max_connections;
+    int max_conns_per_ip;
     enum config_coupon_strategy coupon_strategy;
     enum config_locks locks;
     /* SHOPD_GROUP_COMMIT=on|off: with locks db, concurrent charges batched into one

@@ -1235,7 +1235,7 @@ static void expect_no_route(const char *path)
 }
 
 /* API.md: a path id is a positive 64-bit decimal in canonical form; "%31", "007" and "7%00x"
- * are not product 7 (MHD decodes the path; the router must see the raw one). */
+ * are not product 7 (an HTTP library may decode the path; the router sees the raw one). */
 static void path_ids_have_one_spelling(void **state)
 {
     int64_t id = new_product("One spelling", 700, 7);
