@@ -44,17 +44,6 @@ int config_parse_listen(struct config *cfg, const char *addr, struct err *e)
     return 0;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the %XX escapes of src[0..len) into dst (NUL-terminated); -1 if malformed or long. */
 static int percent_decode(char *dst, size_t size, const char *src, size_t len)
 {
@@ -66,8 +55,8 @@ static int percent_decode(char *dst, size_t size, const char *src, size_t len)
         dst[n] = src[i];
         if (src[i] != '%')
             continue;
-        int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(src[i + 2]) : -1;
+        int hi = i + 2 < len ? num_hex_digit(src[i + 1]) : -1;
+        int lo = hi >= 0 ? num_hex_digit(src[i + 2]) : -1;
         if (lo < 0)
             return -1;
         dst[n] = (char)(hi * 16 + lo);

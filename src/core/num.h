@@ -14,4 +14,7 @@ int num_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* The same for the first len bytes of s (s need not be NUL-terminated). */
 int num_parse_i64_n(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
 
+/* The value of one hexadecimal digit (either case), or -1: for %XX escapes. */
+int num_hex_digit(char c);
+
 #endif

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/num.h"
 
 #include "core/banned.h"
 
@@ -15,17 +16,6 @@ const char *req_header(struct req *r, const char *name)
     return NULL;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into the arena; a malformed escape is kept as it came. */
 static char *decode(struct arena *a, const char *s, size_t len)
 {
@@ -35,8 +25,8 @@ static char *decode(struct arena *a, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         int hi = 0;
         int lo = 0;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_digit(s[i + 1])) >= 0 &&
-            (lo = hex_digit(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = num_hex_digit(s[i + 1])) >= 0 &&
+            (lo = num_hex_digit(s[i + 2])) >= 0) {
             out[n++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

@@ -116,6 +116,9 @@ struct server {
     sem_t loops_ready; /* posted by each loop once it takes messages */
     atomic_int conns;
     atomic_int inflight;
+    /* server_stop() sleeps on quiet until conns and inflight are both 0 (or the grace ends). */
+    pthread_mutex_t quiet_lock;
+    pthread_cond_t quiet;
     atomic_uint_least64_t next_request;
     unsigned instance_tag;
     char refusal[512]; /* the whole 503 answer of a connection refused at accept */
@@ -125,6 +128,16 @@ struct server {
 };
 
 static _Thread_local struct loop *this_loop;
+
+/* Called after conns or inflight went down: wakes server_stop() once nothing is left. */
+static void maybe_quiet(struct server *s)
+{
+    if (atomic_load(&s->conns) || atomic_load(&s->inflight))
+        return;
+    pthread_mutex_lock(&s->quiet_lock);
+    pthread_cond_broadcast(&s->quiet);
+    pthread_mutex_unlock(&s->quiet_lock);
+}
 
 static const struct {
     int status;
@@ -374,6 +387,7 @@ static void answer(struct exchange *x)
     arena_release(&req->arena);
     free(x);
     atomic_fetch_sub(&s->inflight, 1);
+    maybe_quiet(s);
 }
 
 static void render_problem(struct exchange *x)
@@ -462,6 +476,7 @@ static void on_conn_closed(void *data)
     addr_count_give(s->per_addr, c->addr);
     atomic_fetch_sub(&s->conns, 1);
     free(c);
+    maybe_quiet(s);
 }
 
 /* Reads and drops what the client sent, so that closing sends a FIN rather than a reset that
@@ -771,6 +786,19 @@ static void start_loops(struct server *s)
             ;
 }
 
+/* quiet waits on the monotonic clock: a change of the wall clock neither cuts nor stretches
+ * the grace of a stop. */
+static void init_quiet(struct server *s)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->quiet, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&s->quiet_lock, NULL);
+}
+
 struct server *server_start(const struct server_options *opt, struct err *e)
 {
     struct server *s = xcalloc(1, sizeof(*s));
@@ -798,6 +826,7 @@ struct server *server_start(const struct server_options *opt, struct err *e)
     s->head_timeout_us = head_s * 1000000LL;
     s->late_len = canned(s->late, sizeof(s->late), 408, "INVALID_INPUT", late, "");
     s->per_addr = addr_count_new();
+    init_quiet(s);
 
     configure_h2o(s);
 
@@ -818,7 +847,7 @@ int server_port(const struct server *s)
 
 void server_stop(struct server *s, int grace_ms)
 {
-    struct timespec tick = {0, 10L * 1000 * 1000};
+    struct timespec until;
 
     /* Stop accepting first, then let the requests already running finish and be answered. */
     for (int i = 0; i < s->nloops; i++)
@@ -826,10 +855,18 @@ void server_stop(struct server *s, int grace_ms)
     /* The socket stops listening once the loops have closed their descriptors of it too: a
      * client is refused, not left in a backlog that no one accepts from. */
     close(s->listen_fd);
-    for (int waited = 0;
-         (atomic_load(&s->inflight) > 0 || atomic_load(&s->conns) > 0) && waited < grace_ms;
-         waited += 10)
-        nanosleep(&tick, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += grace_ms / 1000;
+    until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->quiet_lock);
+    while ((atomic_load(&s->inflight) > 0 || atomic_load(&s->conns) > 0) &&
+           pthread_cond_timedwait(&s->quiet, &s->quiet_lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&s->quiet_lock);
     for (int i = 0; i < s->nloops; i++)
         h2o_multithread_send_message(&s->loops[i].control, &s->loops[i].quit_msg);
     bool clean = atomic_load(&s->conns) == 0;
@@ -839,6 +876,8 @@ void server_stop(struct server *s, int grace_ms)
         return; /* the grace ran out: what is left is the process's to drop at exit */
     work_pool_free(s->workers);
     sem_destroy(&s->loops_ready);
+    pthread_cond_destroy(&s->quiet);
+    pthread_mutex_destroy(&s->quiet_lock);
     h2o_config_dispose(&s->h2o);
     addr_count_free(s->per_addr);
     free(s->loops);
