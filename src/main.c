@@ -178,6 +178,8 @@ static struct server *start_http(const struct config *cfg, struct svc *s, struct
         .idle_timeout_s = cfg->http_idle_s,
         .workers = cfg->threads,
         .queue_max = SERVER_QUEUE_PER_WORKER * (size_t)cfg->threads,
+        .redis_connect = svc_loop_redis_connect,
+        .redis_generation = svc_loop_redis_generation,
     };
 
     return server_start(&opt, e);

@@ -9,6 +9,7 @@
 #include "domain/product.h"
 #include "http/req.h"
 #include "http/resp.h"
+#include "http/router.h"
 #include "service/product_svc.h"
 
 #include "core/banned.h"
@@ -76,14 +77,70 @@ int api_products_get(struct req *req, struct resp *resp, struct err *e)
     return 0;
 }
 
+static int product_loop_key(struct req *req, char *buf, size_t size)
+{
+    return product_svc_loop_key(api_svc(req), req_param(req, 0), buf, size);
+}
+
+/* A cached JSON body as the answer (copied: the loop's value lives only during the call); -1
+ * when there is none, for the handler to answer. */
+static int cached_answer(struct req *req, struct resp *resp, const char *json, size_t len)
+{
+    if (!json)
+        return -1;
+    resp_body(resp, req->ok_status, "application/json; charset=utf-8",
+              arena_memdup(&req->arena, json, len), len);
+    return 0;
+}
+
+static int product_loop_answer(struct req *req, struct resp *resp, const char *value, size_t len)
+{
+    return cached_answer(req, resp, product_svc_loop_value(api_svc(req), value, len), len);
+}
+
+const struct route_loop_read api_products_get_loop = {
+    .key = product_loop_key,
+    .answer = product_loop_answer,
+};
+
+/* The ranking's days and limit; -1 for a query the handler must refuse (it says why). */
+static int top_query(struct req *req, int64_t *days, int64_t *limit, struct err *e)
+{
+    return api_query_int(req, "days", TOP_DEFAULT_DAYS, 1, PRODUCT_TOP_DAYS_MAX, days, e) ||
+                   api_query_int(req, "limit", TOP_DEFAULT_LIMIT, 1, PRODUCT_TOP_LIMIT_MAX, limit,
+                                 e)
+               ? -1
+               : 0;
+}
+
+static int top_loop_key(struct req *req, char *buf, size_t size)
+{
+    int64_t days;
+    int64_t limit;
+    struct err e;
+
+    if (top_query(req, &days, &limit, &e))
+        return -1;
+    return product_svc_top_loop_key(api_svc(req), (int)days, (int)limit, buf, size);
+}
+
+static int top_loop_answer(struct req *req, struct resp *resp, const char *value, size_t len)
+{
+    return cached_answer(req, resp, product_svc_top_loop_value(api_svc(req), value, len), len);
+}
+
+const struct route_loop_read api_products_top_loop = {
+    .key = top_loop_key,
+    .answer = top_loop_answer,
+};
+
 int api_products_top(struct req *req, struct resp *resp, struct err *e)
 {
     int64_t days;
     int64_t limit;
     const char *json;
 
-    if (api_query_int(req, "days", TOP_DEFAULT_DAYS, 1, PRODUCT_TOP_DAYS_MAX, &days, e) ||
-        api_query_int(req, "limit", TOP_DEFAULT_LIMIT, 1, PRODUCT_TOP_LIMIT_MAX, &limit, e) ||
+    if (top_query(req, &days, &limit, e) ||
         product_svc_top(api_svc(req), (int)days, (int)limit, &req->arena, &json, e))
         return -1;
     resp_body(resp, req->ok_status, "application/json; charset=utf-8", json, strlen(json));

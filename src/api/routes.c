@@ -17,44 +17,46 @@
 /* clang-format off */
 static const struct route table[] = {
     /* Users and balances */
-    {"POST", "/api/admin/users",                          api_users_create,  ROUTE_ADMIN, 201},
-    {"GET",  "/api/users/{userId}/balance",               api_users_balance, ROUTE_SELF, 200},
-    {"POST", "/api/users/{userId}/balance/charge",        api_users_charge,  ROUTE_SELF, 200},
-    {"GET",  "/api/users/{userId}/balance/history",       api_users_history, ROUTE_SELF, 200},
+    {"POST", "/api/admin/users",                          api_users_create,  ROUTE_ADMIN, 201, NULL},
+    {"GET",  "/api/users/{userId}/balance",               api_users_balance, ROUTE_SELF, 200, NULL},
+    {"POST", "/api/users/{userId}/balance/charge",        api_users_charge,  ROUTE_SELF, 200, NULL},
+    {"GET",  "/api/users/{userId}/balance/history",       api_users_history, ROUTE_SELF, 200, NULL},
     /* Products */
-    {"GET",   "/api/products",                            api_products_list,   ROUTE_PUBLIC, 200},
-    {"GET",   "/api/products/top",                        api_products_top,    ROUTE_PUBLIC, 200},
-    {"GET",   "/api/products/{productId}",                api_products_get,    ROUTE_PUBLIC, 200},
-    {"POST",  "/api/admin/products",                      api_products_create, ROUTE_ADMIN, 201},
-    {"PATCH", "/api/admin/products/{productId}",          api_products_patch,  ROUTE_ADMIN, 200},
+    {"GET",   "/api/products",                            api_products_list,   ROUTE_PUBLIC, 200, NULL},
+    {"GET",   "/api/products/top",                        api_products_top,    ROUTE_PUBLIC, 200,
+     &api_products_top_loop},
+    {"GET",   "/api/products/{productId}",                api_products_get,    ROUTE_PUBLIC, 200,
+     &api_products_get_loop},
+    {"POST",  "/api/admin/products",                      api_products_create, ROUTE_ADMIN, 201, NULL},
+    {"PATCH", "/api/admin/products/{productId}",          api_products_patch,  ROUTE_ADMIN, 200, NULL},
     /* Cart */
-    {"GET",    "/api/users/{userId}/cart",                api_cart_get,        ROUTE_SELF, 200},
-    {"POST",   "/api/users/{userId}/cart/items",          api_cart_add,        ROUTE_SELF, 200},
-    {"PUT",    "/api/users/{userId}/cart/items/{productId}", api_cart_set,     ROUTE_SELF, 200},
-    {"DELETE", "/api/users/{userId}/cart/items/{productId}", api_cart_remove,  ROUTE_SELF, 200},
+    {"GET",    "/api/users/{userId}/cart",                api_cart_get,        ROUTE_SELF, 200, NULL},
+    {"POST",   "/api/users/{userId}/cart/items",          api_cart_add,        ROUTE_SELF, 200, NULL},
+    {"PUT",    "/api/users/{userId}/cart/items/{productId}", api_cart_set,     ROUTE_SELF, 200, NULL},
+    {"DELETE", "/api/users/{userId}/cart/items/{productId}", api_cart_remove,  ROUTE_SELF, 200, NULL},
     /* Coupons */
-    {"POST",   "/api/admin/coupons",                      api_coupons_create,  ROUTE_ADMIN, 201},
-    {"GET",    "/api/coupons/{couponId}",                 api_coupons_get,     ROUTE_PUBLIC, 200},
-    {"POST",   "/api/coupons/{couponId}/issue",           api_coupons_issue,   ROUTE_USER, 201},
-    {"GET",    "/api/users/{userId}/coupons",             api_coupons_mine,    ROUTE_SELF, 200},
+    {"POST",   "/api/admin/coupons",                      api_coupons_create,  ROUTE_ADMIN, 201, NULL},
+    {"GET",    "/api/coupons/{couponId}",                 api_coupons_get,     ROUTE_PUBLIC, 200, NULL},
+    {"POST",   "/api/coupons/{couponId}/issue",           api_coupons_issue,   ROUTE_USER, 201, NULL},
+    {"GET",    "/api/users/{userId}/coupons",             api_coupons_mine,    ROUTE_SELF, 200, NULL},
     /* Orders and payments */
-    {"POST",   "/api/orders",                             api_orders_create,   ROUTE_USER, 201},
-    {"GET",    "/api/orders/{orderId}",                   api_orders_get,      ROUTE_USER, 200},
-    {"GET",    "/api/users/{userId}/orders",              api_orders_mine,     ROUTE_SELF, 200},
-    {"POST",   "/api/orders/{orderId}/payment",           api_orders_pay,      ROUTE_USER, 200},
-    {"POST",   "/api/orders/{orderId}/cancel",            api_orders_cancel,   ROUTE_USER, 200},
+    {"POST",   "/api/orders",                             api_orders_create,   ROUTE_USER, 201, NULL},
+    {"GET",    "/api/orders/{orderId}",                   api_orders_get,      ROUTE_USER, 200, NULL},
+    {"GET",    "/api/users/{userId}/orders",              api_orders_mine,     ROUTE_SELF, 200, NULL},
+    {"POST",   "/api/orders/{orderId}/payment",           api_orders_pay,      ROUTE_USER, 200, NULL},
+    {"POST",   "/api/orders/{orderId}/cancel",            api_orders_cancel,   ROUTE_USER, 200, NULL},
     /* Operations */
-    {"GET",  "/healthz",                                  api_ops_healthz,   ROUTE_PUBLIC, 200},
-    {"GET",  "/readyz",                                   api_ops_readyz,    ROUTE_PUBLIC, 200},
-    {"GET",  "/metrics",                                  api_ops_metrics,   ROUTE_PUBLIC, 200},
-    {"GET",  "/openapi.yaml",                             api_ops_openapi,   ROUTE_PUBLIC, 200},
+    {"GET",  "/healthz",                                  api_ops_healthz,   ROUTE_PUBLIC, 200, NULL},
+    {"GET",  "/readyz",                                   api_ops_readyz,    ROUTE_PUBLIC, 200, NULL},
+    {"GET",  "/metrics",                                  api_ops_metrics,   ROUTE_PUBLIC, 200, NULL},
+    {"GET",  "/openapi.yaml",                             api_ops_openapi,   ROUTE_PUBLIC, 200, NULL},
 };
 /* clang-format on */
 
 /* `shopd platform --listen`: only what an operator probes. */
 static const struct route platform_table[] = {
-    {"GET", "/healthz", api_ops_healthz, ROUTE_PUBLIC, 200},
-    {"GET", "/metrics", api_ops_metrics, ROUTE_PUBLIC, 200},
+    {"GET", "/healthz", api_ops_healthz, ROUTE_PUBLIC, 200, NULL},
+    {"GET", "/metrics", api_ops_metrics, ROUTE_PUBLIC, 200, NULL},
 };
 
 #define NAME_MAX_LEN 128

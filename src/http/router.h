@@ -5,10 +5,10 @@
 #include <stdint.h>
 
 /*
- * Routes as data: {method, pattern, handler, auth, status}. A pattern is a path whose segments are
- * literals or "{name}" placeholders; a placeholder matches only a positive 64-bit decimal
- * integer in canonical form (router_parse_id), parsed into params[] in order. The path is the
- * raw one of the request line (no percent-decoding, no query), so that each resource has one
+ * Routes as data: {method, pattern, handler, auth, status[, loop_read]}. A pattern is a path whose
+ * segments are literals or "{name}" placeholders; a placeholder matches only a positive 64-bit
+ * decimal integer in canonical form (router_parse_id), parsed into params[] in order. The path is
+ * the raw one of the request line (no percent-decoding, no query), so that each resource has one
  * spelling: "/api/products/007", "/api/products/%31" and "/api/products/7%00x" match no route.
  * Matching allocates nothing and is thread-safe.
  */
@@ -27,12 +27,25 @@ enum route_auth {
 /* Fills resp and returns 0, or returns -1 with e set (rendered as a problem). */
 typedef int route_handler_fn(struct req *req, struct resp *resp, struct err *e);
 
+/*
+ * A read that an event loop may answer from one Redis GET, sent on the loop's pipeline
+ * instead of a worker's blocking connection. key() gives the Redis key (-1: this one goes to
+ * the handler); answer() turns the GET's value into the response (-1: the handler answers
+ * instead, as it does when the key is missing or Redis does not answer in time). Both run on
+ * the loop and must not block.
+ */
+struct route_loop_read {
+    int (*key)(struct req *req, char *buf, size_t size);
+    int (*answer)(struct req *req, struct resp *resp, const char *value, size_t len);
+};
+
 struct route {
     const char *method;
     const char *pattern;
     route_handler_fn *handler;
     enum route_auth auth;
     int status; /* of a success: the handler answers with it (req->ok_status) */
+    const struct route_loop_read *loop_read; /* NULL: always the handler, on a worker */
 };
 
 #define ROUTER_MAX_PARAMS 4

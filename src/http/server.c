@@ -27,6 +27,7 @@
 #include "core/xalloc.h"
 #include "http/addr_count.h"
 #include "http/engine_errors.h"
+#include "http/loop_redis.h"
 #include "http/req.h"
 #include "http/resp.h"
 #include "http/router.h"
@@ -55,6 +56,10 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
 #define TICK_MS        250 /* how often a loop looks for late requests */
 #define ACCEPT_BATCH   64  /* connections taken per wake of a listener */
 #define FDS_KEPT       512 /* descriptors left for MariaDB, Redis, logs when sizing the cap */
+/* A read waiting on a loop's Redis connection this long (plus up to a tick) gives it up: the
+ * connection is dropped and its reads go to the workers. */
+#define LOOP_READ_DEADLINE_US ((int64_t)200 * 1000)
+#define LOOP_REDIS_RETRY_US   ((int64_t)1000 * 1000) /* between attempts to connect a loop to Redis */
 
 enum loop_stage { LOOP_SERVING, LOOP_DRAINING, LOOP_QUIT };
 
@@ -68,13 +73,17 @@ struct loop {
     h2o_accept_ctx_t accept;
     h2o_socket_t *listener;
     int listen_fd;
-    h2o_multithread_receiver_t answers; /* exchanges coming back from the workers */
-    h2o_multithread_receiver_t control; /* server_stop()'s drain and quit */
+    h2o_multithread_receiver_t answers;  /* exchanges coming back from the workers */
+    h2o_multithread_receiver_t control;  /* server_stop()'s drain and quit */
+    h2o_multithread_receiver_t handover; /* a Redis connection a worker made for the loop */
     h2o_multithread_message_t drain_msg, quit_msg;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     h2o_linklist_t conns;
     _Atomic enum loop_stage stage;
+    struct loop_redis *redis; /* NULL: no reads are served on the loop */
+    bool redis_connecting;    /* a worker is connecting it */
+    int64_t redis_tried_us;   /* when the last attempt ended */
 };
 
 /* A connection this process accepted; freed when h2o closes its socket (on_conn_closed). */
@@ -101,6 +110,15 @@ struct exchange {
     struct loop *loop;
     struct work_item work;
     h2o_multithread_message_t done;
+    bool connect_redis; /* after answering, the worker connects the loop to Redis */
+};
+
+/* A Redis connection made on a worker, on its way to the loop that asked for it. */
+struct redis_handover {
+    h2o_multithread_message_t msg;
+    struct loop *loop;
+    int fd;
+    unsigned generation;
 };
 
 struct server {
@@ -405,6 +423,44 @@ static void render_problem(struct exchange *x)
     resp_problem(&x->resp, &req->arena, &x->e, req->request_id, req->match.allow);
 }
 
+/*
+ * On a worker, after a request's answer went back: a Redis connection for loop l (a connect
+ * blocks, so it is never made on a loop, nor before the answer). Not the request's round trips
+ * either (core/round_trips.h): a connection's set-up is counted apart.
+ */
+static void connect_loop_redis(struct loop *l)
+{
+    const struct server_options *opt = &l->s->opt;
+    struct redis_handover *m = xcalloc(1, sizeof(*m));
+
+    m->loop = l;
+    m->fd = opt->redis_connect(opt->app, &m->generation);
+    round_trips_take(NULL);
+    h2o_multithread_send_message(&l->handover, &m->msg);
+}
+
+/* On the loop: the connections workers made for it (or their failures). */
+static void on_handover(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        struct redis_handover *m =
+            H2O_STRUCT_FROM_MEMBER(struct redis_handover, msg.link, messages->next);
+        /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): m was unlinked before it was freed */
+        struct loop *l = m->loop;
+        h2o_linklist_unlink(&m->msg.link);
+        l->redis_connecting = false;
+        l->redis_tried_us = clock_monotonic_us();
+        if (m->fd >= 0 && atomic_load(&l->stage) == LOOP_SERVING)
+            loop_redis_attach(l->redis, m->fd, m->generation);
+        else if (m->fd >= 0)
+            close(m->fd);
+        free(m);
+        atomic_fetch_sub(&l->s->inflight, 1); /* taken when the connect was asked for */
+        maybe_quiet(l->s);
+    }
+}
+
 /* On a worker: the handler, which may block; then back to the loop. */
 static void run_handler(struct work_item *item)
 {
@@ -417,7 +473,12 @@ static void run_handler(struct work_item *item)
     if (rt->handler(&x->req, &x->resp, &x->e))
         render_problem(x);
     round_trips_take(&x->trips);
-    h2o_multithread_send_message(&x->loop->answers, &x->done);
+    /* x is the loop's once sent: what the connect needs is taken first. */
+    struct loop *l = x->loop;
+    bool connect = x->connect_redis;
+    h2o_multithread_send_message(&l->answers, &x->done);
+    if (connect)
+        connect_loop_redis(l);
 }
 
 static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -428,6 +489,71 @@ static void on_answers(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         h2o_linklist_unlink(&x->done.link);
         answer(x);
     }
+}
+
+/* Sends x to the workers, or answers 503 when as many requests as they may hold wait. */
+static void hand_to_worker(struct exchange *x)
+{
+    struct server *s = x->loop->s;
+
+    if (!work_pool_submit(s->workers, &x->work))
+        return;
+    if (x->connect_redis) { /* no worker will connect the loop for this one */
+        x->loop->redis_connecting = false;
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+    err_set(&x->e, ERR_UNAVAILABLE, "every worker is busy and %zu requests wait",
+            work_pool_waiting(s->workers));
+    render_problem(x);
+    answer(x);
+}
+
+/* The loop's Redis answered (or gave up on) x's GET. */
+static void on_loop_read(void *cookie, enum loop_redis_result result, const char *value, size_t len)
+{
+    struct exchange *x = cookie;
+    const struct route *rt = &x->loop->s->opt.routes[x->req.route];
+
+    if (result == LOOP_REDIS_VALUE && !rt->loop_read->answer(&x->req, &x->resp, value, len)) {
+        metrics_inc(METRIC_LOOP_READS_ANSWERED);
+        x->trips.n[ROUND_TRIP_REDIS] = 1;
+        answer(x);
+        return;
+    }
+    metrics_inc(METRIC_LOOP_READS_HANDED);
+    hand_to_worker(x); /* a miss, a negative entry, no Redis: the handler knows what to do */
+}
+
+/*
+ * Asks the loop's Redis for x when its route allows: true when x is now waiting on it. Without
+ * a connection x goes to a worker, which also makes one for the loop (one attempt at a time,
+ * one a second at most).
+ */
+static bool read_on_loop(struct loop *l, struct exchange *x)
+{
+    struct server *s = l->s;
+    const struct route *rt = &s->opt.routes[x->req.route];
+    char key[256];
+
+    if (!rt->loop_read || !l->redis)
+        return false;
+    if (loop_redis_ready(l->redis) &&
+        loop_redis_generation(l->redis) != s->opt.redis_generation(s->opt.app))
+        loop_redis_drop(l->redis, "the Redis master moved");
+    int64_t now = clock_monotonic_us();
+    if (!loop_redis_ready(l->redis)) {
+        if (!l->redis_connecting && now - l->redis_tried_us >= LOOP_REDIS_RETRY_US) {
+            /* Counted in flight until the loop has it: a stop waits for it as for a request. */
+            atomic_fetch_add(&s->inflight, 1);
+            l->redis_connecting = true;
+            x->connect_redis = true;
+        }
+        return false;
+    }
+    if (rt->loop_read->key(&x->req, key, sizeof(key)))
+        return false;
+    loop_redis_get(l->redis, key, x, now);
+    return true;
 }
 
 static int on_request(h2o_handler_t *self, h2o_req_t *h)
@@ -456,11 +582,8 @@ static int on_request(h2o_handler_t *self, h2o_req_t *h)
     if (admit(s, x, &x->e)) {
         render_problem(x);
         answer(x);
-    } else if (work_pool_submit(s->workers, &x->work)) {
-        err_set(&x->e, ERR_UNAVAILABLE, "every worker is busy and %zu requests wait",
-                work_pool_waiting(s->workers));
-        render_problem(x);
-        answer(x);
+    } else if (!read_on_loop(l, x)) {
+        hand_to_worker(x);
     }
     return 0;
 }
@@ -584,6 +707,8 @@ static void on_tick(h2o_timeout_entry_t *entry)
         else if (now - c->arriving_since_us >= l->s->head_timeout_us)
             end_connection(l->s, c, true);
     }
+    if (l->redis)
+        loop_redis_expire(l->redis, now, LOOP_READ_DEADLINE_US);
     h2o_timeout_link(l->ctx.loop, &l->tick_timeout, &l->tick);
 }
 
@@ -634,11 +759,15 @@ static void start_loop(struct server *s, struct loop *l)
     l->accept.hosts = s->h2o.hosts;
     h2o_multithread_register_receiver(l->ctx.queue, &l->answers, on_answers);
     h2o_multithread_register_receiver(l->ctx.queue, &l->control, on_control);
+    h2o_multithread_register_receiver(l->ctx.queue, &l->handover, on_handover);
     h2o_timeout_init(l->ctx.loop, &l->tick_timeout, TICK_MS);
     l->tick.cb = on_tick;
     h2o_timeout_link(l->ctx.loop, &l->tick_timeout, &l->tick);
     l->listener = h2o_evloop_socket_create(l->ctx.loop, l->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(l->listener, on_accept);
+    if (s->opt.redis_connect)
+        l->redis = loop_redis_new(l->ctx.loop, on_loop_read);
+    l->redis_tried_us = clock_monotonic_us() - LOOP_REDIS_RETRY_US;
 }
 
 static void *run_loop(void *arg)
@@ -659,11 +788,13 @@ static void *run_loop(void *arg)
     }
     h2o_timeout_unlink(&l->tick);
     h2o_timeout_dispose(l->ctx.loop, &l->tick_timeout);
+    loop_redis_free(l->redis);
     /* What the last closes deferred (h2o frees a closed socket on the next turn of the loop). */
     for (int i = 0; i < 16; i++)
         h2o_evloop_run(l->ctx.loop, 0);
     h2o_multithread_unregister_receiver(l->ctx.queue, &l->answers);
     h2o_multithread_unregister_receiver(l->ctx.queue, &l->control);
+    h2o_multithread_unregister_receiver(l->ctx.queue, &l->handover);
     h2o_evloop_t *loop = l->ctx.loop;
     h2o_context_dispose(&l->ctx);
     h2o_evloop_destroy(loop);

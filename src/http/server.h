@@ -37,6 +37,15 @@ struct server_options {
     int idle_timeout_s;   /* an idle keep-alive connection closes after this (0: 60) */
     int workers;          /* handler threads */
     size_t queue_max;     /* requests waiting for a worker before 503 */
+    /*
+     * The loops' own Redis connections, for the routes with a loop_read (http/router.h); NULL:
+     * every request runs on a worker. redis_connect is called on a worker (it may block): a
+     * connected non-blocking descriptor and the master generation it belongs to, or -1.
+     * redis_generation is called on the loops (it must not block): when it moves, a loop
+     * drops its connection and makes a new one.
+     */
+    int (*redis_connect)(void *app, unsigned *generation);
+    unsigned (*redis_generation)(void *app);
 };
 
 #define SERVER_MAX_BODY ((size_t)64 * 1024)

@@ -757,3 +757,24 @@ int cache_get_many(struct cache *c, size_t n, const char *const *keys, cache_loa
     metrics_add(c->opt.metrics.misses, count_slots(&b, SLOT_DONE, true));
     return lease_and_load(&b, loader, ctx, e);
 }
+
+/* ---- reads served from an event loop ---- */
+
+int cache_loop_key(struct cache *c, const char *key, char *buf, size_t size)
+{
+    if (atomic_load(&c->has_pending))
+        return -1;
+    int n = snprintf(buf, size, "%s%s", c->prefix, key);
+    if (n < 0 || (size_t)n >= size)
+        return -1;
+    metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS); /* the loop sends it */
+    return 0;
+}
+
+const char *cache_loop_hit(struct cache *c, const char *value, size_t len)
+{
+    if (len == ABSENT_MARK_LEN && !memcmp(value, absent_mark, len))
+        return NULL;
+    metrics_inc(c->opt.metrics.hits);
+    return value;
+}

@@ -90,4 +90,15 @@ int cache_get_many(struct cache *c, size_t n, const char *const *keys, cache_loa
 /* Makes key's cached value disappear; call after the transaction that changed it commits. */
 void cache_invalidate(struct cache *c, const char *key);
 
+/*
+ * For a read served from an event loop, whose single GET is sent by the loop's own pipeline
+ * (redis/pipeline.h) rather than by cache_get(). cache_loop_key() gives the Redis key of key;
+ * -1 when such a read must go the slow way instead: this process holds invalidations that
+ * Redis has not taken yet (cache_get() retries them before it reads). cache_loop_hit() takes
+ * the GET's value: NULL for a negative entry (the caller goes the slow way, which answers it),
+ * else value itself, counted as a hit.
+ */
+int cache_loop_key(struct cache *c, const char *key, char *buf, size_t size);
+const char *cache_loop_hit(struct cache *c, const char *value, size_t len);
+
 #endif

@@ -376,6 +376,11 @@ int redis_pool_timeout_ms(const struct redis_pool *p)
     return p->opt.timeout_ms;
 }
 
+int redis_pool_db(const struct redis_pool *p)
+{
+    return p->opt.db;
+}
+
 int redis_ping(struct redis_pool *p, struct err *e)
 {
     struct redis_conn *c;

@@ -85,6 +85,9 @@ void redis_conn_set_timeout(struct redis_conn *c, int timeout_ms);
 /* The pool's command time-out. */
 int redis_pool_timeout_ms(const struct redis_pool *p);
 
+/* The database the pool's connections select. */
+int redis_pool_db(const struct redis_pool *p);
+
 /* PING; 0 when Redis answers. */
 int redis_ping(struct redis_pool *p, struct err *e);
 

@@ -124,6 +124,22 @@ int product_svc_get_many(struct svc *s, const int64_t *ids, size_t n, struct are
     return 0;
 }
 
+int product_svc_loop_key(struct svc *s, int64_t product_id, char *buf, size_t size)
+{
+    char key[48];
+
+    snprintf(key, sizeof(key), "product:%lld", (long long)product_id);
+    return cache_loop_key(s->products, key, buf, size);
+}
+
+const char *product_svc_loop_value(struct svc *s, const char *value, size_t len)
+{
+    const char *json = cache_loop_hit(s->products, value, len);
+
+    /* What load_product stores is an object; anything else is left to product_svc_get. */
+    return json && len > 1 && json[0] == '{' ? json : NULL;
+}
+
 void product_svc_invalidate(struct svc *s, int64_t product_id)
 {
     char key[48];
@@ -217,4 +233,20 @@ int product_svc_top(struct svc *s, int days, int limit, struct arena *a, const c
 
     snprintf(key, sizeof(key), "top-products:%d:%d", days, limit);
     return cache_get(s->top, key, load_top, &ctx, a, json, e);
+}
+
+int product_svc_top_loop_key(struct svc *s, int days, int limit, char *buf, size_t size)
+{
+    char key[48];
+
+    snprintf(key, sizeof(key), "top-products:%d:%d", days, limit);
+    return cache_loop_key(s->top, key, buf, size);
+}
+
+const char *product_svc_top_loop_value(struct svc *s, const char *value, size_t len)
+{
+    const char *json = cache_loop_hit(s->top, value, len);
+
+    /* What load_top stores is an object; anything else is left to product_svc_top. */
+    return json && len > 1 && json[0] == '{' ? json : NULL;
 }

@@ -44,6 +44,15 @@ int product_svc_patch(struct svc *s, int64_t product_id, const struct product_pa
 int product_svc_top(struct svc *s, int days, int limit, struct arena *a, const char **json,
                     struct err *e);
 
+/* For product detail served from an event loop (http/router.h, struct route_loop_read): the
+ * Redis key of the product's cached JSON (-1: read it with product_svc_get), and the JSON in
+ * the GET's value (NULL: product_svc_get answers it). Neither blocks. */
+int product_svc_loop_key(struct svc *s, int64_t product_id, char *buf, size_t size);
+const char *product_svc_loop_value(struct svc *s, const char *value, size_t len);
+/* The same for the ranking of product_svc_top. */
+int product_svc_top_loop_key(struct svc *s, int days, int limit, char *buf, size_t size);
+const char *product_svc_top_loop_value(struct svc *s, const char *value, size_t len);
+
 /* After a commit that changed the product's stock or fields: drop its cached copy. */
 void product_svc_invalidate(struct svc *s, int64_t product_id);
 

@@ -8,6 +8,8 @@
 #include "core/metrics.h"
 #include "redis/cache.h"
 #include "redis/dlock.h"
+#include "redis/pipeline.h"
+#include "redis/redis_pool.h"
 #include "service/ops_svc.h"
 
 #include "core/banned.h"
@@ -27,6 +29,20 @@ static void write_dependencies(struct buf *b, void *arg)
              "shopd_dependency_up{dependency=\"mariadb\"} %d\n"
              "shopd_dependency_up{dependency=\"redis\"} %d\n",
              r.mariadb_ok, r.redis_ok);
+}
+
+int svc_loop_redis_connect(void *app, unsigned *generation)
+{
+    struct svc *s = app;
+
+    return s->redis ? redis_pipeline_connect(s->redis, generation) : -1;
+}
+
+unsigned svc_loop_redis_generation(void *app)
+{
+    struct svc *s = app;
+
+    return s->redis ? redis_pool_master_generation(s->redis) : 0;
 }
 
 void svc_redis_init(struct svc *s)

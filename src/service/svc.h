@@ -51,6 +51,11 @@ int svc_lock(struct svc *s, const char *name, struct dlock *out, struct err *e);
 /* What idem_svc_run must find still held at commit: the lock, or NULL when none was taken. */
 const struct dlock *svc_guard(const struct svc *s, const struct dlock *lock);
 
+/* The event loops' Redis connections (struct server_options's redis_connect and
+ * redis_generation), app being the struct svc: a connect blocks, the generation does not. */
+int svc_loop_redis_connect(void *app, unsigned *generation);
+unsigned svc_loop_redis_generation(void *app);
+
 /* Creates the caches and the lock manager, their keys under "<db name>:" so that databases
  * never share keys. */
 void svc_redis_init(struct svc *s);

@@ -10,20 +10,20 @@
 
 /* A table shaped like api/routes.c; handlers are never called by the router. */
 static const struct route table[] = {
-    {"GET", "/api/products", NULL, ROUTE_PUBLIC, 200},
-    {"GET", "/api/products/{id}", NULL, ROUTE_PUBLIC, 200},
-    {"GET", "/api/products/top", NULL, ROUTE_PUBLIC, 200},
-    {"POST", "/api/admin/products", NULL, ROUTE_ADMIN, 200},
-    {"PATCH", "/api/admin/products/{id}", NULL, ROUTE_ADMIN, 200},
-    {"GET", "/api/users/{id}/balance", NULL, ROUTE_SELF, 200},
-    {"POST", "/api/users/{id}/balance/charge", NULL, ROUTE_SELF, 200},
-    {"GET", "/api/users/{id}/cart", NULL, ROUTE_SELF, 200},
-    {"PUT", "/api/users/{id}/cart/items/{pid}", NULL, ROUTE_SELF, 200},
-    {"DELETE", "/api/users/{id}/cart/items/{pid}", NULL, ROUTE_SELF, 200},
-    {"GET", "/api/orders/{id}", NULL, ROUTE_USER, 200},
-    {"POST", "/api/orders", NULL, ROUTE_USER, 200},
-    {"GET", "/api/orders/top", NULL, ROUTE_PUBLIC, 200},
-    {"GET", "/healthz", NULL, ROUTE_PUBLIC, 200},
+    {"GET", "/api/products", NULL, ROUTE_PUBLIC, 200, NULL},
+    {"GET", "/api/products/{id}", NULL, ROUTE_PUBLIC, 200, NULL},
+    {"GET", "/api/products/top", NULL, ROUTE_PUBLIC, 200, NULL},
+    {"POST", "/api/admin/products", NULL, ROUTE_ADMIN, 200, NULL},
+    {"PATCH", "/api/admin/products/{id}", NULL, ROUTE_ADMIN, 200, NULL},
+    {"GET", "/api/users/{id}/balance", NULL, ROUTE_SELF, 200, NULL},
+    {"POST", "/api/users/{id}/balance/charge", NULL, ROUTE_SELF, 200, NULL},
+    {"GET", "/api/users/{id}/cart", NULL, ROUTE_SELF, 200, NULL},
+    {"PUT", "/api/users/{id}/cart/items/{pid}", NULL, ROUTE_SELF, 200, NULL},
+    {"DELETE", "/api/users/{id}/cart/items/{pid}", NULL, ROUTE_SELF, 200, NULL},
+    {"GET", "/api/orders/{id}", NULL, ROUTE_USER, 200, NULL},
+    {"POST", "/api/orders", NULL, ROUTE_USER, 200, NULL},
+    {"GET", "/api/orders/top", NULL, ROUTE_PUBLIC, 200, NULL},
+    {"GET", "/healthz", NULL, ROUTE_PUBLIC, 200, NULL},
 };
 #define NROUTES (sizeof(table) / sizeof(table[0]))
 
@@ -264,9 +264,9 @@ static void test_allow_get_and_post(void **state)
 {
     /* A path with GET and POST routes (as /api/orders would have with a list endpoint). */
     static const struct route t[] = {
-        {"GET", "/api/things", NULL, ROUTE_PUBLIC, 200},
-        {"POST", "/api/things", NULL, ROUTE_USER, 200},
-        {"GET", "/api/things/{id}", NULL, ROUTE_PUBLIC, 200},
+        {"GET", "/api/things", NULL, ROUTE_PUBLIC, 200, NULL},
+        {"POST", "/api/things", NULL, ROUTE_USER, 200, NULL},
+        {"GET", "/api/things/{id}", NULL, ROUTE_PUBLIC, 200, NULL},
     };
     struct route_match m;
 
@@ -278,9 +278,9 @@ static void test_allow_get_and_post(void **state)
 static void test_allow_lists_each_method_once(void **state)
 {
     static const struct route t[] = {
-        {"GET", "/a/{id}", NULL, ROUTE_PUBLIC, 200},
-        {"GET", "/a/{x}", NULL, ROUTE_PUBLIC, 200},
-        {"POST", "/a/{id}", NULL, ROUTE_PUBLIC, 200},
+        {"GET", "/a/{id}", NULL, ROUTE_PUBLIC, 200, NULL},
+        {"GET", "/a/{x}", NULL, ROUTE_PUBLIC, 200, NULL},
+        {"POST", "/a/{id}", NULL, ROUTE_PUBLIC, 200, NULL},
     };
     struct route_match m;
 
@@ -357,7 +357,7 @@ static void test_post_on_collection(void **state)
 static void test_too_many_params_not_found(void **state)
 {
     static const struct route t[] = {
-        {"GET", "/{a}/{b}/{c}/{d}/{e}", NULL, ROUTE_PUBLIC, 200},
+        {"GET", "/{a}/{b}/{c}/{d}/{e}", NULL, ROUTE_PUBLIC, 200, NULL},
     };
     struct route_match m;
 
@@ -368,7 +368,7 @@ static void test_too_many_params_not_found(void **state)
 static void test_four_params_found(void **state)
 {
     static const struct route t[] = {
-        {"GET", "/{a}/{b}/{c}/{d}", NULL, ROUTE_PUBLIC, 200},
+        {"GET", "/{a}/{b}/{c}/{d}", NULL, ROUTE_PUBLIC, 200, NULL},
     };
     struct route_match m;
 

@@ -1,0 +1,53 @@
+#ifndef SHOPD_HTTP_LOOP_REDIS_H
+#define SHOPD_HTTP_LOOP_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One event loop's connection to Redis, for the cache reads the loop answers itself
+ * (struct route_loop_read): the GETs of every request in flight on the loop share it, the ones
+ * asked while a batch is on the wire go out together in the next write, and the replies come
+ * back in order (redis/pipeline.h formats and parses; this file owns the socket, on h2o's
+ * loop). The connection is made on a worker (a connect blocks) and handed over with
+ * loop_redis_attach(). When it breaks, or its oldest read has waited past the deadline, it is
+ * dropped and every read still waiting is given back as LOST: the caller sends those to the
+ * workers, whose path is correct without Redis, so a dead or stalled Redis costs speed only.
+ * Not thread-safe: the loop's thread alone uses it.
+ */
+
+struct st_h2o_evloop_t; /* h2o's loop (h2o_loop_t) */
+
+enum loop_redis_result {
+    LOOP_REDIS_VALUE, /* value, len: the key's value */
+    LOOP_REDIS_NONE,  /* no such key */
+    LOOP_REDIS_LOST,  /* no answer: the connection went, or never was */
+};
+
+typedef void loop_redis_done_fn(void *cookie, enum loop_redis_result result, const char *value,
+                                size_t len);
+
+struct loop_redis;
+
+struct loop_redis *loop_redis_new(struct st_h2o_evloop_t *loop, loop_redis_done_fn *done);
+/* Drops the connection (reads waiting come back LOST) and frees r. */
+void loop_redis_free(struct loop_redis *r);
+
+/* Whether a connection is attached, and the Redis master generation it belongs to. */
+bool loop_redis_ready(const struct loop_redis *r);
+unsigned loop_redis_generation(const struct loop_redis *r);
+
+/* Takes fd (connected, non-blocking, its database selected) as the loop's connection. */
+void loop_redis_attach(struct loop_redis *r, int fd, unsigned generation);
+
+/* Closes the connection; what waits comes back LOST. */
+void loop_redis_drop(struct loop_redis *r, const char *why);
+
+/* Asks GET key for cookie (the connection must be ready); done is called on the loop. */
+void loop_redis_get(struct loop_redis *r, const char *key, void *cookie, int64_t now_us);
+
+/* Drops the connection if its oldest read was asked more than deadline_us before now_us. */
+void loop_redis_expire(struct loop_redis *r, int64_t now_us, int64_t deadline_us);
+
+#endif
