@@ -27,6 +27,7 @@
 #include "core/xalloc.h"
 #include "http/addr_count.h"
 #include "http/engine_errors.h"
+#include "http/framing.h"
 #include "http/loop_redis.h"
 #include "http/req.h"
 #include "http/resp.h"
@@ -34,22 +35,6 @@
 #include "http/work_pool.h"
 
 #include "core/banned.h"
-
-/*
- * picohttpparser, the HTTP/1 parser inside libh2o: the library exports it (h2o parses every
- * request head with it) but Debian's libh2o-evloop-dev ships no header for it. h2o keeps only
- * the first Content-Length of a head and never shows the framing headers to a handler, so the
- * head is parsed a second time, by the same parser, to see them all (reject_framing()).
- */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
-                      const char **path, size_t *path_len, int *minor_version,
-                      struct phr_header *headers, size_t *num_headers, size_t last_len);
 
 #define HEAD_TIMEOUT_S 10  /* API.md: the head within 10 s of its first byte */
 #define IDLE_TIMEOUT_S 60  /* API.md: idle keep-alive closes after 60 s */
@@ -59,7 +44,8 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
 /* A read waiting on a loop's Redis connection this long (plus up to a tick) gives it up: the
  * connection is dropped and its reads go to the workers. */
 #define LOOP_READ_DEADLINE_US ((int64_t)200 * 1000)
-#define LOOP_REDIS_RETRY_US   ((int64_t)1000 * 1000) /* between attempts to connect a loop to Redis */
+#define LOOP_REDIS_RETRY_US   ((int64_t)1000 * 1000) /* between attempts to connect a loop to Redis \
+                                                      */
 
 enum loop_stage { LOOP_SERVING, LOOP_DRAINING, LOOP_QUIT };
 
@@ -252,53 +238,6 @@ static bool is_json_type(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
-/* Checks the framing fields of a head as picohttpparser split it. */
-static int check_framing(const struct phr_header *fields, size_t nfields, struct err *e)
-{
-    const struct phr_header *length = NULL;
-    bool chunked = false;
-
-    for (size_t i = 0; i < nfields; i++) {
-        const struct phr_header *f = &fields[i];
-        if (f->name_len == 17 && !strncasecmp(f->name, "transfer-encoding", 17))
-            chunked = true;
-        if (f->name_len != 14 || strncasecmp(f->name, "content-length", 14))
-            continue;
-        if (length &&
-            (length->value_len != f->value_len || memcmp(length->value, f->value, f->value_len)))
-            return err_set(e, ERR_INVALID_INPUT, "conflicting Content-Length headers");
-        length = f;
-    }
-    if (length && chunked)
-        return err_set(e, ERR_INVALID_INPUT, "Content-Length together with Transfer-Encoding");
-    return 0;
-}
-
-/*
- * Two Content-Length headers that disagree, or a Content-Length beside a Transfer-Encoding,
- * frame one message two ways (request smuggling behind a proxy that reads the other way):
- * 400, and the connection closes. h2o hides both headers from handlers, so the head is read
- * again from the connection's input, where it still starts.
- */
-static int reject_framing(h2o_req_t *h, struct err *e)
-{
-    struct phr_header fields[H2O_MAX_HEADERS];
-    size_t nfields = H2O_MAX_HEADERS;
-    size_t method_len = 0;
-    size_t path_len = 0;
-    const char *method = NULL;
-    const char *path = NULL;
-    int minor = 0;
-
-    if (!h->entity.base)
-        return 0; /* neither header came */
-    h2o_socket_t *sock = h->conn->callbacks->get_socket(h->conn);
-    if (phr_parse_request(sock->input->bytes, sock->input->size, &method, &method_len, &path,
-                          &path_len, &minor, fields, &nfields, 0) <= 0)
-        return 0;
-    return check_framing(fields, nfields, e);
-}
-
 static int authorise(struct server *s, struct req *req, const struct route *rt, struct err *e)
 {
     if (rt->auth == ROUTE_PUBLIC)
@@ -320,7 +259,7 @@ static int admit(struct server *s, struct exchange *x, struct err *e)
 {
     struct req *req = &x->req;
 
-    if (reject_framing(x->h, e)) {
+    if (framing_reject(x->h, e)) {
         x->h->http1_is_persistent = 0;
         return -1;
     }
