@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/handoff.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/num.h"
@@ -46,7 +47,7 @@ struct redis_pool {
     atomic_bool find_master;       /* ask the Sentinels before the next connect */
     atomic_uint master_generation; /* bumped when the master's address changes */
     pthread_mutex_t lock;
-    pthread_cond_t freed;
+    struct handoff line; /* callers waiting for a connection, first come first served */
     struct redis_conn *conns;
     struct redis_conn *free_list;
     atomic_llong failed_at; /* monotonic us of the last failure; 0 while healthy */
@@ -65,7 +66,7 @@ struct redis_pool *redis_pool_new(const struct redis_options *o)
     atomic_store(&p->find_master, o->nsentinels > 0);
     pthread_mutex_init(&p->master_lock, NULL);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->freed, NULL);
+    handoff_init(&p->line);
     p->conns = xcalloc((size_t)o->size, sizeof(*p->conns));
     for (int i = o->size - 1; i >= 0; i--) {
         p->conns[i].next_free = p->free_list;
@@ -94,7 +95,6 @@ void redis_pool_free(struct redis_pool *p)
     free(p->master_name);
     pthread_mutex_destroy(&p->master_lock);
     pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->freed);
     free(p);
 }
 
@@ -300,7 +300,6 @@ unsigned redis_pool_master_generation(struct redis_pool *p)
 
 int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e)
 {
-    struct timespec deadline;
     long long failed_at = atomic_load(&p->failed_at);
 
     /* Each failure returns a literal -1 rather than err_set()'s (also -1): err_set() lives in
@@ -309,19 +308,17 @@ int redis_acquire(struct redis_pool *p, struct redis_conn **out, struct err *e)
         err_set(e, ERR_UNAVAILABLE, "redis is unreachable");
         return -1;
     }
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += ACQUIRE_WAIT_S;
     pthread_mutex_lock(&p->lock);
-    while (!p->free_list) {
-        if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
-            pthread_mutex_unlock(&p->lock);
-            err_set(e, ERR_UNAVAILABLE, "all %d redis connections are busy", p->opt.size);
-            return -1;
-        }
-    }
     struct redis_conn *c = p->free_list;
-    p->free_list = c->next_free;
+    if (c && !handoff_waiting(&p->line))
+        p->free_list = c->next_free;
+    else
+        c = handoff_wait(&p->line, &p->lock, ACQUIRE_WAIT_S * 1000);
     pthread_mutex_unlock(&p->lock);
+    if (!c) {
+        err_set(e, ERR_UNAVAILABLE, "all %d redis connections are busy", p->opt.size);
+        return -1;
+    }
 
     /* Connected to a master the Sentinels no longer name: reconnect to the one they do. */
     if (c->ctx && c->generation != atomic_load(&p->master_generation))
@@ -344,9 +341,10 @@ void redis_release(struct redis_pool *p, struct redis_conn *c)
         redisSetTimeout(c->ctx, timeval_of(p->opt.timeout_ms));
     c->own_timeout = false;
     pthread_mutex_lock(&p->lock);
-    c->next_free = p->free_list;
-    p->free_list = c;
-    pthread_cond_signal(&p->freed);
+    if (!handoff_give(&p->line, c)) {
+        c->next_free = p->free_list;
+        p->free_list = c;
+    }
     pthread_mutex_unlock(&p->lock);
 }
 

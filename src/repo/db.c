@@ -15,6 +15,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/handoff.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/num.h"
@@ -53,12 +54,6 @@ struct db_conn {
 /* A request waiting for a connection. Released connections are handed to the oldest waiter
  * directly, so under overload requests are served in arrival order and none waits out its
  * deadline while later arrivals take the connections it was waiting for. */
-struct db_waiter {
-    pthread_cond_t handed;
-    struct db_conn *conn; /* set by db_release() */
-    struct db_waiter *next;
-};
-
 struct db_pool {
     struct db_options opt;
     char *hosts[1 + DB_FAILOVER_MAX];
@@ -67,7 +62,7 @@ struct db_pool {
     atomic_int node; /* where connections go now (single writer) */
     char *user, *pass, *name;
     pthread_mutex_t lock;
-    struct db_waiter *waiters, **waiters_tail; /* FIFO */
+    struct handoff line; /* requests waiting for a connection, first come first served */
     struct db_conn *conns;
     struct db_conn *free_list;
     /* Bumped when any connection is found lost: the others are then pinged before use. */
@@ -174,7 +169,7 @@ struct db_pool *db_pool_new(const struct db_options *o)
     if (p->nnodes > 1)
         atomic_store(&p->causal_until_us, clock_monotonic_us() + CAUSAL_WINDOW_US);
     pthread_mutex_init(&p->lock, NULL);
-    p->waiters_tail = &p->waiters;
+    handoff_init(&p->line);
     p->conns = xcalloc((size_t)o->size, sizeof(*p->conns));
     for (int i = o->size - 1; i >= 0; i--) {
         p->conns[i].pool = p;
@@ -367,29 +362,6 @@ static int ensure_connected(struct db_pool *p, struct db_conn *c, struct err *e)
     return 0;
 }
 
-/* Waits in line for a connection until the deadline; NULL when none came. */
-static struct db_conn *wait_in_line(struct db_pool *p, const struct timespec *deadline)
-{
-    struct db_waiter w = {.conn = NULL, .next = NULL};
-
-    pthread_cond_init(&w.handed, NULL);
-    *p->waiters_tail = &w;
-    p->waiters_tail = &w.next;
-    while (!w.conn)
-        if (pthread_cond_timedwait(&w.handed, &p->lock, deadline) == ETIMEDOUT)
-            break;
-    if (!w.conn) { /* timed out: leave the line */
-        struct db_waiter **q = &p->waiters;
-        while (*q != &w)
-            q = &(*q)->next;
-        *q = w.next;
-        if (!w.next)
-            p->waiters_tail = q;
-    }
-    pthread_cond_destroy(&w.handed);
-    return w.conn;
-}
-
 /*
  * A cluster's pool that runs on a later node asks, once a second, whether a node before it
  * is back (Synced again), and moves there: every instance so converges on the first node of
@@ -443,17 +415,14 @@ static int set_causal(struct db_pool *p, struct db_conn *c, struct err *e)
 
 int db_acquire(struct db_pool *p, struct db_conn **out, struct err *e)
 {
-    struct timespec deadline;
     struct db_conn *c;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += ACQUIRE_WAIT_S;
     pthread_mutex_lock(&p->lock);
     c = p->free_list;
-    if (c && !p->waiters)
+    if (c && !handoff_waiting(&p->line))
         p->free_list = c->next_free;
     else
-        c = wait_in_line(p, &deadline);
+        c = handoff_wait(&p->line, &p->lock, ACQUIRE_WAIT_S * 1000);
     pthread_mutex_unlock(&p->lock);
     /* A literal -1 rather than err_set()'s (also -1): err_set() lives in another file, and the
      * analyser must see that 0 always comes with *out set. */
@@ -481,14 +450,7 @@ void db_release(struct db_pool *p, struct db_conn *c)
     if (c->in_tx)
         db_rollback(c);
     pthread_mutex_lock(&p->lock);
-    struct db_waiter *w = p->waiters;
-    if (w) {
-        p->waiters = w->next;
-        if (!p->waiters)
-            p->waiters_tail = &p->waiters;
-        w->conn = c;
-        pthread_cond_signal(&w->handed);
-    } else {
+    if (!handoff_give(&p->line, c)) {
         c->next_free = p->free_list;
         p->free_list = c;
     }

@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 
 #include "core/arena.h"
 #include "core/clock.h"
+#include "core/handoff.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "domain/money.h"
@@ -223,8 +226,8 @@ static void test_clock_parse_format_round_trip(void **state)
 static void test_clock_parse_range(void **state)
 {
     static const char *const outside[] = {
-        "0999-12-31T23:59:59Z",      "0000-01-01T00:00:00Z",      "0001-01-01T00:00:00Z",
-        "1000-01-01T00:30:00+01:00", "9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.5Z",
+        "0999-12-31T23:59:59Z",        "0000-01-01T00:00:00Z",      "0001-01-01T00:00:00Z",
+        "1000-01-01T00:30:00+01:00",   "9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.5Z",
         "9999-12-31T23:59:59.000001Z",
     };
     int64_t us;
@@ -606,15 +609,17 @@ static void test_money_constants_match_contract(void **state)
  * control byte, quote and backslash of a logged field is escaped. */
 static void test_log_escape(void **state)
 {
-    static const char evil[] = "/api/x\r\n2026-01-01T00:00:00Z access rid=forged \"q\" \\ \x01\x7f\xff";
+    static const char evil[] =
+        "/api/x\r\n2026-01-01T00:00:00Z access rid=forged \"q\" \\ \x01\x7f\xff";
     char out[4 * sizeof(evil) + 1];
 
     (void)state;
     log_escape(out, sizeof(out), evil, sizeof(evil) - 1);
     assert_null(strchr(out, '\r'));
     assert_null(strchr(out, '\n'));
-    assert_string_equal(out, "/api/x\\x0d\\x0a2026-01-01T00:00:00Z access rid=forged \\\"q\\\" \\\\ "
-                             "\\x01\\x7f\\xff");
+    assert_string_equal(out,
+                        "/api/x\\x0d\\x0a2026-01-01T00:00:00Z access rid=forged \\\"q\\\" \\\\ "
+                        "\\x01\\x7f\\xff");
     for (const char *p = out; *p; p++)
         assert_true(*p >= 0x20 && *p < 0x7f);
     /* Cut for room between escapes, never inside one; always terminated. */
@@ -628,9 +633,85 @@ static void test_log_escape(void **state)
     assert_string_equal(out, "a\\x00b");
 }
 
+/* ---- core/handoff: the line in front of a pool ---- */
+
+struct line_test {
+    pthread_mutex_t lock;
+    struct handoff line;
+    void *got[2];
+};
+
+struct line_waiter {
+    struct line_test *t;
+    int slot;
+};
+
+static void *wait_in_line_main(void *arg)
+{
+    struct line_waiter *w = arg;
+
+    pthread_mutex_lock(&w->t->lock);
+    w->t->got[w->slot] = handoff_wait(&w->t->line, &w->t->lock, 10000);
+    pthread_mutex_unlock(&w->t->lock);
+    return NULL;
+}
+
+/* Yields until n threads wait in line (a condition, not a sleep). */
+static void until_length(struct line_test *t, int n)
+{
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        int len = handoff_length(&t->line);
+        pthread_mutex_unlock(&t->lock);
+        if (len == n)
+            return;
+        sched_yield();
+    }
+}
+
+static void test_handoff_first_come_first_served(void **state)
+{
+    static int first, second;
+    struct line_test t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct line_waiter a = {&t, 0}, b = {&t, 1};
+    pthread_t ta, tb;
+
+    (void)state;
+    handoff_init(&t.line);
+    assert_int_equal(pthread_create(&ta, NULL, wait_in_line_main, &a), 0);
+    until_length(&t, 1);
+    assert_int_equal(pthread_create(&tb, NULL, wait_in_line_main, &b), 0);
+    until_length(&t, 2);
+    pthread_mutex_lock(&t.lock);
+    assert_true(handoff_give(&t.line, &first));
+    assert_true(handoff_give(&t.line, &second));
+    assert_false(handoff_give(&t.line, &first)); /* no one left: the caller keeps it */
+    pthread_mutex_unlock(&t.lock);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_ptr_equal(t.got[0], &first);
+    assert_ptr_equal(t.got[1], &second);
+}
+
+static void test_handoff_timeout_leaves_the_line(void **state)
+{
+    struct line_test t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    int item;
+
+    (void)state;
+    handoff_init(&t.line);
+    pthread_mutex_lock(&t.lock);
+    assert_null(handoff_wait(&t.line, &t.lock, 20));
+    assert_false(handoff_waiting(&t.line));
+    assert_false(handoff_give(&t.line, &item));
+    pthread_mutex_unlock(&t.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_handoff_first_come_first_served),
+        cmocka_unit_test(test_handoff_timeout_leaves_the_line),
         cmocka_unit_test(test_num_plain),
         cmocka_unit_test(test_num_leading_zeros_allowed),
         cmocka_unit_test(test_num_limits),
