@@ -1,6 +1,7 @@
 #ifndef SHOPD_CORE_CLOCK_H
 #define SHOPD_CORE_CLOCK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,13 @@
 
 int64_t clock_now_us(void);       /* wall clock, UTC */
 int64_t clock_monotonic_us(void); /* for durations and deadlines only */
+
+/* The monotonic time after_us from now, as pthread_cond_timedwait() takes it on a condition
+ * variable made by clock_cond_init(). */
+void clock_monotonic_deadline(int64_t after_us, struct timespec *out);
+/* A condition variable whose timed waits run on the monotonic clock: a step of the wall clock
+ * neither cuts nor stretches them. */
+void clock_cond_init(pthread_cond_t *c);
 
 #define CLOCK_DAY_US (86400LL * 1000000)
 /* The start of the UTC day of epoch_us. */

@@ -2,7 +2,8 @@
 
 #include <errno.h>
 #include <stddef.h>
-#include <time.h>
+
+#include "core/clock.h"
 
 #include "core/banned.h"
 
@@ -46,20 +47,10 @@ static void leave(struct handoff *h, struct handoff_waiter *w)
 void *handoff_wait(struct handoff *h, pthread_mutex_t *lock, int timeout_ms)
 {
     struct handoff_waiter w = {.item = NULL, .next = NULL};
-    pthread_condattr_t attr;
     struct timespec deadline;
 
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.handed, &attr);
-    pthread_condattr_destroy(&attr);
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    clock_cond_init(&w.handed);
+    clock_monotonic_deadline((int64_t)timeout_ms * 1000, &deadline);
     *h->tail = &w;
     h->tail = &w.next;
     while (!w.item)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/xalloc.h"
 
@@ -33,13 +34,7 @@ static void *run(void *arg)
         if (sleep_ms <= 0)
             continue;
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += sleep_ms / 1000;
-        until.tv_nsec += (sleep_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        clock_monotonic_deadline(sleep_ms * 1000, &until);
         while (!w->stopping && !w->nudged &&
                pthread_cond_timedwait(&w->wake, &w->lock, &until) == 0)
             ;
@@ -51,15 +46,11 @@ static void *run(void *arg)
 struct worker *worker_start(worker_step_fn *step, void *ctx)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
-    pthread_condattr_t attr;
 
     w->step = step;
     w->ctx = ctx;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&w->wake);
     if (pthread_create(&w->thread, NULL, run, w))
         BUG("cannot start a worker thread");
     return w;

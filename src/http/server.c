@@ -44,8 +44,9 @@
 /* A read waiting on a loop's Redis connection this long (plus up to a tick) gives it up: the
  * connection is dropped and its reads go to the workers. */
 #define LOOP_READ_DEADLINE_US ((int64_t)200 * 1000)
-#define LOOP_REDIS_RETRY_US   ((int64_t)1000 * 1000) /* between attempts to connect a loop to Redis \
-                                                      */
+#define LOOP_REDIS_RETRY_US                                               \
+    ((int64_t)1000 * 1000) /* between attempts to connect a loop to Redis \
+                            */
 
 enum loop_stage { LOOP_SERVING, LOOP_DRAINING, LOOP_QUIT };
 
@@ -120,7 +121,8 @@ struct server {
     sem_t loops_ready; /* posted by each loop once it takes messages */
     atomic_int conns;
     atomic_int inflight;
-    /* server_stop() sleeps on quiet until conns and inflight are both 0 (or the grace ends). */
+    /* server_stop() sleeps on quiet (monotonic) until conns and inflight are both 0 or the
+     * grace ends. */
     pthread_mutex_t quiet_lock;
     pthread_cond_t quiet;
     atomic_uint_least64_t next_request;
@@ -856,19 +858,6 @@ static void start_loops(struct server *s)
             ;
 }
 
-/* quiet waits on the monotonic clock: a change of the wall clock neither cuts nor stretches
- * the grace of a stop. */
-static void init_quiet(struct server *s)
-{
-    pthread_condattr_t attr;
-
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->quiet, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&s->quiet_lock, NULL);
-}
-
 struct server *server_start(const struct server_options *opt, struct err *e)
 {
     struct server *s = xcalloc(1, sizeof(*s));
@@ -896,7 +885,8 @@ struct server *server_start(const struct server_options *opt, struct err *e)
     s->head_timeout_us = head_s * 1000000LL;
     s->late_len = canned(s->late, sizeof(s->late), 408, "INVALID_INPUT", late, "");
     s->per_addr = addr_count_new();
-    init_quiet(s);
+    clock_cond_init(&s->quiet);
+    pthread_mutex_init(&s->quiet_lock, NULL);
 
     configure_h2o(s);
 
@@ -925,13 +915,7 @@ void server_stop(struct server *s, int grace_ms)
     /* The socket stops listening once the loops have closed their descriptors of it too: a
      * client is refused, not left in a backlog that no one accepts from. */
     close(s->listen_fd);
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += grace_ms / 1000;
-    until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_monotonic_deadline((int64_t)grace_ms * 1000, &until);
     pthread_mutex_lock(&s->quiet_lock);
     while ((atomic_load(&s->inflight) > 0 || atomic_load(&s->conns) > 0) &&
            pthread_cond_timedwait(&s->quiet, &s->quiet_lock, &until) == 0)

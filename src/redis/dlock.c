@@ -413,12 +413,7 @@ static void *watchdog_main(void *arg)
         sweep_orphans(m);
         pthread_mutex_lock(&m->lock);
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_monotonic_deadline((int64_t)WATCHDOG_TICK_MS * 1000, &until);
         pthread_cond_timedwait(&m->stop_cond, &m->lock, &until);
     }
     pthread_mutex_unlock(&m->lock);
@@ -437,13 +432,9 @@ struct dlock_manager *dlock_manager_new(struct redis_pool *pool, const struct dl
     pthread_mutex_init(&m->held_lock, NULL);
     pthread_mutex_init(&m->orphan_lock, NULL);
     /* Timed waits run on the monotonic clock: a wall-clock step must not stall renewal. */
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->stop_cond, &attr);
+    clock_cond_init(&m->stop_cond);
     for (int i = 0; i < BUCKETS; i++)
-        pthread_cond_init(&m->buckets[i].cond, &attr);
-    pthread_condattr_destroy(&attr);
+        clock_cond_init(&m->buckets[i].cond);
     if (pipe(m->stop_pipe))
         BUG("cannot create the dlock stop pipe");
     if (pthread_create(&m->subscriber, NULL, subscriber_main, m) ||
@@ -551,13 +542,7 @@ static void wait_for_release(struct dlock_manager *m, const char *name, unsigned
 
     if (wait_us <= 0)
         return;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += wait_us / 1000000;
-    until.tv_nsec += (wait_us % 1000000) * 1000;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_monotonic_deadline(wait_us, &until);
     pthread_mutex_lock(&m->lock);
     while (b->gen == seen && !m->stopping)
         if (pthread_cond_timedwait(&b->cond, &m->lock, &until))

@@ -300,6 +300,22 @@ static void conflicting_framing_headers_get_400_and_close(void **state)
     assert_non_null(strstr(out, "Connection: close"));
 }
 
+/* h2o's own refusals before any handler (here its 417 for an Expect it does not know) are
+ * answered as the contract's problems (http/engine_errors.c), with a request id. */
+static void an_unknown_expectation_gets_a_400_problem(void **state)
+{
+    static const char expect[] = "POST /api/users HTTP/1.1\r\nHost: t\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "Expect: something-else\r\nContent-Length: 2\r\n\r\n{}";
+    char out[4096];
+
+    (void)state;
+    assert_int_equal(exchange(expect, out, sizeof(out)), 400);
+    assert_non_null(strstr(out, "application/problem+json"));
+    assert_non_null(strstr(out, "\"status\":400,\"code\":\"INVALID_INPUT\""));
+    assert_non_null(strstr(out, "X-Request-Id: "));
+}
+
 static void a_chunked_body_is_refused_as_it_passes_64_kib(void **state)
 {
     static const char head[] = "POST /api/users HTTP/1.1\r\nHost: t\r\n"
@@ -455,6 +471,7 @@ int main(void)
         cmocka_unit_test(a_request_that_trickles_gets_408_and_is_closed),
         cmocka_unit_test(an_idle_keep_alive_connection_is_closed),
         cmocka_unit_test(conflicting_framing_headers_get_400_and_close),
+        cmocka_unit_test(an_unknown_expectation_gets_a_400_problem),
         cmocka_unit_test(a_chunked_body_is_refused_as_it_passes_64_kib),
         cmocka_unit_test(thousands_of_query_arguments_get_400),
         cmocka_unit_test(a_request_held_on_a_row_lock_never_delays_other_connections),

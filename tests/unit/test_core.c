@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -669,6 +670,19 @@ static void until_length(struct line_test *t, int n)
     }
 }
 
+static void test_clock_monotonic_deadline_is_normalised(void **state)
+{
+    struct timespec now, at;
+
+    (void)state;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_monotonic_deadline(2999999, &at); /* 2.999999 s: a carry into the seconds at times */
+    assert_true(at.tv_nsec >= 0 && at.tv_nsec < 1000000000L);
+    int64_t delta_us =
+        (int64_t)(at.tv_sec - now.tv_sec) * 1000000 + (at.tv_nsec - now.tv_nsec) / 1000;
+    assert_true(delta_us >= 2999999 && delta_us < 2999999 + 1000000);
+}
+
 static void test_handoff_first_come_first_served(void **state)
 {
     static int first, second;
@@ -710,6 +724,7 @@ static void test_handoff_timeout_leaves_the_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clock_monotonic_deadline_is_normalised),
         cmocka_unit_test(test_handoff_first_come_first_served),
         cmocka_unit_test(test_handoff_timeout_leaves_the_line),
         cmocka_unit_test(test_num_plain),
