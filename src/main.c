@@ -17,6 +17,7 @@
 #include "core/num.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "redis/redis_fault.h"
 #include "redis/redis_pool.h"
 #include "repo/check_repo.h"
 #include "repo/db.h"
@@ -185,6 +186,24 @@ static struct server *start_http(const struct config *cfg, struct svc *s, struct
     return server_start(&opt, e);
 }
 
+/* SHOPD_REDIS_FAULT, for a test that starts servers whose Redis commands must fail. */
+static int arm_redis_fault(const struct config *cfg)
+{
+    struct redis_fault f;
+    struct err e;
+
+    if (!cfg->redis_fault[0])
+        return 0;
+    if (redis_fault_parse(cfg->redis_fault, &f, &e)) {
+        log_error("SHOPD_REDIS_FAULT: %s; refusing to serve", e.detail);
+        return -1;
+    }
+    log_warn("SHOPD_REDIS_FAULT=%s: Redis commands fail on purpose (a test's setting)",
+             cfg->redis_fault);
+    redis_fault_set(&f);
+    return 0;
+}
+
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
     struct svc s = {0};
@@ -199,6 +218,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         log_error("%s; refusing to serve", e.detail);
         return 2;
     }
+    if (arm_redis_fault(cfg))
+        return 2;
     block_stop_signals();
 
     open_pools(cfg, &s, POOLS_FOR_REQUESTS);

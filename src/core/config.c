@@ -344,6 +344,10 @@ static int load_addresses(struct config *cfg, config_getter_fn *get, struct err 
     if (config_parse_redis_url(cfg, v && *v ? v : "redis://127.0.0.1:16379/0", e) ||
         load_sentinels(cfg, get, e))
         return -1;
+    v = get("SHOPD_REDIS_FAULT");
+    if (v && copy_field(cfg->redis_fault, sizeof(cfg->redis_fault), v, strlen(v)))
+        return err_set(e, ERR_INVALID_INPUT, "SHOPD_REDIS_FAULT is longer than %zu bytes",
+                       sizeof(cfg->redis_fault) - 1);
     v = get("SHOPD_JWT_SECRET");
     if (v && copy_field(cfg->jwt_secret, sizeof(cfg->jwt_secret), v, strlen(v)))
         return err_set(e, ERR_INVALID_INPUT, "SHOPD_JWT_SECRET is longer than %zu bytes",

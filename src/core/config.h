@@ -57,6 +57,8 @@ struct config {
     int redis_sentinel_port[CONFIG_REDIS_SENTINELS_MAX];
     int redis_nsentinels;
     char redis_master[64];
+    /* SHOPD_REDIS_FAULT: a test's fault for the Redis seam (redis/redis_fault.h); "" = none */
+    char redis_fault[80];
 
     char jwt_secret[256]; /* empty when unset: serve refuses to start */
     int64_t order_ttl_s;

@@ -33,6 +33,7 @@
 #include "http/resp.h"
 #include "http/router.h"
 #include "http/work_pool.h"
+#include "redis/redis_fault.h"
 
 #include "core/banned.h"
 
@@ -491,7 +492,10 @@ static bool read_on_loop(struct loop *l, struct exchange *x)
         }
         return false;
     }
-    if (rt->loop_read->key(&x->req, key, sizeof(key)))
+    int stall_ms;
+    /* A test's fault goes to a worker, as a lost read does: a loop never sleeps. */
+    if (rt->loop_read->key(&x->req, key, sizeof(key)) ||
+        redis_fault_take("loop", &stall_ms) != REDIS_FAULT_NONE)
         return false;
     loop_redis_get(l->redis, key, x, now);
     return true;

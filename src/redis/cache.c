@@ -178,29 +178,20 @@ static void lease_token(char *buf, size_t size)
 }
 
 /*
- * Runs one command on a pooled connection. Returns the reply (the caller frees it), or NULL
- * when Redis failed (counted; the connection is marked broken).
+ * Runs one command. Returns the reply (the caller frees it), or NULL when Redis failed
+ * (counted as the cache's error; redis_run() logged it).
  */
 static redisReply *run_lens(struct cache *c, int argc, const char **argv, const size_t *lens)
 {
-    struct redis_conn *conn;
+    const struct redis_call call = {.caller = "cache", .argc = argc, .argv = argv, .lens = lens};
+    enum redis_outcome out;
     struct err e;
 
-    if (redis_acquire(c->pool, &conn, &e)) {
+    redisReply *r = redis_run(c->pool, &call, &out, &e);
+    if (redis_outcome_sent(out))
+        metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS);
+    if (!r)
         metrics_inc(c->opt.metrics.errors);
-        return NULL;
-    }
-    metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS);
-    redisReply *r = redis_conn_command(c->pool, conn, argc, argv, lens);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (r)
-            log_warn("cache %s: redis error: %s", c->name, r->str);
-        metrics_inc(c->opt.metrics.errors);
-        if (r)
-            freeReplyObject(r);
-        r = NULL;
-    }
-    redis_release(c->pool, conn);
     return r;
 }
 

@@ -5,6 +5,7 @@
 
 #include <hiredis.h>
 
+#include "core/array.h"
 #include "core/err.h"
 #include "core/xalloc.h"
 #include "domain/coupon.h"
@@ -56,20 +57,12 @@ static void keys_of(const char *prefix, int64_t coupon_id, struct gate_keys *k)
     snprintf(k->holders, sizeof(k->holders), "%scoupon:%lld:holders", prefix, (long long)coupon_id);
 }
 
-static redisReply *run(struct redis_pool *pool, int argc, const char **argv, const size_t *lens)
+/* The reply, or NULL when Redis failed or answered with an error (redis_run() logged it). */
+static redisReply *run(struct redis_pool *pool, int argc, const char **argv)
 {
-    struct redis_conn *conn;
     struct err e;
 
-    if (redis_acquire(pool, &conn, &e))
-        return NULL;
-    redisReply *r = redis_conn_command(pool, conn, argc, argv, lens);
-    redis_release(pool, conn);
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
+    return redis_cmd(pool, &(struct redis_call){.caller = "gate", .argc = argc, .argv = argv}, &e);
 }
 
 enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
@@ -85,7 +78,7 @@ enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, 
     keys_of(prefix, coupon_id, &k);
     snprintf(user, sizeof(user), "%lld", (long long)user_id);
     snprintf(now, sizeof(now), "%lld", (long long)now_us);
-    redisReply *r = run(pool, 7, argv, NULL);
+    redisReply *r = run(pool, (int)ARRAY_SIZE(argv), argv);
     if (!r)
         return GATE_ERROR;
     enum gate_result res = GATE_ERROR;
@@ -104,7 +97,7 @@ void coupon_gate_undo(struct redis_pool *pool, const char *prefix, int64_t coupo
 
     keys_of(prefix, coupon_id, &k);
     snprintf(user, sizeof(user), "%lld", (long long)user_id);
-    redisReply *r = run(pool, 6, argv, NULL);
+    redisReply *r = run(pool, (int)ARRAY_SIZE(argv), argv);
     if (r)
         freeReplyObject(r);
 }
@@ -115,7 +108,7 @@ void coupon_gate_forget(struct redis_pool *pool, const char *prefix, int64_t cou
     const char *argv[] = {"DEL", k.gate, k.holders};
 
     keys_of(prefix, coupon_id, &k);
-    redisReply *r = run(pool, 3, argv, NULL);
+    redisReply *r = run(pool, (int)ARRAY_SIZE(argv), argv);
     if (r)
         freeReplyObject(r);
 }
@@ -144,7 +137,7 @@ int coupon_gate_rebuild(struct redis_pool *pool, const char *prefix, const struc
             snprintf(numbers + i * 24, 24, "%lld", (long long)holders[i - 4]);
         argv[5 + i] = numbers + i * 24;
     }
-    redisReply *r = run(pool, (int)argc, argv, NULL);
+    redisReply *r = run(pool, (int)argc, argv);
     if (!r)
         rc = -1;
     else

@@ -214,45 +214,29 @@ static void *subscriber_main(void *arg)
 /* ---- Redis calls ---- */
 
 /*
- * What a command came to. DOWN is known: no connection could be made (refused, or the pool
- * is failing fast after such a failure), or Redis answered with an error, so the command did
- * not run. UNKNOWN is not: it was sent and no reply came, so it may have run, now or later
- * (a stalled Redis still executes what sits in its socket buffers when it wakes up). SLOW
- * is the UNKNOWN of a time-out, where Redis is alive; BROKEN the one of a connection that
- * broke (Redis died or restarted), where it most likely is not.
+ * What a command came to, as the locks see it (redis/redis_cmd.h's outcomes): an error reply
+ * is DOWN too, since the command did not run; BUSY is contention, not an outage, and must not
+ * grant an unguarded lock.
  */
 enum outcome { OUT_REPLY, OUT_DOWN, OUT_BUSY, OUT_SLOW, OUT_BROKEN };
 
-/*
- * Runs one command with a socket time-out of timeout_ms (the pool's when 0). The reply, or
- * NULL with *out saying why. BUSY: Redis is healthy but every pooled connection was in use;
- * that is contention, not an outage, and must not grant an unguarded lock.
- */
+/* Runs one command with a socket time-out of timeout_ms (the pool's when 0). The reply, or
+ * NULL with *out saying why. */
 static redisReply *run(struct dlock_manager *m, int argc, const char **argv, int timeout_ms,
                        enum outcome *out)
 {
-    struct redis_conn *conn;
+    static const enum outcome of[] = {
+        [REDIS_OUT_REPLY] = OUT_REPLY, [REDIS_OUT_ERROR] = OUT_DOWN,
+        [REDIS_OUT_BUSY] = OUT_BUSY,   [REDIS_OUT_DOWN] = OUT_DOWN,
+        [REDIS_OUT_SLOW] = OUT_SLOW,   [REDIS_OUT_BROKEN] = OUT_BROKEN,
+    };
+    const struct redis_call call = {
+        .caller = "dlock", .argc = argc, .argv = argv, .timeout_ms = timeout_ms};
+    enum redis_outcome outcome;
     struct err e;
 
-    if (redis_acquire(m->pool, &conn, &e)) {
-        *out = redis_pool_healthy(m->pool) ? OUT_BUSY : OUT_DOWN;
-        return NULL;
-    }
-    redis_conn_set_timeout(conn, timeout_ms);
-    redisContext *ctx = redis_conn_context(conn);
-    redisReply *r = redis_conn_command(m->pool, conn, argc, argv, NULL);
-    *out = OUT_REPLY;
-    if (!r) {
-        bool timed_out = ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-        *out = timed_out ? OUT_SLOW : OUT_BROKEN;
-    }
-    redis_release(m->pool, conn);
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        log_warn("dlock: redis error: %s", r->str);
-        freeReplyObject(r);
-        *out = OUT_DOWN;
-        return NULL;
-    }
+    redisReply *r = redis_run(m->pool, &call, &outcome, &e);
+    *out = of[outcome];
     return r;
 }
 

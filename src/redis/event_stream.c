@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/err.h"
 #include "redis/redis_cmd.h"
 
@@ -16,6 +17,22 @@
 /* A blocking read's socket time-out is its BLOCK plus this: Redis answers a BLOCK that ran
  * out with nil, a little late on a busy machine, and that must never look like a failure. */
 #define BLOCK_MARGIN_MS 1000
+
+/*
+ * One command of the stream's (redis_cmd()); timeout_ms 0 for the pool's. Its error replies
+ * (EPOCH, BUSYGROUP, NOGROUP) are answers its callers read in e->detail, not faults to log.
+ */
+static redisReply *stream_cmd(struct redis_pool *p, int argc, const char **argv, int timeout_ms,
+                              struct err *e)
+{
+    const struct redis_call call = {.caller = "stream",
+                                    .argc = argc,
+                                    .argv = argv,
+                                    .timeout_ms = timeout_ms,
+                                    .quiet_errors = true};
+
+    return redis_cmd(p, &call, e);
+}
 
 /* KEYS: stream, epoch. ARGV: epoch, then event_id, type, order_id, occurred_us, payload per
  * event. All or nothing: a script runs alone. */
@@ -105,7 +122,7 @@ int event_stream_epoch(struct redis_pool *p, const char *prefix, char *out, size
     const char *argv[] = {"GET", k.epoch};
 
     keys_of(prefix, &k);
-    redisReply *r = redis_cmd(p, 2, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)ARRAY_SIZE(argv), argv, 0, e);
     if (!r)
         return -1;
     snprintf(out, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
@@ -131,7 +148,7 @@ int event_stream_begin_epoch(struct redis_pool *p, const char *prefix, const cha
     argv[argc++] = epoch;
     for (size_t i = 0; i < ngroups; i++)
         argv[argc++] = groups[i];
-    redisReply *r = redis_cmd(p, (int)argc, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)argc, argv, 0, e);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -165,7 +182,7 @@ int event_stream_publish(struct redis_pool *p, const char *prefix, const char *e
         argv[argc++] = numbers[i][1];
         argv[argc++] = evs[i].payload;
     }
-    redisReply *r = redis_cmd(p, (int)argc, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)argc, argv, 0, e);
     if (!r)
         return strstr(e->detail, "EPOCH") ? EVENT_STREAM_EPOCH : -1;
     *last_ms = r->type == REDIS_REPLY_STRING ? id_ms(r->str) : 0;
@@ -189,7 +206,7 @@ int event_stream_safe_ms(struct redis_pool *p, const char *prefix, const char *c
     argv[argc++] = k.stream;
     for (size_t i = 0; i < ngroups; i++)
         argv[argc++] = groups[i];
-    redisReply *r = redis_cmd(p, (int)argc, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)argc, argv, 0, e);
     if (!r)
         return -1;
     *safe_ms = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
@@ -205,7 +222,7 @@ int event_stream_trim(struct redis_pool *p, const char *prefix, int64_t below_ms
 
     keys_of(prefix, &k);
     snprintf(minid, sizeof(minid), "%lld-0", (long long)below_ms);
-    redisReply *r = redis_cmd(p, 5, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)ARRAY_SIZE(argv), argv, 0, e);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -219,7 +236,7 @@ int event_stream_ensure_group(struct redis_pool *p, const char *prefix, const ch
     const char *argv[] = {"XGROUP", "CREATE", k.stream, group, "0", "MKSTREAM"};
 
     keys_of(prefix, &k);
-    redisReply *r = redis_cmd(p, 6, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)ARRAY_SIZE(argv), argv, 0, e);
     if (r) {
         freeReplyObject(r);
         return 0;
@@ -283,7 +300,7 @@ int event_stream_read(struct redis_pool *p, const char *prefix, const char *grou
     snprintf(block_s, sizeof(block_s), "%d", block_ms);
     *n = 0;
     *out = NULL;
-    redisReply *r = redis_cmd_timeout(p, block_ms + BLOCK_MARGIN_MS, 11, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)ARRAY_SIZE(argv), argv, block_ms + BLOCK_MARGIN_MS, e);
     if (!r) {
         if (!strstr(e->detail, "NOGROUP"))
             return -1;
@@ -313,7 +330,7 @@ int event_stream_claim(struct redis_pool *p, const char *prefix, const char *gro
     snprintf(count_s, sizeof(count_s), "%zu", count);
     *n = 0;
     *out = NULL;
-    redisReply *r = redis_cmd(p, 9, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)ARRAY_SIZE(argv), argv, 0, e);
     if (!r) {
         if (!strstr(e->detail, "NOGROUP"))
             return -1;
@@ -354,7 +371,7 @@ int event_stream_ack(struct redis_pool *p, const char *prefix, const char *group
     argv[1] = k.stream;
     argv[2] = group;
     memcpy(&argv[3], stream_ids, n * sizeof(*stream_ids));
-    redisReply *r = redis_cmd(p, (int)(3 + n), argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)(3 + n), argv, 0, e);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -374,7 +391,7 @@ int event_stream_dead_letter(struct redis_pool *p, const char *prefix, const cha
     keys_of(prefix, &k);
     snprintf(order_id, sizeof(order_id), "%lld", (long long)ev->order_id);
     snprintf(occurred, sizeof(occurred), "%lld", (long long)ev->occurred_us);
-    redisReply *r = redis_cmd(p, 13, argv, NULL, e);
+    redisReply *r = stream_cmd(p, (int)ARRAY_SIZE(argv), argv, 0, e);
     if (!r)
         return -1;
     freeReplyObject(r);

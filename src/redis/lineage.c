@@ -7,6 +7,7 @@
 
 #include <hiredis.h>
 
+#include "core/array.h"
 #include "core/err.h"
 #include "core/xalloc.h"
 #include "redis/redis_cmd.h"
@@ -63,7 +64,9 @@ static void names_of(const char *prefix, struct names *k)
 static int master_replid(struct redis_pool *p, char *out, size_t size, struct err *e)
 {
     const char *argv[] = {"INFO", "replication"};
-    redisReply *r = redis_cmd(p, 2, argv, NULL, e);
+    redisReply *r = redis_cmd(
+        p, &(struct redis_call){.caller = "lineage", .argc = (int)ARRAY_SIZE(argv), .argv = argv},
+        e);
     int rc = -1;
 
     if (!r)
@@ -111,7 +114,9 @@ static long long drop_batch(struct redis_pool *p, const struct names *k, const r
         lens[argc++] = key->len;
     }
     if (argc > 1) {
-        redisReply *r = redis_cmd(p, argc, argv, lens, e);
+        redisReply *r = redis_cmd(
+            p, &(struct redis_call){.caller = "lineage", .argc = argc, .argv = argv, .lens = lens},
+            e);
         n = r ? argc - 1 : -1;
         if (r)
             freeReplyObject(r);
@@ -129,7 +134,10 @@ static long long drop_namespace(struct redis_pool *p, const struct names *k, str
 
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", k->pattern, "COUNT", SCAN_COUNT};
-        redisReply *r = redis_cmd(p, 6, argv, NULL, e);
+        redisReply *r = redis_cmd(
+            p,
+            &(struct redis_call){.caller = "lineage", .argc = (int)ARRAY_SIZE(argv), .argv = argv},
+            e);
         if (!r)
             return -1;
         bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -155,7 +163,11 @@ static long long run_script(struct redis_pool *p, const char *script, const stru
                             const char *replid, const char *token, struct err *e)
 {
     const char *argv[] = {"EVAL", script, "2", k->marker, k->claim, replid, token, CLAIM_LEASE_MS};
-    redisReply *r = redis_cmd(p, script == script_claim ? 8 : 7, argv, NULL, e);
+    redisReply *r =
+        redis_cmd(p,
+                  &(struct redis_call){
+                      .caller = "lineage", .argc = script == script_claim ? 8 : 7, .argv = argv},
+                  e);
     long long v = -1;
 
     if (!r)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "domain/product.h"
@@ -119,7 +120,9 @@ int ranking_apply(struct redis_pool *p, const char *prefix, int64_t day, const c
     keys_of(prefix, day, &k);
     const char *argv[] = {"EVAL", script_apply, "5",     k.qty,    k.rev,
                           k.seen, k.pending,    k.ready, event_id, encode(d, n, &a)};
-    redisReply *r = redis_cmd(p, 10, argv, NULL, e);
+    redisReply *r = redis_cmd(
+        p, &(struct redis_call){.caller = "ranking", .argc = (int)ARRAY_SIZE(argv), .argv = argv},
+        e);
     if (r) {
         static const enum ranking_applied results[] = {RANKING_ALREADY_COUNTED, RANKING_COUNTED,
                                                        RANKING_PARKED};
@@ -156,7 +159,8 @@ int ranking_rebuild(struct redis_pool *p, const char *prefix, int64_t day,
     argv[argc++] = encode(rollup, n, &a);
     for (size_t i = 0; i < nids; i++)
         argv[argc++] = event_ids[i];
-    redisReply *r = redis_cmd(p, (int)argc, argv, NULL, e);
+    redisReply *r =
+        redis_cmd(p, &(struct redis_call){.caller = "ranking", .argc = (int)argc, .argv = argv}, e);
     arena_release(&a);
     if (!r)
         return -1;
@@ -189,7 +193,8 @@ int ranking_top(struct redis_pool *p, const char *prefix, const int64_t *days, s
     argv[argc++] = limit_s;
     *count = 0;
     *complete = false;
-    redisReply *r = redis_cmd(p, (int)argc, argv, NULL, e);
+    redisReply *r =
+        redis_cmd(p, &(struct redis_call){.caller = "ranking", .argc = (int)argc, .argv = argv}, e);
     if (!r)
         return -1;
     if (r->type == REDIS_REPLY_ARRAY) {

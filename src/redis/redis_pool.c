@@ -381,21 +381,14 @@ int redis_pool_db(const struct redis_pool *p)
 
 int redis_ping(struct redis_pool *p, struct err *e)
 {
-    struct redis_conn *c;
+    const char *argv[] = {"PING"};
+    redisReply *r =
+        redis_cmd(p, &(struct redis_call){.caller = "ping", .argc = 1, .argv = argv}, e);
 
-    if (redis_acquire(p, &c, e))
+    if (!r)
         return -1;
-    round_trip_note(ROUND_TRIP_REDIS);
-    redisReply *r = redisCommand(c->ctx, "PING");
-    int rc = 0;
-    if (!r || r->type != REDIS_REPLY_STATUS) {
-        rc = err_set(e, ERR_UNAVAILABLE, "redis PING failed");
-        redis_conn_failed(p, c);
-    }
-    if (r)
-        freeReplyObject(r);
-    redis_release(p, c);
-    return rc;
+    freeReplyObject(r);
+    return 0;
 }
 
 bool redis_pool_healthy(struct redis_pool *p)
@@ -428,35 +421,6 @@ redisReply *redis_conn_command(struct redis_pool *p, struct redis_conn *c, int a
         redis_conn_failed(p, c);
         if (p->opt.nsentinels)
             atomic_store(&p->find_master, true);
-    }
-    return r;
-}
-
-redisReply *redis_cmd(struct redis_pool *p, int argc, const char **argv, const size_t *lens,
-                      struct err *e)
-{
-    return redis_cmd_timeout(p, 0, argc, argv, lens, e);
-}
-
-redisReply *redis_cmd_timeout(struct redis_pool *p, int timeout_ms, int argc, const char **argv,
-                              const size_t *lens, struct err *e)
-{
-    struct redis_conn *conn = NULL;
-
-    if (redis_acquire(p, &conn, e))
-        return NULL;
-    redis_conn_set_timeout(conn, timeout_ms);
-    redisReply *r = redis_conn_command(p, conn, argc, argv, lens);
-    if (!r) {
-        err_set(e, ERR_UNAVAILABLE, "redis %s: %s", argv[0], conn->ctx->errstr);
-        redis_release(p, conn);
-        return NULL;
-    }
-    redis_release(p, conn);
-    if (r->type == REDIS_REPLY_ERROR) {
-        err_set(e, ERR_INTERNAL, "redis %s: %s", argv[0], r->str);
-        freeReplyObject(r);
-        return NULL;
     }
     return r;
 }

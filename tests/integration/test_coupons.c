@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/array.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "harness.h"
@@ -44,6 +45,7 @@
 /* One group: a fresh database, three processes with one strategy, and the racing users. */
 struct group {
     const char *strategy;
+    const char *fault; /* SHOPD_REDIS_FAULT for its servers, or NULL */
     bool private_redis;
     struct harness_server s[SERVERS];
     struct harness_redis redis;
@@ -59,6 +61,10 @@ static struct group groups[] = {
     {.strategy = "lock"},
     {.strategy = "db"},
     {.strategy = "gate", .private_redis = true},
+    /* Every third command of the gate, or of the locks, runs in Redis and its reply is lost
+     * (redis/redis_fault.h): the caller cannot know what it did, and must still be exact. */
+    {.strategy = "gate", .fault = "SHOPD_REDIS_FAULT=gate:lost:every=3"},
+    {.strategy = "lock", .fault = "SHOPD_REDIS_FAULT=dlock:lost:every=3"},
 };
 
 static const char sql_issued_rows[] = "SELECT COUNT(*) FROM user_coupons WHERE coupon_id = ?";
@@ -80,7 +86,8 @@ static int start_group(struct group *g, void **state)
     char strategy[64];
     /* Under the lock strategy all 300 requests queue for one lock; on the ASan build that
      * takes longer than the default 5 s wait, after which the late ones would get 503. */
-    const char *env[4] = {strategy, "SHOPD_LOCK_WAIT=60", NULL, NULL};
+    const char *env[5] = {strategy, "SHOPD_LOCK_WAIT=60", NULL, NULL, NULL};
+    size_t nenv = 2;
 
     *state = g;
     snprintf(strategy, sizeof(strategy), "SHOPD_COUPON_STRATEGY=%s", g->strategy);
@@ -89,8 +96,10 @@ static int start_group(struct group *g, void **state)
     if (g->private_redis) {
         if (harness_redis_start(&h, &g->redis))
             goto fail;
-        env[2] = g->redis.env;
+        env[nenv++] = g->redis.env;
     }
+    if (g->fault)
+        env[nenv++] = g->fault;
     for (int i = 0; i < SERVERS; i++)
         if (harness_server_start(&h, &g->s[i], env))
             goto fail;
@@ -147,6 +156,16 @@ static int start_db(void **state)
 static int start_outage(void **state)
 {
     return start_group(&groups[3], state);
+}
+
+static int start_gate_lost(void **state)
+{
+    return start_group(&groups[4], state);
+}
+
+static int start_lock_lost(void **state)
+{
+    return start_group(&groups[5], state);
 }
 
 /* ---- helpers ---- */
@@ -545,6 +564,16 @@ static void expect_tally(const struct tally *t, int issued, int conflicts, const
 
 /* ---- exactness under concurrency, per strategy ---- */
 
+/* The faults the group's servers' Redis seam handed out (0 without SHOPD_REDIS_FAULT). */
+static int64_t faults_injected(const struct group *g)
+{
+    int64_t n = 0;
+
+    for (int i = 0; i < SERVERS; i++)
+        n += harness_metric(&g->s[i], "shopd_redis_faults_injected_total");
+    return n;
+}
+
 static void rush_300_users_50_coupons(void **state)
 {
     struct group *g = *state;
@@ -588,6 +617,9 @@ static void rush_300_users_50_coupons(void **state)
     }
     assert_true(holders >= 5 && losers >= 5);
     expect_issued(g, coupon, RUSH_STOCK, RUSH_STOCK);
+    /* A third of the gate's (or the locks') commands lost their replies: dozens at least. */
+    if (g->fault)
+        assert_true(faults_injected(g) >= RUSH_STOCK);
 }
 
 static void one_user_40_times_gets_one(void **state)
@@ -901,11 +933,10 @@ static void create_returns_the_coupon_and_get_reads_it(void **state)
 static void create_accepts_the_time_range_bounds(void **state)
 {
     struct group *g = *state;
-    json_t *c = create_coupon_json(&g->s[0],
-                                   "{\"name\":\"Bounds\",\"discountType\":\"FIXED\","
-                                   "\"discountValue\":1,\"totalQuantity\":1,"
-                                   "\"startsAt\":\"0999-12-31T23:00:00-01:00\","
-                                   "\"endsAt\":\"9999-12-31T23:59:59Z\"}");
+    json_t *c = create_coupon_json(&g->s[0], "{\"name\":\"Bounds\",\"discountType\":\"FIXED\","
+                                             "\"discountValue\":1,\"totalQuantity\":1,"
+                                             "\"startsAt\":\"0999-12-31T23:00:00-01:00\","
+                                             "\"endsAt\":\"9999-12-31T23:59:59Z\"}");
 
     assert_jstr(c, "startsAt", "1000-01-01T00:00:00Z");
     assert_jstr(c, "endsAt", "9999-12-31T23:59:59Z");
@@ -1473,6 +1504,14 @@ int main(void)
     const struct CMUnitTest outage[] = {
         NAMED(redis_restarted_during_a_rush_stays_exact, "gate"),
     };
+    const struct CMUnitTest gate_lost[] = {
+        NAMED(one_user_40_times_gets_one, "gate_lost"),
+        NAMED(rush_300_users_50_coupons, "gate_lost"),
+    };
+    const struct CMUnitTest lock_lost[] = {
+        NAMED(one_user_40_times_gets_one, "lock_lost"),
+        NAMED(rush_300_users_50_coupons, "lock_lost"),
+    };
     const struct {
         const char *name;
         const struct CMUnitTest *tests;
@@ -1482,8 +1521,11 @@ int main(void)
         {"coupons, gate strategy", gate, sizeof(gate) / sizeof(gate[0]), start_gate},
         {"coupons, lock strategy", lock, sizeof(lock) / sizeof(lock[0]), start_lock},
         {"coupons, db strategy", db, sizeof(db) / sizeof(db[0]), start_db},
-        {"coupons, gate strategy, Redis restarted", outage, sizeof(outage) / sizeof(outage[0]),
-         start_outage},
+        {"coupons, gate strategy, Redis restarted", outage, ARRAY_SIZE(outage), start_outage},
+        {"coupons, gate strategy, a third of its replies lost", gate_lost, ARRAY_SIZE(gate_lost),
+         start_gate_lost},
+        {"coupons, lock strategy, a third of its replies lost", lock_lost, ARRAY_SIZE(lock_lost),
+         start_lock_lost},
     };
     int failed = 0;
 
