@@ -48,6 +48,46 @@ int api_cart_get(struct req *req, struct resp *resp, struct err *e)
     return 0;
 }
 
+static int cart_loop_command(struct req *req, struct loop_command *cmd)
+{
+    char key[256];
+
+    if (cart_svc_loop_key(api_svc(req), req_param(req, 0), key, sizeof(key)))
+        return -1;
+    loop_command_get(cmd, &req->arena, key);
+    return 0;
+}
+
+/* First the lines (then, unless the cart is empty, their products), then the cart. */
+static enum loop_step cart_loop_answer(struct req *req, const struct redis_value *reply,
+                                       struct resp *resp, struct loop_command *next, struct err *e)
+{
+    struct cart_loop *lines = req->loop_state;
+    struct cart c;
+
+    (void)e;
+    if (!lines) {
+        next->argc = cart_svc_loop_lines(api_svc(req), req_param(req, 0), reply, &req->arena,
+                                         &lines, &next->argv);
+        next->lens = NULL;
+        if (next->argc < 0)
+            return LOOP_TO_WORKER;
+        req->loop_state = lines;
+        if (next->argc > 0)
+            return LOOP_AGAIN;
+        reply = NULL; /* an empty cart needs no products */
+    }
+    if (cart_svc_loop_cart(api_svc(req), lines, reply, &req->arena, &c))
+        return LOOP_TO_WORKER;
+    send_cart(req, resp, &c);
+    return LOOP_ANSWERED;
+}
+
+const struct route_loop_read api_cart_get_loop = {
+    .command = cart_loop_command,
+    .answer = cart_loop_answer,
+};
+
 int api_cart_add(struct req *req, struct resp *resp, struct err *e)
 {
     struct add_in in = {0};

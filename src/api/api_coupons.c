@@ -101,19 +101,57 @@ int api_coupons_get(struct req *req, struct resp *resp, struct err *e)
 
 int api_coupons_issue(struct req *req, struct resp *resp, struct err *e)
 {
-    struct issue_in in = {0};
+    struct issue_in decoded = {0};
+    const struct issue_in *in = req->loop_state; /* the loop decoded the body already */
     struct user_coupon uc;
     struct json_w w;
 
-    if (json_decode(req->body, req->body_len, issue_spec, &in, &req->arena, e) ||
-        api_require_user(req, in.user_id, e) ||
-        coupon_svc_issue(api_svc(req), req_param(req, 0), in.user_id, &req->arena, &uc, e))
+    if (!in) {
+        if (json_decode(req->body, req->body_len, issue_spec, &decoded, &req->arena, e))
+            return -1;
+        in = &decoded;
+    }
+    if (api_require_user(req, in->user_id, e) ||
+        coupon_svc_issue(api_svc(req), req_param(req, 0), in->user_id, &req->arena, &uc, e))
         return -1;
     json_w_init(&w, &req->arena);
     user_coupon_write_json(&w, &uc, clock_now_us());
     resp_json(resp, req->ok_status, &w);
     return 0;
 }
+
+/* The gate's refusals on the loop: a sold-out rush never waits for a worker. */
+static int issue_loop_command(struct req *req, struct loop_command *cmd)
+{
+    struct issue_in *in = arena_calloc(&req->arena, 1, sizeof(*in));
+    struct err e;
+
+    if (json_decode(req->body, req->body_len, issue_spec, in, &req->arena, &e))
+        return -1; /* the handler says what is wrong with it */
+    req->loop_state = in;
+    if (api_require_user(req, in->user_id, &e))
+        return -1;
+    cmd->argc = coupon_svc_loop_check(api_svc(req), req_param(req, 0), in->user_id, &req->arena,
+                                      &cmd->argv);
+    cmd->lens = NULL;
+    return cmd->argc < 0 ? -1 : 0;
+}
+
+static enum loop_step issue_loop_answer(struct req *req, const struct redis_value *reply,
+                                        struct resp *resp, struct loop_command *next, struct err *e)
+{
+    const struct issue_in *in = req->loop_state;
+
+    (void)resp;
+    (void)next;
+    return coupon_svc_loop_refusal(reply, req_param(req, 0), in->user_id, e) ? LOOP_REFUSED
+                                                                             : LOOP_TO_WORKER;
+}
+
+const struct route_loop_read api_coupons_issue_loop = {
+    .command = issue_loop_command,
+    .answer = issue_loop_answer,
+};
 
 int api_coupons_mine(struct req *req, struct resp *resp, struct err *e)
 {

@@ -77,29 +77,42 @@ int api_products_get(struct req *req, struct resp *resp, struct err *e)
     return 0;
 }
 
-static int product_loop_key(struct req *req, char *buf, size_t size)
+static int product_loop_command(struct req *req, struct loop_command *cmd)
 {
-    return product_svc_loop_key(api_svc(req), req_param(req, 0), buf, size);
-}
+    char key[256];
 
-/* A cached JSON body as the answer (copied: the loop's value lives only during the call); -1
- * when there is none, for the handler to answer. */
-static int cached_answer(struct req *req, struct resp *resp, const char *json, size_t len)
-{
-    if (!json)
+    if (product_svc_loop_key(api_svc(req), req_param(req, 0), key, sizeof(key)))
         return -1;
-    resp_body(resp, req->ok_status, "application/json; charset=utf-8",
-              arena_memdup(&req->arena, json, len), len);
+    loop_command_get(cmd, &req->arena, key);
     return 0;
 }
 
-static int product_loop_answer(struct req *req, struct resp *resp, const char *value, size_t len)
+/* A cached JSON body as the answer (copied: the loop's reply lives only during the call); to
+ * the handler when there is none. */
+static enum loop_step cached_answer(struct req *req, struct resp *resp, const char *json,
+                                    size_t len)
 {
-    return cached_answer(req, resp, product_svc_loop_value(api_svc(req), value, len), len);
+    if (!json)
+        return LOOP_TO_WORKER;
+    resp_body(resp, req->ok_status, "application/json; charset=utf-8",
+              arena_memdup(&req->arena, json, len), len);
+    return LOOP_ANSWERED;
+}
+
+static enum loop_step product_loop_answer(struct req *req, const struct redis_value *reply,
+                                          struct resp *resp, struct loop_command *next,
+                                          struct err *e)
+{
+    size_t len = 0;
+    const char *json = product_svc_loop_value(api_svc(req), reply, &len);
+
+    (void)next;
+    (void)e;
+    return cached_answer(req, resp, json, len);
 }
 
 const struct route_loop_read api_products_get_loop = {
-    .key = product_loop_key,
+    .command = product_loop_command,
     .answer = product_loop_answer,
 };
 
@@ -113,24 +126,33 @@ static int top_query(struct req *req, int64_t *days, int64_t *limit, struct err 
                : 0;
 }
 
-static int top_loop_key(struct req *req, char *buf, size_t size)
+static int top_loop_command(struct req *req, struct loop_command *cmd)
 {
     int64_t days;
     int64_t limit;
     struct err e;
+    char key[256];
 
-    if (top_query(req, &days, &limit, &e))
+    if (top_query(req, &days, &limit, &e) ||
+        product_svc_top_loop_key(api_svc(req), (int)days, (int)limit, key, sizeof(key)))
         return -1;
-    return product_svc_top_loop_key(api_svc(req), (int)days, (int)limit, buf, size);
+    loop_command_get(cmd, &req->arena, key);
+    return 0;
 }
 
-static int top_loop_answer(struct req *req, struct resp *resp, const char *value, size_t len)
+static enum loop_step top_loop_answer(struct req *req, const struct redis_value *reply,
+                                      struct resp *resp, struct loop_command *next, struct err *e)
 {
-    return cached_answer(req, resp, product_svc_top_loop_value(api_svc(req), value, len), len);
+    size_t len = 0;
+    const char *json = product_svc_top_loop_value(api_svc(req), reply, &len);
+
+    (void)next;
+    (void)e;
+    return cached_answer(req, resp, json, len);
 }
 
 const struct route_loop_read api_products_top_loop = {
-    .key = top_loop_key,
+    .command = top_loop_command,
     .answer = top_loop_answer,
 };
 

@@ -30,14 +30,16 @@ static const struct route table[] = {
     {"POST",  "/api/admin/products",                      api_products_create, ROUTE_ADMIN, 201, NULL},
     {"PATCH", "/api/admin/products/{productId}",          api_products_patch,  ROUTE_ADMIN, 200, NULL},
     /* Cart */
-    {"GET",    "/api/users/{userId}/cart",                api_cart_get,        ROUTE_SELF, 200, NULL},
+    {"GET",    "/api/users/{userId}/cart",                api_cart_get,        ROUTE_SELF, 200,
+     &api_cart_get_loop},
     {"POST",   "/api/users/{userId}/cart/items",          api_cart_add,        ROUTE_SELF, 200, NULL},
     {"PUT",    "/api/users/{userId}/cart/items/{productId}", api_cart_set,     ROUTE_SELF, 200, NULL},
     {"DELETE", "/api/users/{userId}/cart/items/{productId}", api_cart_remove,  ROUTE_SELF, 200, NULL},
     /* Coupons */
     {"POST",   "/api/admin/coupons",                      api_coupons_create,  ROUTE_ADMIN, 201, NULL},
     {"GET",    "/api/coupons/{couponId}",                 api_coupons_get,     ROUTE_PUBLIC, 200, NULL},
-    {"POST",   "/api/coupons/{couponId}/issue",           api_coupons_issue,   ROUTE_USER, 201, NULL},
+    {"POST",   "/api/coupons/{couponId}/issue",           api_coupons_issue,   ROUTE_USER, 201,
+     &api_coupons_issue_loop},
     {"GET",    "/api/users/{userId}/coupons",             api_coupons_mine,    ROUTE_SELF, 200, NULL},
     /* Orders and payments */
     {"POST",   "/api/orders",                             api_orders_create,   ROUTE_USER, 201, NULL},

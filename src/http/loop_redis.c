@@ -20,31 +20,20 @@ struct loop_redis {
     char *writing; /* the batch on the wire (h2o holds a view of it until on_written) */
 };
 
-/* What the pipeline carries for each GET: the caller's cookie and when it was asked. */
+/* What the pipeline carries for each command: the caller's cookie and when it was asked. */
 struct waiting {
     void *cookie;
     int64_t asked_us;
 };
 
-static void on_reply(void *ctx, void *cookie, enum redis_pipeline_reply kind, const char *value,
-                     size_t len)
+static void on_reply(void *ctx, void *cookie, const struct redis_value *reply)
 {
     struct loop_redis *r = ctx;
     struct waiting *w = cookie;
     void *caller = w->cookie;
 
     free(w);
-    switch (kind) {
-    case REDIS_PIPELINE_VALUE:
-        r->done(caller, LOOP_REDIS_VALUE, value, len);
-        break;
-    case REDIS_PIPELINE_NONE:
-        r->done(caller, LOOP_REDIS_NONE, NULL, 0);
-        break;
-    case REDIS_PIPELINE_LOST:
-        r->done(caller, LOOP_REDIS_LOST, NULL, 0);
-        break;
-    }
+    r->done(caller, reply);
 }
 
 struct loop_redis *loop_redis_new(struct st_h2o_evloop_t *loop, loop_redis_done_fn *done)
@@ -157,13 +146,14 @@ void loop_redis_attach(struct loop_redis *r, int fd, unsigned generation)
     h2o_socket_read_start(r->sock, on_read);
 }
 
-void loop_redis_get(struct loop_redis *r, const char *key, void *cookie, int64_t now_us)
+void loop_redis_send(struct loop_redis *r, int argc, const char **argv, const size_t *lens,
+                     void *cookie, int64_t now_us)
 {
     struct waiting *w = xmalloc(sizeof(*w));
 
     w->cookie = cookie;
     w->asked_us = now_us;
-    redis_pipeline_get(r->pipe, key, w);
+    redis_pipeline_command(r->pipe, argc, argv, lens, w);
     flush(r);
 }
 

@@ -6,27 +6,22 @@
 #include <stdint.h>
 
 /*
- * One event loop's connection to Redis, for the cache reads the loop answers itself
- * (struct route_loop_read): the GETs of every request in flight on the loop share it, the ones
+ * One event loop's connection to Redis, for the reads the loop answers itself (struct
+ * route_loop_read): the commands of every request in flight on the loop share it, the ones
  * asked while a batch is on the wire go out together in the next write, and the replies come
  * back in order (redis/pipeline.h formats and parses; this file owns the socket, on h2o's
  * loop). The connection is made on a worker (a connect blocks) and handed over with
  * loop_redis_attach(). When it breaks, or its oldest read has waited past the deadline, it is
- * dropped and every read still waiting is given back as LOST: the caller sends those to the
+ * dropped and every read still waiting is given back without a reply: the caller sends those to the
  * workers, whose path is correct without Redis, so a dead or stalled Redis costs speed only.
  * Not thread-safe: the loop's thread alone uses it.
  */
 
 struct st_h2o_evloop_t; /* h2o's loop (h2o_loop_t) */
+struct redis_value;
 
-enum loop_redis_result {
-    LOOP_REDIS_VALUE, /* value, len: the key's value */
-    LOOP_REDIS_NONE,  /* no such key */
-    LOOP_REDIS_LOST,  /* no answer: the connection went, or never was */
-};
-
-typedef void loop_redis_done_fn(void *cookie, enum loop_redis_result result, const char *value,
-                                size_t len);
+/* A command's reply (redis/pipeline.h), or NULL: the connection went, or never was. */
+typedef void loop_redis_done_fn(void *cookie, const struct redis_value *reply);
 
 struct loop_redis;
 
@@ -41,11 +36,13 @@ unsigned loop_redis_generation(const struct loop_redis *r);
 /* Takes fd (connected, non-blocking, its database selected) as the loop's connection. */
 void loop_redis_attach(struct loop_redis *r, int fd, unsigned generation);
 
-/* Closes the connection; what waits comes back LOST. */
+/* Closes the connection; what waits comes back without a reply. */
 void loop_redis_drop(struct loop_redis *r, const char *why);
 
-/* Asks GET key for cookie (the connection must be ready); done is called on the loop. */
-void loop_redis_get(struct loop_redis *r, const char *key, void *cookie, int64_t now_us);
+/* Sends a command for cookie (the connection must be ready; lens NULL: all text); done is
+ * called on the loop. */
+void loop_redis_send(struct loop_redis *r, int argc, const char **argv, const size_t *lens,
+                     void *cookie, int64_t now_us);
 
 /* Drops the connection if its oldest read was asked more than deadline_us before now_us. */
 void loop_redis_expire(struct loop_redis *r, int64_t now_us, int64_t deadline_us);

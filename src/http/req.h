@@ -40,6 +40,9 @@ struct req {
     const struct req_field *fields;
     int nfields;
     const char *query; /* what follows the '?' of the target, still encoded, or NULL */
+    /* What a route's loop read (struct route_loop_read) kept between its steps, from the
+     * arena; the handler may use it when the request reaches it (a body already decoded). */
+    void *loop_state;
 
     /* server-private */
     int route;

@@ -4,9 +4,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "core/num.h"
 
 #include "core/banned.h"
+
+void loop_command_get(struct loop_command *cmd, struct arena *a, const char *key)
+{
+    cmd->argc = 2;
+    cmd->argv = arena_alloc(a, 2 * sizeof(*cmd->argv));
+    cmd->argv[0] = "GET";
+    cmd->argv[1] = arena_strdup(a, key);
+    cmd->lens = NULL;
+}
 
 int router_parse_id(const char *s, size_t len, int64_t *id)
 {

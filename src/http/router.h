@@ -28,16 +28,37 @@ enum route_auth {
 typedef int route_handler_fn(struct req *req, struct resp *resp, struct err *e);
 
 /*
- * A read that an event loop may answer from one Redis GET, sent on the loop's pipeline
- * instead of a worker's blocking connection. key() gives the Redis key (-1: this one goes to
- * the handler); answer() turns the GET's value into the response (-1: the handler answers
- * instead, as it does when the key is missing or Redis does not answer in time). Both run on
- * the loop and must not block.
+ * A request that an event loop may answer from Redis alone, with commands sent on the loop's
+ * pipeline instead of a worker's blocking connection: a cached read (one GET, or a GET and
+ * then an MGET for what it names), or a refusal Redis already knows (a coupon sold out).
+ * command() gives the first command (-1: this request goes to the handler); answer() reads
+ * its reply (NULL when Redis did not answer in time) and says what comes of it. Both run on
+ * the loop and must not block; what they keep between steps lives in req->loop_state.
  */
-struct route_loop_read {
-    int (*key)(struct req *req, char *buf, size_t size);
-    int (*answer)(struct req *req, struct resp *resp, const char *value, size_t len);
+struct redis_value;
+
+struct loop_command {
+    int argc;
+    const char **argv; /* from the request's arena, or constant text */
+    size_t *lens;      /* NULL: every argument is text */
 };
+
+enum loop_step {
+    LOOP_ANSWERED,  /* resp is the answer */
+    LOOP_REFUSED,   /* e is the answer (a problem) */
+    LOOP_AGAIN,     /* send next, and call answer() with its reply */
+    LOOP_TO_WORKER, /* the handler answers (a miss, no Redis, anything unexpected) */
+};
+
+struct route_loop_read {
+    int (*command)(struct req *req, struct loop_command *cmd);
+    enum loop_step (*answer)(struct req *req, const struct redis_value *reply, struct resp *resp,
+                             struct loop_command *next, struct err *e);
+};
+
+/* cmd = GET key, from a (for a command() that reads one key). */
+struct arena;
+void loop_command_get(struct loop_command *cmd, struct arena *a, const char *key);
 
 struct route {
     const char *method;

@@ -450,17 +450,33 @@ static void hand_to_worker(struct exchange *x)
     answer(x);
 }
 
-/* The loop's Redis answered (or gave up on) x's GET. */
-static void on_loop_read(void *cookie, enum loop_redis_result result, const char *value, size_t len)
+/* The loop's Redis answered (or gave up on) x's command: what comes of it is the route's say. */
+static void on_loop_read(void *cookie, const struct redis_value *reply)
 {
     struct exchange *x = cookie;
-    const struct route *rt = &x->loop->s->opt.routes[x->req.route];
+    struct loop *l = x->loop;
+    const struct route *rt = &l->s->opt.routes[x->req.route];
+    struct loop_command next;
 
-    if (result == LOOP_REDIS_VALUE && !rt->loop_read->answer(&x->req, &x->resp, value, len)) {
+    x->trips.n[ROUND_TRIP_REDIS]++;
+    switch (rt->loop_read->answer(&x->req, reply, &x->resp, &next, &x->e)) {
+    case LOOP_ANSWERED:
         metrics_inc(METRIC_LOOP_READS_ANSWERED);
-        x->trips.n[ROUND_TRIP_REDIS] = 1;
         answer(x);
         return;
+    case LOOP_REFUSED:
+        metrics_inc(METRIC_LOOP_READS_ANSWERED);
+        render_problem(x);
+        answer(x);
+        return;
+    case LOOP_AGAIN:
+        if (loop_redis_ready(l->redis)) {
+            loop_redis_send(l->redis, next.argc, next.argv, next.lens, x, clock_monotonic_us());
+            return;
+        }
+        break;
+    case LOOP_TO_WORKER:
+        break;
     }
     metrics_inc(METRIC_LOOP_READS_HANDED);
     hand_to_worker(x); /* a miss, a negative entry, no Redis: the handler knows what to do */
@@ -475,7 +491,7 @@ static bool read_on_loop(struct loop *l, struct exchange *x)
 {
     struct server *s = l->s;
     const struct route *rt = &s->opt.routes[x->req.route];
-    char key[256];
+    struct loop_command cmd;
 
     if (!rt->loop_read || !l->redis)
         return false;
@@ -494,10 +510,10 @@ static bool read_on_loop(struct loop *l, struct exchange *x)
     }
     int stall_ms;
     /* A test's fault goes to a worker, as a lost read does: a loop never sleeps. */
-    if (rt->loop_read->key(&x->req, key, sizeof(key)) ||
+    if (rt->loop_read->command(&x->req, &cmd) ||
         redis_fault_take("loop", &stall_ms) != REDIS_FAULT_NONE)
         return false;
-    loop_redis_get(l->redis, key, x, now);
+    loop_redis_send(l->redis, cmd.argc, cmd.argv, cmd.lens, x, now);
     return true;
 }
 

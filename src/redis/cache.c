@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "redis/pipeline.h"
 #include "redis/redis_cmd.h"
 #include "redis/redis_pool.h"
 
@@ -762,10 +763,23 @@ int cache_loop_key(struct cache *c, const char *key, char *buf, size_t size)
     return 0;
 }
 
-const char *cache_loop_hit(struct cache *c, const char *value, size_t len)
+int cache_loop_keys(struct cache *c, size_t n, const char *const *keys, struct arena *a,
+                    const char **out)
 {
-    if (len == ABSENT_MARK_LEN && !memcmp(value, absent_mark, len))
+    if (atomic_load(&c->has_pending))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = arena_printf(a, "%s%s", c->prefix, keys[i]);
+    metrics_inc(METRIC_CACHE_REDIS_ROUND_TRIPS); /* the loop sends them, in one MGET */
+    return 0;
+}
+
+const char *cache_loop_hit(struct cache *c, const struct redis_value *reply, size_t *len)
+{
+    if (!reply || reply->type != REDIS_VALUE_STRING ||
+        (reply->len == ABSENT_MARK_LEN && !memcmp(reply->str, absent_mark, reply->len)))
         return NULL;
     metrics_inc(c->opt.metrics.hits);
-    return value;
+    *len = reply->len;
+    return reply->str;
 }

@@ -95,10 +95,17 @@ void cache_invalidate(struct cache *c, const char *key);
  * (redis/pipeline.h) rather than by cache_get(). cache_loop_key() gives the Redis key of key;
  * -1 when such a read must go the slow way instead: this process holds invalidations that
  * Redis has not taken yet (cache_get() retries them before it reads). cache_loop_hit() takes
- * the GET's value: NULL for a negative entry (the caller goes the slow way, which answers it),
- * else value itself, counted as a hit.
+ * the GET's reply (or one value of an MGET's): NULL for no reply, a missing key or a negative
+ * entry (the caller goes the slow way, which answers it), else the value (*len bytes), counted
+ * as a hit.
  */
+struct redis_value;
 int cache_loop_key(struct cache *c, const char *key, char *buf, size_t size);
-const char *cache_loop_hit(struct cache *c, const char *value, size_t len);
+/* The same for one batch: the Redis keys of keys[0..n) into out (from a), counted as the one
+ * round trip an MGET of them is. */
+struct arena;
+int cache_loop_keys(struct cache *c, size_t n, const char *const *keys, struct arena *a,
+                    const char **out);
+const char *cache_loop_hit(struct cache *c, const struct redis_value *reply, size_t *len);
 
 #endif

@@ -5,10 +5,12 @@
 
 #include <hiredis.h>
 
+#include "core/arena.h"
 #include "core/array.h"
 #include "core/err.h"
 #include "core/xalloc.h"
 #include "domain/coupon.h"
+#include "redis/pipeline.h"
 #include "redis/redis_cmd.h"
 #include "redis/redis_pool.h"
 
@@ -17,19 +19,24 @@
 #define STATE_TTL_MS (7LL * 24 * 3600 * 1000)
 
 /*
- * KEYS: gate, holders. ARGV: user, now µs. Returns 0 admitted, 1 sold out, 2 already issued,
- * 3 not active, 4 unknown.
+ * KEYS: gate, holders. ARGV: user, now µs. The checks of an admission, in its order: 4 unknown
+ * (no state), 3 not active, 2 already issued, 1 sold out; past them the user may be admitted.
  */
-static const char script_admit[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 4 end "
-    "local g = redis.call('HMGET', KEYS[1], 'remaining', 'starts', 'ends') "
-    "local now = tonumber(ARGV[2]) "
-    "if now < tonumber(g[2]) or (tonumber(g[3]) > 0 and now >= tonumber(g[3])) then return 3 end "
-    "if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 2 end "
+#define GATE_CHECKS                                                                                \
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 4 end "                                     \
+    "local g = redis.call('HMGET', KEYS[1], 'remaining', 'starts', 'ends') "                       \
+    "local now = tonumber(ARGV[2]) "                                                               \
+    "if now < tonumber(g[2]) or (tonumber(g[3]) > 0 and now >= tonumber(g[3])) then return 3 end " \
+    "if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 2 end "                         \
     "if tonumber(g[1]) <= 0 then return 1 end "
-    "redis.call('HINCRBY', KEYS[1], 'remaining', -1) "
-    "redis.call('SADD', KEYS[2], ARGV[1]) "
-    "return 0";
+
+/* The checks, then one taken: 0 admitted. */
+static const char script_admit[] = GATE_CHECKS "redis.call('HINCRBY', KEYS[1], 'remaining', -1) "
+                                               "redis.call('SADD', KEYS[2], ARGV[1]) "
+                                               "return 0";
+
+/* The checks alone, for the loops: 0 says only that an admission would be tried. */
+static const char script_check[] = GATE_CHECKS "return 0";
 
 /* KEYS: gate, holders. ARGV: user. */
 static const char script_undo[] =
@@ -65,11 +72,41 @@ static redisReply *run(struct redis_pool *pool, int argc, const char **argv)
     return redis_cmd(pool, &(struct redis_call){.caller = "gate", .argc = argc, .argv = argv}, &e);
 }
 
-enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
-                                   int64_t user_id, int64_t now_us)
+/* The gate's answer in a script's integer reply. */
+static enum gate_result result_of(long long n)
 {
     static const enum gate_result results[] = {GATE_ADMITTED, GATE_SOLD_OUT, GATE_ALREADY_ISSUED,
                                                GATE_NOT_ACTIVE, GATE_UNKNOWN};
+
+    return n >= 0 && n < (long long)ARRAY_SIZE(results) ? results[n] : GATE_ERROR;
+}
+
+int coupon_gate_check_command(const char *prefix, int64_t coupon_id, int64_t user_id,
+                              int64_t now_us, struct arena *a, const char ***argv)
+{
+    struct gate_keys k;
+    const char **v = arena_alloc(a, 7 * sizeof(*v));
+
+    keys_of(prefix, coupon_id, &k);
+    v[0] = "EVAL";
+    v[1] = script_check;
+    v[2] = "2";
+    v[3] = arena_strdup(a, k.gate);
+    v[4] = arena_strdup(a, k.holders);
+    v[5] = arena_printf(a, "%lld", (long long)user_id);
+    v[6] = arena_printf(a, "%lld", (long long)now_us);
+    *argv = v;
+    return 7;
+}
+
+enum gate_result coupon_gate_check_result(const struct redis_value *reply)
+{
+    return reply && reply->type == REDIS_VALUE_INTEGER ? result_of(reply->integer) : GATE_ERROR;
+}
+
+enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
+                                   int64_t user_id, int64_t now_us)
+{
     struct gate_keys k;
     char user[24];
     char now[24];
@@ -81,9 +118,7 @@ enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, 
     redisReply *r = run(pool, (int)ARRAY_SIZE(argv), argv);
     if (!r)
         return GATE_ERROR;
-    enum gate_result res = GATE_ERROR;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 4)
-        res = results[r->integer];
+    enum gate_result res = r->type == REDIS_REPLY_INTEGER ? result_of(r->integer) : GATE_ERROR;
     freeReplyObject(r);
     return res;
 }

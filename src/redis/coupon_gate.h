@@ -31,6 +31,18 @@ enum gate_result {
 enum gate_result coupon_gate_admit(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
                                    int64_t user_id, int64_t now_us);
 
+/*
+ * For the event loops, which send commands on their own pipeline (redis/pipeline.h): the argv
+ * (from a; *argv, the count returned) of the admission's checks alone, which take nothing, and
+ * what its reply says: GATE_ADMITTED there means only that coupon_gate_admit() would try,
+ * GATE_ERROR that there is no answer. A sold-out rush is then refused without a worker.
+ */
+struct arena;
+struct redis_value;
+int coupon_gate_check_command(const char *prefix, int64_t coupon_id, int64_t user_id,
+                              int64_t now_us, struct arena *a, const char ***argv);
+enum gate_result coupon_gate_check_result(const struct redis_value *reply);
+
 /* Gives an admission back (MariaDB failed for a reason that is not final). */
 void coupon_gate_undo(struct redis_pool *pool, const char *prefix, int64_t coupon_id,
                       int64_t user_id);

@@ -7,6 +7,7 @@
 
 #include <hiredis.h>
 
+#include "core/array.h"
 #include "core/err.h"
 #include "core/xalloc.h"
 #include "redis/redis_pool.h"
@@ -45,7 +46,7 @@ void redis_pipeline_free(struct redis_pipeline *p, redis_pipeline_reply_fn *fn, 
     if (!p)
         return;
     while (p->count)
-        fn(ctx, pop(p), REDIS_PIPELINE_LOST, NULL, 0);
+        fn(ctx, pop(p), NULL);
     redisReaderFree(p->reader);
     free(p->cookies);
     free(p->out);
@@ -68,12 +69,11 @@ static void push(struct redis_pipeline *p, void *cookie)
     p->count++;
 }
 
-void redis_pipeline_get(struct redis_pipeline *p, const char *key, void *cookie)
+void redis_pipeline_command(struct redis_pipeline *p, int argc, const char **argv,
+                            const size_t *lens, void *cookie)
 {
-    const char *argv[] = {"GET", key};
-    size_t lens[] = {3, strlen(key)};
     char *cmd = NULL;
-    long long len = redisFormatCommandArgv(&cmd, 2, argv, lens);
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
 
     if (len < 0)
         BUG("out of memory");
@@ -99,6 +99,50 @@ char *redis_pipeline_take_output(struct redis_pipeline *p, size_t *len)
     return out;
 }
 
+/* A reply that is not an array, as the loops read it. */
+static void scalar_of(const redisReply *r, struct redis_value *v)
+{
+    static const struct {
+        int hiredis;
+        enum redis_value_type type;
+    } types[] = {
+        {REDIS_REPLY_STRING, REDIS_VALUE_STRING},
+        {REDIS_REPLY_INTEGER, REDIS_VALUE_INTEGER},
+        {REDIS_REPLY_NIL, REDIS_VALUE_NIL},
+    };
+
+    *v = (struct redis_value){.type = REDIS_VALUE_OTHER};
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+        if (r->type == types[i].hiredis)
+            v->type = types[i].type;
+    if (r->type == REDIS_REPLY_STRING) {
+        v->str = r->str;
+        v->len = r->len;
+    }
+    if (r->type == REDIS_REPLY_INTEGER)
+        v->integer = r->integer;
+}
+
+/* What the loops ask for comes back as a string, an integer, nil, or one array of those (as
+ * MGET answers): v, and the array of elements it points at (the caller frees it), or NULL. A
+ * nested array is OTHER to the loops. */
+static struct redis_value *value_of(const redisReply *r, struct redis_value *v)
+{
+    struct redis_value *elements = NULL;
+
+    scalar_of(r, v);
+    if (r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    v->type = REDIS_VALUE_ARRAY;
+    if (r->elements)
+        elements = xcalloc(r->elements, sizeof(*elements));
+    for (size_t i = 0; i < r->elements; i++)
+        scalar_of(r->element[i], &elements[i]);
+    v->elements = elements;
+    v->nelements = r->elements;
+    return elements;
+}
+
 int redis_pipeline_feed(struct redis_pipeline *p, const char *bytes, size_t len,
                         redis_pipeline_reply_fn *fn, void *ctx)
 {
@@ -116,11 +160,10 @@ int redis_pipeline_feed(struct redis_pipeline *p, const char *bytes, size_t len,
             freeReplyObject(r);
             return -1;
         }
-        void *cookie = pop(p);
-        if (r->type == REDIS_REPLY_STRING)
-            fn(ctx, cookie, REDIS_PIPELINE_VALUE, r->str, r->len);
-        else
-            fn(ctx, cookie, REDIS_PIPELINE_NONE, NULL, 0);
+        struct redis_value v;
+        struct redis_value *elements = value_of(r, &v);
+        fn(ctx, pop(p), &v);
+        free(elements);
         freeReplyObject(r);
     }
 }

@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /*
- * Pipelined GETs for one event loop, without any I/O of its own: the loop owns the socket
+ * Pipelined commands for one event loop, without any I/O of its own: the loop owns the socket
  * (http/loop_redis.c), this module only formats the commands and reads the replies, so that
  * hiredis stays inside src/redis/ and h2o inside src/http/. Commands gathered while the
  * previous batch is on the wire go out in one write; replies come back in command order, each
@@ -13,22 +13,35 @@
 
 struct redis_pipeline;
 
-enum redis_pipeline_reply {
-    REDIS_PIPELINE_VALUE, /* a string: value and len */
-    REDIS_PIPELINE_NONE,  /* nil (no such key), or a reply of another kind */
-    REDIS_PIPELINE_LOST,  /* the connection went away before the reply came */
+/* A reply as the loops read it: hiredis's, without hiredis (src/http/ never includes it). */
+enum redis_value_type {
+    REDIS_VALUE_STRING,
+    REDIS_VALUE_INTEGER,
+    REDIS_VALUE_NIL,
+    REDIS_VALUE_ARRAY,
+    REDIS_VALUE_OTHER, /* a status, or an error reply */
 };
 
-/* What to do with one reply; value is only valid during the call. */
-typedef void redis_pipeline_reply_fn(void *ctx, void *cookie, enum redis_pipeline_reply kind,
-                                     const char *value, size_t len);
+struct redis_value {
+    enum redis_value_type type;
+    const char *str; /* STRING: str and len */
+    size_t len;
+    long long integer;                  /* INTEGER */
+    const struct redis_value *elements; /* ARRAY: nelements of them */
+    size_t nelements;
+};
+
+/* What to do with one reply: NULL when the connection went away before it came. The reply is
+ * only valid during the call. */
+typedef void redis_pipeline_reply_fn(void *ctx, void *cookie, const struct redis_value *reply);
 
 struct redis_pipeline *redis_pipeline_new(void);
 /* Fails what is still pending (as LOST, through fn) and frees p. */
 void redis_pipeline_free(struct redis_pipeline *p, redis_pipeline_reply_fn *fn, void *ctx);
 
-/* Appends GET key; its reply will come back with cookie. */
-void redis_pipeline_get(struct redis_pipeline *p, const char *key, void *cookie);
+/* Appends a command (lens NULL: every argument is text); its reply comes back with cookie. */
+void redis_pipeline_command(struct redis_pipeline *p, int argc, const char **argv,
+                            const size_t *lens, void *cookie);
 
 /* The bytes gathered since the last call (NULL when none); the caller frees them. */
 char *redis_pipeline_take_output(struct redis_pipeline *p, size_t *len);

@@ -9,6 +9,7 @@
 #include "domain/cart.h"
 #include "domain/product.h"
 #include "redis/cache.h"
+#include "redis/pipeline.h"
 #include "repo/cart_repo.h"
 #include "repo/db.h"
 #include "repo/product_repo.h"
@@ -48,6 +49,15 @@ static void cart_key(int64_t user_id, char *key, size_t size)
     snprintf(key, size, "cart:user:%lld", (long long)user_id);
 }
 
+/* An empty view of user_id's cart with room for count lines. */
+static void start_cart(struct cart *out, int64_t user_id, size_t count, struct arena *a)
+{
+    out->user_id = user_id;
+    out->items = arena_calloc(a, count ? count : 1, sizeof(*out->items));
+    out->count = 0;
+    out->total_krw = 0;
+}
+
 int cart_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct cart *out, struct err *e)
 {
     struct lines_load ctx = {s, user_id};
@@ -70,12 +80,62 @@ int cart_svc_get(struct svc *s, int64_t user_id, struct arena *a, struct cart *o
      * Products are never deleted: not even NOT_FOUND is expected here. */
     if (product_svc_get_many(s, ids, count, a, products, e))
         return -1;
-    out->user_id = user_id;
-    out->items = arena_calloc(a, count ? count : 1, sizeof(*out->items));
-    out->count = 0;
-    out->total_krw = 0;
+    start_cart(out, user_id, count, a);
     for (size_t i = 0; i < count; i++)
         cart_add_item(out, &products[i], lines[i].quantity);
+    return 0;
+}
+
+/* A cart read on a loop, between its two round trips. */
+struct cart_loop {
+    int64_t user_id;
+    struct cart_line *lines;
+    size_t count;
+};
+
+int cart_svc_loop_key(struct svc *s, int64_t user_id, char *buf, size_t size)
+{
+    char key[48];
+
+    cart_key(user_id, key, sizeof(key));
+    return cache_loop_key(s->carts, key, buf, size);
+}
+
+int cart_svc_loop_lines(struct svc *s, int64_t user_id, const struct redis_value *reply,
+                        struct arena *a, struct cart_loop **lines, const char ***argv)
+{
+    struct cart_loop *l = arena_calloc(a, 1, sizeof(*l));
+    size_t len = 0;
+    const char *json = cache_loop_hit(s->carts, reply, &len);
+
+    if (!json || cart_lines_from_json(json, a, &l->lines, &l->count))
+        return -1;
+    l->user_id = user_id;
+    *lines = l;
+    if (!l->count)
+        return 0;
+    int64_t *ids = arena_alloc(a, l->count * sizeof(*ids));
+    for (size_t i = 0; i < l->count; i++)
+        ids[i] = l->lines[i].product_id;
+    if (product_svc_loop_mget(s, ids, l->count, a, argv))
+        return -1;
+    return (int)l->count + 1;
+}
+
+int cart_svc_loop_cart(struct svc *s, const struct cart_loop *lines,
+                       const struct redis_value *reply, struct arena *a, struct cart *out)
+{
+    struct product p;
+
+    if (lines->count &&
+        (!reply || reply->type != REDIS_VALUE_ARRAY || reply->nelements != lines->count))
+        return -1;
+    start_cart(out, lines->user_id, lines->count, a);
+    for (size_t i = 0; i < lines->count; i++) {
+        if (product_svc_loop_product(s, &reply->elements[i], a, &p))
+            return -1;
+        cart_add_item(out, &p, lines->lines[i].quantity);
+    }
     return 0;
 }
 

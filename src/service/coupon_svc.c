@@ -165,6 +165,24 @@ static int issue_under_lock(struct svc *s, int64_t coupon_id, int64_t user_id, s
     return rc;
 }
 
+int coupon_svc_loop_check(struct svc *s, int64_t coupon_id, int64_t user_id, struct arena *a,
+                          const char ***argv)
+{
+    if (s->cfg->coupon_strategy != CONFIG_COUPON_GATE || !s->redis)
+        return -1;
+    return coupon_gate_check_command(s->key_prefix, coupon_id, user_id, clock_now_us(), a, argv);
+}
+
+int coupon_svc_loop_refusal(const struct redis_value *reply, int64_t coupon_id, int64_t user_id,
+                            struct err *e)
+{
+    enum gate_result r = coupon_gate_check_result(reply);
+
+    if (r != GATE_SOLD_OUT && r != GATE_ALREADY_ISSUED && r != GATE_NOT_ACTIVE)
+        return 0;
+    return gate_rejects(r, coupon_id, user_id, e);
+}
+
 int coupon_svc_issue(struct svc *s, int64_t coupon_id, int64_t user_id, struct arena *a,
                      struct user_coupon *out, struct err *e)
 {

@@ -27,6 +27,19 @@ int coupon_svc_issue(struct svc *s, int64_t coupon_id, int64_t user_id, struct a
                      struct user_coupon *out, struct err *e);
 
 /* The user's coupons, newest first; only those in status (as of now) when filter is set. */
+/*
+ * Coupon issue on an event loop (http/router.h, struct route_loop_read), with the gate
+ * strategy only: the argv of the gate's read-only check (from a; its count, or -1 when issue
+ * goes to coupon_svc_issue at once), and what its reply means: -1 with e set for a refusal
+ * the loop answers (sold out, already issued, not active: as coupon_svc_issue would), 0 when
+ * coupon_svc_issue must decide. Neither blocks.
+ */
+struct redis_value;
+int coupon_svc_loop_check(struct svc *s, int64_t coupon_id, int64_t user_id, struct arena *a,
+                          const char ***argv);
+int coupon_svc_loop_refusal(const struct redis_value *reply, int64_t coupon_id, int64_t user_id,
+                            struct err *e);
+
 int coupon_svc_list(struct svc *s, int64_t user_id, bool filter, int status, struct arena *a,
                     struct user_coupon **out, size_t *count, struct err *e);
 

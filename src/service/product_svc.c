@@ -132,12 +132,38 @@ int product_svc_loop_key(struct svc *s, int64_t product_id, char *buf, size_t si
     return cache_loop_key(s->products, key, buf, size);
 }
 
-const char *product_svc_loop_value(struct svc *s, const char *value, size_t len)
+const char *product_svc_loop_value(struct svc *s, const struct redis_value *reply, size_t *len)
 {
-    const char *json = cache_loop_hit(s->products, value, len);
+    const char *json = cache_loop_hit(s->products, reply, len);
 
     /* What load_product stores is an object; anything else is left to product_svc_get. */
-    return json && len > 1 && json[0] == '{' ? json : NULL;
+    return json && *len > 1 && json[0] == '{' ? json : NULL;
+}
+
+int product_svc_loop_mget(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
+                          const char ***argv)
+{
+    const char **keys = arena_alloc(a, (n + 1) * sizeof(*keys));
+
+    if (!n || n > PRODUCT_SVC_BATCH_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        keys[i + 1] = arena_printf(a, "product:%lld", (long long)ids[i]);
+    if (cache_loop_keys(s->products, n, keys + 1, a, keys + 1))
+        return -1;
+    keys[0] = "MGET";
+    *argv = keys;
+    return 0;
+}
+
+int product_svc_loop_product(struct svc *s, const struct redis_value *element, struct arena *a,
+                             struct product *out)
+{
+    size_t len = 0;
+    const char *json = product_svc_loop_value(s, element, &len);
+
+    /* hiredis ends each string with a NUL, as product_from_json needs */
+    return json && !product_from_json(json, a, out) ? 0 : -1;
 }
 
 void product_svc_invalidate(struct svc *s, int64_t product_id)
@@ -243,10 +269,10 @@ int product_svc_top_loop_key(struct svc *s, int days, int limit, char *buf, size
     return cache_loop_key(s->top, key, buf, size);
 }
 
-const char *product_svc_top_loop_value(struct svc *s, const char *value, size_t len)
+const char *product_svc_top_loop_value(struct svc *s, const struct redis_value *reply, size_t *len)
 {
-    const char *json = cache_loop_hit(s->top, value, len);
+    const char *json = cache_loop_hit(s->top, reply, len);
 
     /* What load_top stores is an object; anything else is left to product_svc_top. */
-    return json && len > 1 && json[0] == '{' ? json : NULL;
+    return json && *len > 1 && json[0] == '{' ? json : NULL;
 }

