@@ -1,6 +1,9 @@
 #include "core/round_trips.h"
 
+#include <stddef.h>
 #include <string.h>
+
+#include "core/array.h"
 
 #include "core/banned.h"
 
@@ -15,5 +18,12 @@ void round_trips_take(struct round_trips *out)
 {
     if (out)
         *out = tally;
+    memset(&tally, 0, sizeof(tally));
+}
+
+void round_trips_take_more(struct round_trips *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(out->n); i++)
+        out->n[i] += tally.n[i];
     memset(&tally, 0, sizeof(tally));
 }

@@ -34,4 +34,8 @@ void round_trip_note(enum round_trip_kind kind);
 /* Copies the calling thread's tally into *out (when not NULL) and clears it. */
 void round_trips_take(struct round_trips *out);
 
+/* Adds the calling thread's tally to *out and clears it: a request an event loop began (its
+ * pipelined commands are in *out already) and a worker finished. */
+void round_trips_take_more(struct round_trips *out);
+
 #endif

@@ -414,7 +414,7 @@ static void run_handler(struct work_item *item)
     round_trips_take(NULL);
     if (rt->handler(&x->req, &x->resp, &x->e))
         render_problem(x);
-    round_trips_take(&x->trips);
+    round_trips_take_more(&x->trips); /* after what the loop sent for it, if anything */
     /* x is the loop's once sent: what the connect needs is taken first. */
     struct loop *l = x->loop;
     bool connect = x->connect_redis;
