@@ -302,6 +302,15 @@ static void hand_to_worker(struct exchange *x)
     answer(x);
 }
 
+/* Whether a test's fault (redis/redis_fault.h) takes the loop's next command: the request then
+ * goes to a worker, as after a lost reply, since a loop never sleeps. */
+static bool loop_fault(void)
+{
+    int stall_ms;
+
+    return redis_fault_take("loop", &stall_ms) != REDIS_FAULT_NONE;
+}
+
 /* The loop's Redis answered (or gave up on) x's command: what comes of it is the route's say. */
 void exchange_on_loop_read(void *cookie, const struct redis_value *reply)
 {
@@ -310,7 +319,8 @@ void exchange_on_loop_read(void *cookie, const struct redis_value *reply)
     const struct route *rt = &l->s->opt.routes[x->req.route];
     struct loop_command next;
 
-    x->trips.n[ROUND_TRIP_REDIS]++;
+    if (reply) /* no reply: dropped, maybe before it was even written */
+        x->trips.n[ROUND_TRIP_REDIS]++;
     switch (rt->loop_read->answer(&x->req, reply, &x->resp, &next, &x->e)) {
     case LOOP_ANSWERED:
         metrics_inc(METRIC_LOOP_READS_ANSWERED);
@@ -322,7 +332,7 @@ void exchange_on_loop_read(void *cookie, const struct redis_value *reply)
         answer(x);
         return;
     case LOOP_AGAIN:
-        if (loop_redis_ready(l->redis)) {
+        if (loop_redis_ready(l->redis) && !loop_fault()) {
             loop_redis_send(l->redis, next.argc, next.argv, next.lens, x, clock_monotonic_us());
             return;
         }
@@ -360,10 +370,8 @@ static bool read_on_loop(struct loop *l, struct exchange *x)
         }
         return false;
     }
-    int stall_ms;
-    /* A test's fault goes to a worker, as a lost read does: a loop never sleeps. */
-    if (rt->loop_read->command(&x->req, &cmd) ||
-        redis_fault_take("loop", &stall_ms) != REDIS_FAULT_NONE)
+    /* The fault first: command() counts the round trip it prepares. */
+    if (loop_fault() || rt->loop_read->command(&x->req, &cmd))
         return false;
     loop_redis_send(l->redis, cmd.argc, cmd.argv, cmd.lens, x, now);
     return true;

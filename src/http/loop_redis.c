@@ -18,6 +18,10 @@ struct loop_redis {
     struct redis_pipeline *pipe;
     unsigned generation;
     char *writing; /* the batch on the wire (h2o holds a view of it until on_written) */
+    /* The pipeline on_read is feeding: a callback that drops the connection meanwhile leaves
+     * it to on_read to free, once the feed has returned (dropped_while_feeding). */
+    struct redis_pipeline *feeding;
+    bool dropped_while_feeding;
 };
 
 /* What the pipeline carries for each command: the caller's cookie and when it was asked. */
@@ -56,6 +60,10 @@ static void disconnect(struct loop_redis *r)
     free(r->writing);
     r->writing = NULL;
     h2o_socket_close(sock);
+    if (pipe == r->feeding) {
+        r->dropped_while_feeding = true;
+        return;
+    }
     redis_pipeline_free(pipe, on_reply, r); /* the callers may ask again: r is consistent */
 }
 
@@ -124,10 +132,16 @@ static void on_read(h2o_socket_t *sock, const char *err)
         loop_redis_drop(r, err);
         return;
     }
-    int rc = redis_pipeline_feed(r->pipe, sock->input->bytes, sock->input->size, on_reply, r);
+    struct redis_pipeline *pipe = r->pipe;
+    r->feeding = pipe;
+    r->dropped_while_feeding = false;
+    int rc = redis_pipeline_feed(pipe, sock->input->bytes, sock->input->size, on_reply, r);
+    r->feeding = NULL;
     /* A callback may have dropped the connection (and the socket with it). */
-    if (r->sock != sock)
+    if (r->dropped_while_feeding) {
+        redis_pipeline_free(pipe, on_reply, r);
         return;
+    }
     h2o_buffer_consume(&sock->input, sock->input->size);
     if (rc)
         loop_redis_drop(r, "a reply that is not the Redis protocol");

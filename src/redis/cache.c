@@ -774,12 +774,17 @@ int cache_loop_keys(struct cache *c, size_t n, const char *const *keys, struct a
     return 0;
 }
 
-const char *cache_loop_hit(struct cache *c, const struct redis_value *reply, size_t *len)
+const char *cache_loop_value(const struct cache *c, const struct redis_value *reply, size_t *len)
 {
+    (void)c; /* every cache marks an absent value the same way */
     if (!reply || reply->type != REDIS_VALUE_STRING ||
         (reply->len == ABSENT_MARK_LEN && !memcmp(reply->str, absent_mark, reply->len)))
         return NULL;
-    metrics_inc(c->opt.metrics.hits);
     *len = reply->len;
     return reply->str;
+}
+
+void cache_loop_hits(struct cache *c, size_t n)
+{
+    metrics_add(c->opt.metrics.hits, n);
 }

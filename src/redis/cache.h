@@ -94,10 +94,11 @@ void cache_invalidate(struct cache *c, const char *key);
  * For a read served from an event loop, whose single GET is sent by the loop's own pipeline
  * (redis/pipeline.h) rather than by cache_get(). cache_loop_key() gives the Redis key of key;
  * -1 when such a read must go the slow way instead: this process holds invalidations that
- * Redis has not taken yet (cache_get() retries them before it reads). cache_loop_hit() takes
+ * Redis has not taken yet (cache_get() retries them before it reads). cache_loop_value() takes
  * the GET's reply (or one value of an MGET's): NULL for no reply, a missing key or a negative
- * entry (the caller goes the slow way, which answers it), else the value (*len bytes), counted
- * as a hit.
+ * entry (the caller goes the slow way, which answers it), else the value (*len bytes).
+ * cache_loop_hits() counts n hits, once the loop answers from them (a read that goes the slow
+ * way after all is counted there).
  */
 struct redis_value;
 int cache_loop_key(struct cache *c, const char *key, char *buf, size_t size);
@@ -106,6 +107,7 @@ int cache_loop_key(struct cache *c, const char *key, char *buf, size_t size);
 struct arena;
 int cache_loop_keys(struct cache *c, size_t n, const char *const *keys, struct arena *a,
                     const char **out);
-const char *cache_loop_hit(struct cache *c, const struct redis_value *reply, size_t *len);
+const char *cache_loop_value(const struct cache *c, const struct redis_value *reply, size_t *len);
+void cache_loop_hits(struct cache *c, size_t n);
 
 #endif

@@ -106,7 +106,7 @@ int cart_svc_loop_lines(struct svc *s, int64_t user_id, const struct redis_value
 {
     struct cart_loop *l = arena_calloc(a, 1, sizeof(*l));
     size_t len = 0;
-    const char *json = cache_loop_hit(s->carts, reply, &len);
+    const char *json = cache_loop_value(s->carts, reply, &len);
 
     if (!json || cart_lines_from_json(json, a, &l->lines, &l->count))
         return -1;
@@ -136,6 +136,9 @@ int cart_svc_loop_cart(struct svc *s, const struct cart_loop *lines,
             return -1;
         cart_add_item(out, &p, lines->lines[i].quantity);
     }
+    /* Answered from the cache: the lines and every product were hits. */
+    cache_loop_hits(s->carts, 1);
+    product_svc_loop_hits(s, lines->count);
     return 0;
 }
 

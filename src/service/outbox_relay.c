@@ -128,8 +128,8 @@ static size_t group_by_aggregate(const struct outbox_row *rows, size_t n, int64_
 /* The rows that may go now, as events (and their ids): those with no older unpublished event
  * of their order elsewhere. */
 static size_t publishable(const struct outbox_row *rows, size_t n, const int64_t *aggregates,
-                          size_t naggregates, const int64_t *oldest,
-                          const int64_t *first_claimed, struct stream_event *evs, int64_t *ids)
+                          size_t naggregates, const int64_t *oldest, const int64_t *first_claimed,
+                          struct stream_event *evs, int64_t *ids)
 {
     size_t k = 0;
 

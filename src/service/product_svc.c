@@ -132,12 +132,22 @@ int product_svc_loop_key(struct svc *s, int64_t product_id, char *buf, size_t si
     return cache_loop_key(s->products, key, buf, size);
 }
 
+/* The cached Product JSON in reply, not yet counted as a hit. What load_product stores is an
+ * object; anything else is left to product_svc_get. */
+static const char *product_json(struct svc *s, const struct redis_value *reply, size_t *len)
+{
+    const char *json = cache_loop_value(s->products, reply, len);
+
+    return json && *len > 1 && json[0] == '{' ? json : NULL;
+}
+
 const char *product_svc_loop_value(struct svc *s, const struct redis_value *reply, size_t *len)
 {
-    const char *json = cache_loop_hit(s->products, reply, len);
+    const char *json = product_json(s, reply, len);
 
-    /* What load_product stores is an object; anything else is left to product_svc_get. */
-    return json && *len > 1 && json[0] == '{' ? json : NULL;
+    if (json)
+        cache_loop_hits(s->products, 1);
+    return json;
 }
 
 int product_svc_loop_mget(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
@@ -160,10 +170,15 @@ int product_svc_loop_product(struct svc *s, const struct redis_value *element, s
                              struct product *out)
 {
     size_t len = 0;
-    const char *json = product_svc_loop_value(s, element, &len);
+    const char *json = product_json(s, element, &len);
 
     /* hiredis ends each string with a NUL, as product_from_json needs */
     return json && !product_from_json(json, a, out) ? 0 : -1;
+}
+
+void product_svc_loop_hits(struct svc *s, size_t n)
+{
+    cache_loop_hits(s->products, n);
 }
 
 void product_svc_invalidate(struct svc *s, int64_t product_id)
@@ -271,8 +286,11 @@ int product_svc_top_loop_key(struct svc *s, int days, int limit, char *buf, size
 
 const char *product_svc_top_loop_value(struct svc *s, const struct redis_value *reply, size_t *len)
 {
-    const char *json = cache_loop_hit(s->top, reply, len);
+    const char *json = cache_loop_value(s->top, reply, len);
 
     /* What load_top stores is an object; anything else is left to product_svc_top. */
-    return json && *len > 1 && json[0] == '{' ? json : NULL;
+    if (!json || *len < 2 || json[0] != '{')
+        return NULL;
+    cache_loop_hits(s->top, 1);
+    return json;
 }

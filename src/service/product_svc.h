@@ -51,12 +51,14 @@ struct redis_value;
 int product_svc_loop_key(struct svc *s, int64_t product_id, char *buf, size_t size);
 const char *product_svc_loop_value(struct svc *s, const struct redis_value *reply, size_t *len);
 /* For a batch on a loop (a cart's products, at most PRODUCT_SVC_BATCH_MAX): the argv of one
- * MGET of their cached JSON (from a; -1: product_svc_get_many), and each product from its
- * element of the reply (-1: not cached, or not a Product: product_svc_get_many answers). */
+ * MGET of their cached JSON (from a; -1: product_svc_get_many), each product from its element
+ * of the reply (-1: not cached, or not a Product: product_svc_get_many answers), and the n
+ * cache hits to count once the loop answers from them. */
 int product_svc_loop_mget(struct svc *s, const int64_t *ids, size_t n, struct arena *a,
                           const char ***argv);
 int product_svc_loop_product(struct svc *s, const struct redis_value *element, struct arena *a,
                              struct product *out);
+void product_svc_loop_hits(struct svc *s, size_t n);
 /* The same for the ranking of product_svc_top. */
 int product_svc_top_loop_key(struct svc *s, int days, int limit, char *buf, size_t size);
 const char *product_svc_top_loop_value(struct svc *s, const struct redis_value *reply, size_t *len);
