@@ -6,7 +6,7 @@
 /*
  * The bounded pool of threads that run the handlers which may block: a MariaDB transaction, a
  * row-lock or lock-lease wait, a Redis round trip. The event loops never block; they hand such
- * a request here and get its answer back by message (http/server.c). Items run in the order
+ * a request here and get its answer back by message (http/exchange.c). Items run in the order
  * they were submitted (FIFO), each on one thread from start to end, so a handler's per-thread
  * state (core/round_trips.h, the pooled connections it checks out) is its own.
  */

@@ -1,6 +1,6 @@
 /*
  * The HTTP request path, through the real entry point: raw request bytes go over a loopback
- * connection into the running server (http/server.c: h2o's event loop parses them; the server's
+ * connection into the running server (src/http/: h2o's event loop parses them; the server's
  * own request handler does request ids, routing over the real route table, the framing checks
  * and the 64 KiB body limit, token checks, the content-type check; a worker runs the handlers
  * of src/api/ with their query, cursor and body decoding; problems are rendered and counted).
@@ -39,7 +39,7 @@
 
 #include <poll.h>
 
-#include "http/server.c" /* the real server, to read its connection count */
+#include "http/server_int.h" /* the server's own state, to read its connection count */
 
 static struct server *fuzz_server;
 static int fuzz_port;

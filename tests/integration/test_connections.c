@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,12 +29,10 @@
 
 #include <cmocka.h>
 
-#include "core/arena.h"
-#include "core/err.h"
 #include "harness.h"
+#include "held_order.h"
 #include "http_client.h"
 #include "it_main.h"
-#include "repo/db.h"
 
 #define IDLE_CONNS 10000
 /* A whole request that keeps its connection open. */
@@ -372,40 +369,6 @@ static void thousands_of_query_arguments_get_400(void **state)
     assert_non_null(strstr(out, "\"code\":\"INVALID_INPUT\""));
 }
 
-struct order_call {
-    char url[160], body[160];
-    const char *token;
-    long status;
-};
-
-static void *order_call_main(void *arg)
-{
-    struct order_call *o = arg;
-    struct http_client c;
-    struct http_result r;
-
-    http_client_init(&c);
-    if (!http_do(&c, "POST", o->url, o->token, "application/json", o->body, strlen(o->body),
-                 "Idempotency-Key: held-row-1", &r)) {
-        o->status = r.status;
-        http_result_free(&r);
-    }
-    http_client_release(&c);
-    return NULL;
-}
-
-/* True once some other connection to the test database runs the order's stock update, which
- * waits on the held row (the process list shows the user's own connections). */
-static bool order_waits_on_the_row(void *arg)
-{
-    (void)arg;
-    return harness_sql_int(&h,
-                           "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                           "WHERE DB = DATABASE() AND ID <> CONNECTION_ID() "
-                           "AND INFO LIKE 'UPDATE products%'",
-                           0) > 0;
-}
-
 /*
  * Issue 12: a request waiting on a row lock runs on a worker, never on a loop. While an order
  * waits on a product row the test holds, 200 product reads on other connections are answered,
@@ -416,33 +379,14 @@ static void a_request_held_on_a_row_lock_never_delays_other_connections(void **s
     int64_t user = harness_create_user(&h, &srv, "Held row reader");
     int64_t product = harness_create_product(&h, &srv, "Held row", 1000, 10);
     char *token = harness_token(&h, user);
-    struct order_call o = {.token = token, .status = -1};
-    struct db_conn *holder;
-    struct arena ar = ARENA_INIT;
-    struct db_rows rows;
+    struct held_order o;
     struct http_client c;
     struct http_result r;
-    struct err e;
     char url[160];
-    pthread_t t;
 
     (void)state;
     assert_true(user > 0 && product > 0);
-    snprintf(o.url, sizeof(o.url), "%s/api/orders", srv.url);
-    snprintf(o.body, sizeof(o.body),
-             "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":1}]}", (long long)user,
-             (long long)product);
-    struct db_val id[] = {DB_INT(product)};
-    assert_int_equal(db_acquire(h.pool, &holder, &e), 0);
-    assert_int_equal(db_exec_script(holder, "START TRANSACTION", &e), 0);
-    assert_int_equal(db_query(holder, "SELECT stock FROM products WHERE id = ? FOR UPDATE", id, 1,
-                              &ar, &rows, &e),
-                     0);
-    assert_int_equal(pthread_create(&t, NULL, order_call_main, &o), 0);
-    if (!harness_wait_for(order_waits_on_the_row, NULL, 10000)) {
-        pthread_join(t, NULL);
-        fail_msg("the order never waited on the row; it answered %ld", o.status);
-    }
+    assert_int_equal(held_order_start(&o, &h, &srv, user, token, product, "held-row-1"), 0);
 
     snprintf(url, sizeof(url), "%s/api/products/%lld", srv.url, (long long)product);
     http_client_init(&c);
@@ -452,14 +396,8 @@ static void a_request_held_on_a_row_lock_never_delays_other_connections(void **s
         http_result_free(&r);
     }
     http_client_release(&c);
-    assert_int_equal(o.status, -1);
-    assert_true(order_waits_on_the_row(NULL));
-
-    assert_int_equal(db_exec_script(holder, "COMMIT", &e), 0);
-    db_release(h.pool, holder);
-    arena_release(&ar);
-    pthread_join(t, NULL);
-    assert_int_equal(o.status, 201);
+    assert_true(held_order_waiting(&o));
+    assert_int_equal(held_order_finish(&o), 201);
     free(token);
 }
 

@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "harness.h"
+#include "held_order.h"
 #include "http_client.h"
 #include "it_main.h"
 #include "redis_client.h"
@@ -562,45 +563,8 @@ static void killed_connections_are_replaced_before_use(void **state)
 
 /* ---- 4. a keyed write whose connection is lost in its transaction ---- */
 
-/* The order's statement waiting on the held row (INNODB_TRX would need the PROCESS
- * privilege; the process list shows the user's own connections). */
-static const char sql_lock_waiter[] =
-    "SELECT COALESCE(MAX(ID), 0) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
-    "AND ID <> CONNECTION_ID() AND INFO LIKE 'UPDATE products%'";
 static const char sql_orders_of[] = "SELECT COUNT(*) FROM orders WHERE user_id = ?";
 static const char sql_stock_of[] = "SELECT stock FROM products WHERE id = ?";
-
-struct order_call {
-    char url[160], body[160];
-    const char *token;
-    long status;
-};
-
-static void *order_call_main(void *arg)
-{
-    struct order_call *o = arg;
-    struct http_client c;
-    struct http_result r;
-
-    http_client_init(&c);
-    o->status = -1;
-    if (!http_do(&c, "POST", o->url, o->token, "application/json", o->body, strlen(o->body),
-                 "Idempotency-Key: lost-connection-1", &r)) {
-        o->status = r.status;
-        http_result_free(&r);
-    }
-    http_client_release(&c);
-    return NULL;
-}
-
-/* True once some connection to the test database waits on a row lock; *arg is its id. */
-static bool lock_waiter(void *arg)
-{
-    int64_t *id = arg;
-
-    *id = harness_sql_int(&h, sql_lock_waiter, 0);
-    return *id > 0;
-}
 
 /*
  * The order's transaction waits on the product's row, which the test holds; the test kills
@@ -613,39 +577,15 @@ static void a_connection_lost_in_an_order_is_answered_once(void **state)
     int64_t user = harness_create_user(&h, &a, "Lost connection");
     int64_t product = harness_create_product(&h, &a, "Held row", 1000, 10);
     char *token = harness_token(&h, user);
-    struct order_call o = {.token = token};
-    struct db_conn *holder;
-    struct arena ar = ARENA_INIT;
-    struct db_rows rows;
+    struct held_order o;
     struct err e;
-    int64_t waiter = 0;
-    pthread_t t;
+    char kill[64];
 
     assert_true(user > 0 && product > 0);
-    snprintf(o.url, sizeof(o.url), "%s/api/orders", a.url);
-    snprintf(o.body, sizeof(o.body),
-             "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":1}]}", (long long)user,
-             (long long)product);
-    struct db_val id[] = {DB_INT(product)};
-    assert_int_equal(db_acquire(h.pool, &holder, &e), 0);
-    assert_int_equal(db_exec_script(holder, "START TRANSACTION", &e), 0);
-    assert_int_equal(db_query(holder, "SELECT stock FROM products WHERE id = ? FOR UPDATE", id, 1,
-                              &ar, &rows, &e),
-                     0);
-    assert_int_equal(pthread_create(&t, NULL, order_call_main, &o), 0);
-    if (!harness_wait_for(lock_waiter, &waiter, 10000)) {
-        pthread_join(t, NULL);
-        fail_msg("no lock waiter; the order answered %ld", o.status);
-    }
-    char kill[64];
-    snprintf(kill, sizeof(kill), "KILL CONNECTION %lld", (long long)waiter);
-    assert_int_equal(db_exec_script(holder, kill, &e), 0);
-    assert_int_equal(db_exec_script(holder, "COMMIT", &e), 0);
-    db_release(h.pool, holder);
-    arena_release(&ar);
-    pthread_join(t, NULL);
-
-    assert_int_equal(o.status, 201);
+    assert_int_equal(held_order_start(&o, &h, &a, user, token, product, "lost-connection-1"), 0);
+    snprintf(kill, sizeof(kill), "KILL CONNECTION %lld", (long long)o.waiter);
+    assert_int_equal(db_exec_script(o.holder, kill, &e), 0);
+    assert_int_equal(held_order_finish(&o), 201);
     assert_int_equal(harness_sql_int(&h, sql_orders_of, 1, user), 1);
     assert_int_equal(harness_sql_int(&h, sql_stock_of, 1, product), 9);
     free(token);

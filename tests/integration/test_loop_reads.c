@@ -193,6 +193,53 @@ static void a_killed_redis_costs_reads_speed_only(void **state)
     assert_true(harness_wait_for(read_on_a_loop, &a, 20000));
 }
 
+/* ---- a test's fault on the loops' Redis sends their reads to the workers ---- */
+
+struct faulty {
+    struct harness_server *s;
+    char url[160];
+};
+
+static bool a_loop_fault_was_taken(void *arg)
+{
+    struct faulty *f = arg;
+    struct http_result r;
+
+    if (http_once("GET", f->url, NULL, NULL, NULL, &r))
+        return false;
+    http_result_free(&r);
+    return harness_metric(f->s, "shopd_redis_faults_injected_total") > 0;
+}
+
+static void a_loop_fault_hands_the_read_to_a_worker(void **state)
+{
+    const char *const env[] = {redis.env, "SHOPD_REDIS_FAULT=loop:down", NULL};
+    static const char answered[] = "shopd_loop_reads_total{result=\"answered\"}";
+    struct harness_server faulty_srv;
+    struct faulty f = {.s = &faulty_srv};
+    struct http_result r;
+
+    (void)state;
+    int64_t id = harness_create_product(&h, &srv, "Loop fault", 1500, 7);
+    assert_true(id > 0);
+    assert_int_equal(harness_server_start(&h, &faulty_srv, env), 0);
+    snprintf(f.url, sizeof(f.url), "%s/api/products/%lld", faulty_srv.url, (long long)id);
+    /* The loops' connections are made along with a first read; from then on every command a
+     * loop would send is the fault's. */
+    assert_true(harness_wait_for(a_loop_fault_was_taken, &f, 10000));
+    int64_t faults0 = harness_metric(&faulty_srv, "shopd_redis_faults_injected_total");
+    int64_t answered0 = harness_metric(&faulty_srv, answered);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(http_once("GET", f.url, NULL, NULL, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "Loop fault"));
+        http_result_free(&r);
+    }
+    assert_int_equal(harness_metric(&faulty_srv, answered), answered0);
+    assert_true(harness_metric(&faulty_srv, "shopd_redis_faults_injected_total") - faults0 >= 1);
+    assert_int_equal(harness_server_stop(&faulty_srv), 0);
+}
+
 /* ---- coupon issue: the gate's refusals on the loop ---- */
 
 #define ISSUE "POST /api/coupons/{couponId}/issue"
@@ -381,6 +428,7 @@ int main(void)
         cmocka_unit_test(the_top_products_are_read_on_the_loop_too),
         cmocka_unit_test(a_stalled_redis_costs_reads_speed_only),
         cmocka_unit_test(a_killed_redis_costs_reads_speed_only),
+        cmocka_unit_test(a_loop_fault_hands_the_read_to_a_worker),
         cmocka_unit_test(a_sold_out_coupon_is_refused_on_the_loop),
         cmocka_unit_test(a_cached_cart_is_read_on_the_loop),
     };
