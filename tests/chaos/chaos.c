@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,7 +156,9 @@ static size_t ncoupons;
 static struct user *all_users;
 static size_t nall_users;
 static volatile sig_atomic_t stop_load;
-static int64_t resolve_deadline_ms;
+/* Set by the main thread once it sees stop_load (up to a second after the signal): until then
+ * no operation has run out of time. */
+static _Atomic int64_t resolve_deadline_ms;
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t progress_answers, progress_ok, progress_5xx, progress_conn;
 
@@ -507,6 +510,14 @@ static void unexpected(struct worker *w, enum op_kind op, const char *path, cons
                  op_names[op], path, r->status, r->code, w->body ? w->body : "");
 }
 
+/* Whether the time to resolve what is open after the stop has run out. */
+static bool resolve_time_is_up(void)
+{
+    int64_t deadline = atomic_load(&resolve_deadline_ms);
+
+    return deadline && now_ms() > deadline;
+}
+
 /*
  * Sends a write until its answer is definite: the same key and body each time, back-off
  * between attempts (50 ms doubling to 1 s). Returns false when CHAOS_RESOLVE_S after the stop
@@ -523,7 +534,7 @@ static bool write_until_definite(struct worker *w, enum op_kind op, const char *
         if (is_definite(r))
             return true;
         reply_release(r);
-        if (stop_load && now_ms() > resolve_deadline_ms) {
+        if (stop_load && resolve_time_is_up()) {
             w->unresolved++;
             fprintf(stderr, "chaos: unresolved at the deadline: %s %s key %s\n", op_names[op], path,
                     key ? key : "-");
@@ -582,7 +593,7 @@ static void op_issue(struct worker *w, struct user *u)
             break;
         reply_release(&r);
         retried = true;
-        if (stop_load && now_ms() > resolve_deadline_ms) {
+        if (stop_load && resolve_time_is_up()) {
             w->unresolved++;
             return;
         }
@@ -1335,7 +1346,8 @@ int main(int argc, char **argv)
             pthread_mutex_unlock(&progress_lock);
         }
     }
-    resolve_deadline_ms = now_ms() + (int64_t)cfg.resolve_s * 1000;
+    int64_t stopped_ms = now_ms();
+    atomic_store(&resolve_deadline_ms, stopped_ms + (int64_t)cfg.resolve_s * 1000);
     fprintf(stderr, "chaos: load stopped; resolving the operations in flight\n");
     for (int i = 0; i < cfg.threads; i++) {
         pthread_join(ws[i].thread, NULL);
@@ -1343,7 +1355,7 @@ int main(int argc, char **argv)
         free(ws[i].body);
     }
     fprintf(stderr, "chaos: every client done in %.1f s after the stop\n",
-            (double)(now_ms() - (resolve_deadline_ms - (int64_t)cfg.resolve_s * 1000)) / 1000.0);
+            (double)(now_ms() - stopped_ms) / 1000.0);
     write_attempts(dir, ws);
     verify_log = open_out(dir, "verify.log");
     checks_out = open_out(dir, "checks.tsv");
