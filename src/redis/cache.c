@@ -93,10 +93,14 @@ static const char script_fill_many[] =
     "end "
     "return stored";
 
-/* Move the generation on and drop the value. KEYS: value, gen. ARGV: gen ttl ms. */
-static const char script_invalidate[] = "redis.call('INCR', KEYS[2]) "
-                                        "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
-                                        "redis.call('DEL', KEYS[1]) return 1";
+/* Per key, move the generation on and drop the value. KEYS: value, gen of each key. ARGV:
+ * gen ttl ms. */
+static const char script_invalidate[] = "for i = 1, #KEYS, 2 do "
+                                        "  redis.call('INCR', KEYS[i + 1]) "
+                                        "  redis.call('PEXPIRE', KEYS[i + 1], ARGV[1]) "
+                                        "  redis.call('DEL', KEYS[i]) "
+                                        "end "
+                                        "return 1";
 
 struct flight {
     char key[KEY_MAX];
@@ -204,22 +208,33 @@ static redisReply *run(struct cache *c, int argc, const char **argv)
 
 /* ---- invalidation ---- */
 
-static int invalidate_now(struct cache *c, const char *full_key)
-{
-    char gen[KEY_MAX + 8];
-    char ttl[32];
-    const char *argv[6];
+/* The most keys one invalidation script takes: a write touches 100 products at most, and a
+ * backlog of deferred ones goes in slices of this size. */
+#define INVALIDATE_MAX 100
 
-    snprintf(gen, sizeof(gen), "%s:gen", full_key);
+/* One round trip: full_keys[0..n) (n <= INVALIDATE_MAX) invalidated; 0, or -1 when Redis
+ * failed (then none or some of them were, and all must be tried again). */
+static int invalidate_now(struct cache *c, size_t n, const char *const *full_keys)
+{
+    char gens[INVALIDATE_MAX][KEY_MAX + 8];
+    char ttl[32];
+    const char *argv[4 + 2 * INVALIDATE_MAX];
+    int argc = 0;
+
+    argv[argc++] = "EVAL";
+    argv[argc++] = script_invalidate;
+    char nkeys[24];
+    snprintf(nkeys, sizeof(nkeys), "%zu", 2 * n);
+    argv[argc++] = nkeys;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(gens[i], sizeof(gens[i]), "%s:gen", full_keys[i]);
+        argv[argc++] = full_keys[i];
+        argv[argc++] = gens[i];
+    }
     /* The generation outlives any value that could have been loaded before it moved. */
     snprintf(ttl, sizeof(ttl), "%lld", (long long)c->opt.ttl_ms * 2 + 60000);
-    argv[0] = "EVAL";
-    argv[1] = script_invalidate;
-    argv[2] = "2";
-    argv[3] = full_key;
-    argv[4] = gen;
-    argv[5] = ttl;
-    redisReply *r = run(c, 6, argv);
+    argv[argc++] = ttl;
+    redisReply *r = run(c, argc, argv);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -240,6 +255,19 @@ static void defer(struct cache *c, const char *full_key)
     metrics_inc(METRIC_CACHE_INVALIDATIONS_DEFERRED);
 }
 
+/* invalidate_now over any number of keys, INVALIDATE_MAX at a time; the keys of a slice that
+ * failed are deferred. */
+static void invalidate_or_defer(struct cache *c, size_t n, const char *const *full_keys)
+{
+    for (size_t done = 0; done < n; done += INVALIDATE_MAX) {
+        size_t m = n - done < INVALIDATE_MAX ? n - done : INVALIDATE_MAX;
+        if (!invalidate_now(c, m, full_keys + done))
+            continue;
+        for (size_t i = 0; i < m; i++)
+            defer(c, full_keys[done + i]);
+    }
+}
+
 /* Retries the invalidations that failed while Redis was away. */
 static void flush_pending(struct cache *c)
 {
@@ -255,23 +283,31 @@ static void flush_pending(struct cache *c)
     c->npending = 0;
     atomic_store(&c->has_pending, false);
     pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < n; i++) {
-        if (invalidate_now(c, keys[i]))
-            defer(c, keys[i]);
+    invalidate_or_defer(c, n, (const char *const *)keys);
+    for (size_t i = 0; i < n; i++)
         free(keys[i]);
-    }
     free(keys);
+}
+
+void cache_invalidate_many(struct cache *c, size_t n, const char *const *keys)
+{
+    struct keys *k = xmalloc((n ? n : 1) * sizeof(*k));
+    const char **full = xmalloc((n ? n : 1) * sizeof(*full));
+
+    for (size_t i = 0; i < n; i++) {
+        if (make_keys(c, keys[i], &k[i]))
+            BUG("cache key too long");
+        full[i] = k[i].value;
+    }
+    metrics_add(METRIC_CACHE_INVALIDATIONS, n);
+    invalidate_or_defer(c, n, full);
+    free(full);
+    free(k);
 }
 
 void cache_invalidate(struct cache *c, const char *key)
 {
-    struct keys k;
-
-    if (make_keys(c, key, &k))
-        BUG("cache key too long");
-    metrics_inc(METRIC_CACHE_INVALIDATIONS);
-    if (invalidate_now(c, k.value))
-        defer(c, k.value);
+    cache_invalidate_many(c, 1, &key);
 }
 
 /* ---- reads ---- */

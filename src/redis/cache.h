@@ -89,6 +89,8 @@ int cache_get_many(struct cache *c, size_t n, const char *const *keys, cache_loa
 
 /* Makes key's cached value disappear; call after the transaction that changed it commits. */
 void cache_invalidate(struct cache *c, const char *key);
+/* The same for keys[0..n), in one round trip for up to 100 keys: a write's keys together. */
+void cache_invalidate_many(struct cache *c, size_t n, const char *const *keys);
 
 /*
  * For a read served from an event loop, whose single GET is sent by the loop's own pipeline

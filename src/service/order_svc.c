@@ -26,10 +26,16 @@
 
 #define EXPIRE_BATCH 50
 
+/* The cached copies of the order's products, in one Redis round trip. */
 static void invalidate_products(struct svc *s, const struct order *o)
 {
+    struct arena a = ARENA_INIT;
+    int64_t *ids = arena_alloc(&a, (o->count ? o->count : 1) * sizeof(*ids));
+
     for (size_t i = 0; i < o->count; i++)
-        product_svc_invalidate(s, o->items[i].product_id);
+        ids[i] = o->items[i].product_id;
+    product_svc_invalidate_many(s, o->count, ids);
+    arena_release(&a);
 }
 
 /* Wakes this process's relay: the event goes out now rather than at its next poll. */
@@ -288,8 +294,8 @@ int order_svc_expire_due(struct svc *s, size_t *expired, struct err *e)
         found = 0;
         rc = order_repo_expire_due(c, clock_now_us(), EXPIRE_BATCH, &a, &found, &products,
                                    &nproducts, e);
-        for (size_t i = 0; !rc && i < nproducts; i++)
-            product_svc_invalidate(s, products[i]);
+        if (!rc)
+            product_svc_invalidate_many(s, nproducts, products);
         *expired += found;
         arena_release(&a);
     } while (!rc && found == EXPIRE_BATCH);

@@ -183,10 +183,18 @@ void product_svc_loop_hits(struct svc *s, size_t n)
 
 void product_svc_invalidate(struct svc *s, int64_t product_id)
 {
-    char key[48];
+    product_svc_invalidate_many(s, 1, &product_id);
+}
 
-    snprintf(key, sizeof(key), "product:%lld", (long long)product_id);
-    cache_invalidate(s->products, key);
+void product_svc_invalidate_many(struct svc *s, size_t n, const int64_t *product_ids)
+{
+    struct arena a = ARENA_INIT;
+    const char **keys = arena_alloc(&a, (n ? n : 1) * sizeof(*keys));
+
+    for (size_t i = 0; i < n; i++)
+        keys[i] = arena_printf(&a, "product:%lld", (long long)product_ids[i]);
+    cache_invalidate_many(s->products, n, keys);
+    arena_release(&a);
 }
 
 int product_svc_list(struct svc *s, int64_t after_id, int limit, struct arena *a,

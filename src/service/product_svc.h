@@ -65,5 +65,7 @@ const char *product_svc_top_loop_value(struct svc *s, const struct redis_value *
 
 /* After a commit that changed the product's stock or fields: drop its cached copy. */
 void product_svc_invalidate(struct svc *s, int64_t product_id);
+/* The same for the n products of one write, together (one Redis round trip). */
+void product_svc_invalidate_many(struct svc *s, size_t n, const int64_t *product_ids);
 
 #endif

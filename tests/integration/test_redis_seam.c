@@ -5,7 +5,8 @@
  * reaches Redis, while a lost or stalled one runs there and its caller is not told; each
  * outcome is counted once; an outage is logged a line a second, not a line a command; and the
  * callers map outcomes to what they mean (the gate goes on without Redis, a lock whose reply
- * was lost is found to be ours on the next try and is not left behind).
+ * was lost is found to be ours on the next try and is not left behind, a write's cache
+ * invalidations go in one round trip and are retried together).
  *
  * Keys live under a per-run prefix (the harness database name and a colon).
  */
@@ -23,6 +24,7 @@
 #include <cmocka.h>
 #include <hiredis.h>
 
+#include "core/arena.h"
 #include "core/array.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -31,6 +33,7 @@
 #include "domain/coupon.h"
 #include "harness.h"
 #include "it_main.h"
+#include "redis/cache.h"
 #include "redis/coupon_gate.h"
 #include "redis/dlock.h"
 #include "redis/redis_fault.h"
@@ -300,6 +303,95 @@ static void a_lock_whose_reply_was_lost_is_ours_and_not_left_behind(void **state
     dlock_manager_free(m);
 }
 
+/* ---- a write's invalidations go together ---- */
+
+#define INVALIDATED 3
+
+static const char *const invalidated[INVALIDATED] = {"product:1", "product:2", "product:3"};
+
+static int64_t exists(const char *cache_prefix, const char *key)
+{
+    redisReply *r = redis_client_cmd(&raw, "EXISTS %s%s", cache_prefix, key);
+    int64_t n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static void cache_values_set(const char *cache_prefix)
+{
+    for (size_t i = 0; i < INVALIDATED; i++) {
+        redisReply *r = redis_client_cmd(&raw, "SET %s%s {}", cache_prefix, invalidated[i]);
+        assert_non_null(r);
+        freeReplyObject(r);
+        assert_int_equal(exists(cache_prefix, invalidated[i]), 1);
+    }
+}
+
+static int load_nothing(void *ctx, struct arena *a, const char **value, struct err *e)
+{
+    (void)ctx, (void)a, (void)e;
+    *value = NULL;
+    return 0;
+}
+
+struct flushed {
+    struct cache *cache;
+    const char *prefix;
+};
+
+/* A read retries the deferred invalidations first (once Redis answers again). */
+static bool deferred_flushed(void *arg)
+{
+    const struct flushed *f = arg;
+    struct arena a = ARENA_INIT;
+    const char *value;
+    struct err e;
+
+    cache_get(f->cache, "product:other", load_nothing, NULL, &a, &value, &e);
+    arena_release(&a);
+    for (size_t i = 0; i < INVALIDATED; i++)
+        if (exists(f->prefix, invalidated[i]) != 0)
+            return false;
+    return true;
+}
+
+/* An order's products are invalidated in one round trip, not one each; a batch whose round
+ * trip failed is deferred whole and retried by the next read. */
+static void a_writes_invalidations_take_one_round_trip(void **state)
+{
+    char cache_prefix[128];
+
+    (void)state;
+    snprintf(cache_prefix, sizeof(cache_prefix), "%sinvalidate:", prefix);
+    const struct cache_options co = {
+        .name = "product",
+        .prefix = cache_prefix,
+        .ttl_ms = 60000,
+        .metrics = {METRIC_CACHE_PRODUCT_HITS, METRIC_CACHE_PRODUCT_MISSES,
+                    METRIC_CACHE_PRODUCT_LOADS, METRIC_CACHE_PRODUCT_ERRORS}};
+    struct cache *c = cache_new(pool, &co);
+
+    cache_values_set(cache_prefix);
+    uint64_t trips = metrics_get(METRIC_CACHE_REDIS_ROUND_TRIPS);
+    cache_invalidate_many(c, INVALIDATED, invalidated);
+    assert_int_equal(metrics_get(METRIC_CACHE_REDIS_ROUND_TRIPS) - trips, 1);
+    for (size_t i = 0; i < INVALIDATED; i++)
+        assert_int_equal(exists(cache_prefix, invalidated[i]), 0);
+
+    cache_values_set(cache_prefix);
+    uint64_t deferred = metrics_get(METRIC_CACHE_INVALIDATIONS_DEFERRED);
+    redis_fault_set(fault(REDIS_FAULT_DOWN, "cache", 1, 1, 0));
+    cache_invalidate_many(c, INVALIDATED, invalidated);
+    redis_fault_set(NULL);
+    assert_int_equal(metrics_get(METRIC_CACHE_INVALIDATIONS_DEFERRED) - deferred, INVALIDATED);
+    assert_int_equal(exists(cache_prefix, invalidated[0]), 1);
+    struct flushed f = {c, cache_prefix};
+    assert_true(harness_wait_for(deferred_flushed, &f, 5000));
+    cache_free(c);
+}
+
 /* ---- SHOPD_REDIS_FAULT's spelling ---- */
 
 static void fault_specs_parse_or_are_refused(void **state)
@@ -347,6 +439,7 @@ int main(void)
         cmocka_unit_test_setup(a_stall_past_the_time_out_is_slow_and_ran, test_setup),
         cmocka_unit_test_setup(an_outage_is_logged_a_line_a_second, test_setup),
         cmocka_unit_test_setup(a_lock_whose_reply_was_lost_is_ours_and_not_left_behind, test_setup),
+        cmocka_unit_test_setup(a_writes_invalidations_take_one_round_trip, test_setup),
         cmocka_unit_test(fault_specs_parse_or_are_refused),
     };
     int failed = 0;
