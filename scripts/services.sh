@@ -67,6 +67,11 @@ innodb_buffer_pool_size = $DB_BUFFER_POOL
 innodb_log_file_size = 256M
 max_connections = 2000
 thread_cache_size = 256
+# A pool of threads (one group per CPU) instead of a thread per connection: shopd keeps up to
+# SHOPD_THREADS connections per instance busy, far more than the host has cores, and with a
+# thread each MariaDB spent its CPU switching between them. Measured in docs/PERFORMANCE.md
+# ("MariaDB's thread pool"). A transaction waiting on a row lock lets another thread run.
+thread_handling = pool-of-threads
 ${DB_EXTRA_CNF:-}
 CNF
   if pid_alive "$MYPID" mariadbd; then
