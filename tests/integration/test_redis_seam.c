@@ -107,12 +107,7 @@ static const struct redis_fault *fault(enum redis_fault_kind kind, const char *c
 
 static int64_t holders_of_coupon(void)
 {
-    redisReply *r = redis_client_cmd(&raw, "SCARD %scoupon:%d:holders", prefix, COUPON);
-    int64_t n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-
-    if (r)
-        freeReplyObject(r);
-    return n;
+    return redis_client_integer(&raw, -1, "SCARD %scoupon:%d:holders", prefix, COUPON);
 }
 
 static enum gate_result admit(int64_t user)
@@ -311,12 +306,18 @@ static const char *const invalidated[INVALIDATED] = {"product:1", "product:2", "
 
 static int64_t exists(const char *cache_prefix, const char *key)
 {
-    redisReply *r = redis_client_cmd(&raw, "EXISTS %s%s", cache_prefix, key);
-    int64_t n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    return redis_client_integer(&raw, -1, "EXISTS %s%s", cache_prefix, key);
+}
+
+/* The generation of a cached key: each invalidation moves it on by one. */
+static int64_t generation(const char *cache_prefix, const char *key)
+{
+    redisReply *r = redis_client_cmd(&raw, "GET %s%s:gen", cache_prefix, key);
+    int64_t g = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
 
     if (r)
         freeReplyObject(r);
-    return n;
+    return g;
 }
 
 static void cache_values_set(const char *cache_prefix)
@@ -377,8 +378,11 @@ static void a_writes_invalidations_take_one_round_trip(void **state)
     uint64_t trips = metrics_get(METRIC_CACHE_REDIS_ROUND_TRIPS);
     cache_invalidate_many(c, INVALIDATED, invalidated);
     assert_int_equal(metrics_get(METRIC_CACHE_REDIS_ROUND_TRIPS) - trips, 1);
-    for (size_t i = 0; i < INVALIDATED; i++)
+    for (size_t i = 0; i < INVALIDATED; i++) {
         assert_int_equal(exists(cache_prefix, invalidated[i]), 0);
+        /* and no load begun before it may store its value now */
+        assert_int_equal(generation(cache_prefix, invalidated[i]), 1);
+    }
 
     cache_values_set(cache_prefix);
     uint64_t deferred = metrics_get(METRIC_CACHE_INVALIDATIONS_DEFERRED);
@@ -389,6 +393,8 @@ static void a_writes_invalidations_take_one_round_trip(void **state)
     assert_int_equal(exists(cache_prefix, invalidated[0]), 1);
     struct flushed f = {c, cache_prefix};
     assert_true(harness_wait_for(deferred_flushed, &f, 5000));
+    for (size_t i = 0; i < INVALIDATED; i++)
+        assert_int_equal(generation(cache_prefix, invalidated[i]), 2);
     cache_free(c);
 }
 

@@ -80,19 +80,9 @@ static bool sentinel_sees_replica(void *arg)
     return yes;
 }
 
-static long long integer_reply(struct redis_client *c, const char *fmt, const char *key)
-{
-    redisReply *r = redis_client_cmd(c, fmt, key);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
 static bool exists_on(struct redis_client *c, const char *key)
 {
-    return integer_reply(c, "EXISTS %s", key) == 1;
+    return redis_client_integer(c, -1, "EXISTS %s", key) == 1;
 }
 
 /* The name shopd at s answers for product id, or "" (static buffer). */

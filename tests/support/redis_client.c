@@ -87,6 +87,21 @@ struct redisReply *redis_client_cmd_argv(struct redis_client *c, int argc, const
     return checked(c, redisCommandArgv(c->ctx, argc, argv, NULL));
 }
 
+long long redis_client_integer(struct redis_client *c, long long otherwise, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!connected(c))
+        return otherwise;
+    va_start(ap, fmt);
+    redisReply *r = checked(c, redisvCommand(c->ctx, fmt, ap));
+    va_end(ap);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : otherwise;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
 int64_t redis_client_delete_matching(struct redis_client *c, const char *pattern)
 {
     char cursor[32] = "0";

@@ -37,6 +37,10 @@ struct redisReply *redis_client_cmd(struct redis_client *c, const char *fmt, ...
 /* The same with an argument vector (argv[i] NUL-terminated). */
 struct redisReply *redis_client_cmd_argv(struct redis_client *c, int argc, const char **argv);
 
+/* One command's integer reply (EXISTS, SCARD, PTTL...), or otherwise when the command failed
+ * or answered anything else. */
+long long redis_client_integer(struct redis_client *c, long long otherwise, const char *fmt, ...);
+
 /* Deletes every key matching pattern (SCAN + DEL); the number deleted, or -1. */
 int64_t redis_client_delete_matching(struct redis_client *c, const char *pattern);
 
