@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # src/core/err_codes.def must list exactly the error codes of the contract's table, each with
-# the contract's status (a Redis-style freshness check). The contract is ../shared/API.md, or
-# docs/API.md when the shared folder is not beside the checkout.
+# the contract's status (a Redis-style freshness check). The contract is ../shared/API.md;
+# docs/API.md is the repository's copy of it, so that a clone with no shared folder beside it
+# (CI has one) is checked too. Where both are present they must be the same text.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 api=../shared/API.md
-[ -f "$api" ] || api=docs/API.md
+if [ -f "$api" ]; then
+  cmp -s "$api" docs/API.md || { echo "contract: docs/API.md differs from $api: copy it over"; exit 1; }
+else
+  api=docs/API.md
+fi
 [ -f "$api" ] || { echo "contract: no API.md found"; exit 1; }
 
 want=$(sed -n '/^## Error codes/,$p' "$api" | grep -E '^\| [A-Z_]' | while IFS='|' read -r _ codes status _; do
