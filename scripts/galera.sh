@@ -50,6 +50,21 @@ synced() {
   [ "$(client "$1" -N -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE_COMMENT'" 2>/dev/null)" = Synced ]
 }
 
+# reachable_by_mysql DIR: as root, lets the mysql user pass through DIR's parents. A checkout
+# under `mktemp -d` (mode 0700) would keep the nodes out of their own data directories; only
+# the search bit is added, to the parents that lack it, and each is said.
+reachable_by_mysql() {
+  local p
+  p=$(dirname "$1")
+  while [ "$p" != / ]; do
+    if ! runuser -u mysql -- test -x "$p" 2>/dev/null; then
+      chmod o+x "$p"
+      log "gave others the search bit on $p, for the nodes (they run as mysql)"
+    fi
+    p=$(dirname "$p")
+  done
+}
+
 write_cnf() {
   local n=$1 d addrs='' i user_opt=
   d=$(dir_of "$n")
@@ -58,7 +73,10 @@ write_cnf() {
   # not write the data directory of a root-run node.
   [ "$(id -u)" = 0 ] && user_opt="user = mysql"
   mkdir -p "$d/data" "$d/tmp"
-  [ "$(id -u)" != 0 ] || chown -R mysql:mysql "$d"
+  if [ "$(id -u)" = 0 ]; then
+    chown -R mysql:mysql "$d"
+    reachable_by_mysql "$d"
+  fi
   cat > "$d/my.cnf" <<CNF
 [client]
 socket = $d/mariadb.sock
