@@ -491,7 +491,7 @@ static bool day_matches(const char *day, const struct rank_row *want, size_t nwa
 
     snprintf(key, sizeof(key), "%srank:%s:ready", prefix, day);
     if (nwant && !key_exists(key)) {
-        snprintf(why, size, "%s does not exist", key);
+        snprintf(why, size, "%.200s does not exist", key);
         return false;
     }
     snprintf(key, sizeof(key), "%srank:%s:qty", prefix, day);
@@ -503,7 +503,7 @@ static bool day_matches(const char *day, const struct rank_row *want, size_t nwa
         int64_t r = score_of(rev, nr, want[i].product, true);
         if (q != want[i].qty || r != want[i].rev) {
             snprintf(why, size,
-                     "day %s product %lld: Redis %lld units %lld KRW, roll-up %lld "
+                     "day %.32s product %lld: Redis %lld units %lld KRW, roll-up %lld "
                      "units %lld KRW",
                      day, (long long)want[i].product, (long long)q, (long long)r,
                      (long long)want[i].qty, (long long)want[i].rev);
@@ -518,7 +518,7 @@ static bool day_matches(const char *day, const struct rank_row *want, size_t nwa
             known |= want[j].product == m->product;
         if (!known && (m->qty || m->rev)) {
             snprintf(why, size,
-                     "day %s: Redis has product %lld (%lld units, %lld KRW), the "
+                     "day %.32s: Redis has product %lld (%lld units, %lld KRW), the "
                      "roll-up has not",
                      day, (long long)m->product, (long long)m->qty, (long long)m->rev);
             ok = false;
