@@ -75,6 +75,11 @@ enum idem_start {
     IDEM_START_DUPLICATE, /* rolled back: another request committed the key */
     IDEM_START_REFUSED,   /* rolled back: e is the effect's refusal or a lock time-out */
     IDEM_START_AGAIN,     /* rolled back as a deadlock's victim: worth another try */
+    /* e is the effect's refusal, decided before it wrote anything: the transaction is open
+     * holding the key's claim alone, for the refusal to be stored in (migration 0014). */
+    IDEM_START_REFUSED_OPEN,
+    /* A write's last call (write_op.commit): its response stored and committed. */
+    IDEM_START_COMMITTED,
 };
 
 /*

@@ -24,8 +24,8 @@ static const char sql_page[] =
     ORDER_COLUMNS "WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 static const char sql_page_status[] =
     ORDER_COLUMNS "WHERE user_id = ? AND status = ? AND id < ? ORDER BY id DESC LIMIT ?";
-static const char sql_reserve[] = "CALL shopd_order_reserve(?, ?, ?, ?, ?, ?, ?, ?)";
-static const char sql_place[] = "CALL shopd_order_place(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_open[] = "CALL shopd_order_open(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_commit[] = "CALL shopd_order_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_settle[] = "CALL shopd_order_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_expire_due[] = "CALL shopd_expire_due(?, ?)";
 
@@ -107,9 +107,9 @@ int order_repo_page(struct db_conn *c, int64_t user_id, int status_filter, int s
     return 0;
 }
 
-/* The lines of an order as shopd_order_reserve and shopd_order_place take them: a JSON array
- * of [productId, quantity]. */
-static const char *lines_json(const struct order *o, struct arena *a)
+/* The lines of an order as shopd_order_open takes them: a JSON array of [productId, quantity];
+ * priced, as shopd_order_commit takes them: [productId, quantity, priceKrw, name]. */
+static const char *lines_json(const struct order *o, bool priced, struct arena *a)
 {
     struct json_w w;
 
@@ -119,6 +119,10 @@ static const char *lines_json(const struct order *o, struct arena *a)
         json_w_arr_begin(&w, NULL);
         json_w_int(&w, NULL, o->items[i].product_id);
         json_w_int(&w, NULL, o->items[i].quantity);
+        if (priced) {
+            json_w_int(&w, NULL, o->items[i].unit_price_krw);
+            json_w_str(&w, NULL, o->items[i].product_name);
+        }
         json_w_arr_end(&w);
     }
     json_w_arr_end(&w);
@@ -149,9 +153,10 @@ static bool late_outcome(const struct db_rows *set, size_t outcome_cols, const c
     return idem_repo_shared_outcome(db_str(set, 0, 0), key, how, e);
 }
 
-/* Why shopd_order_reserve refused, into e (ERR_INTERNAL for an outcome it never gives). */
-static void reserve_refusal(const char *outcome, const struct order *o, int64_t product_id,
-                            int64_t stock, struct err *e)
+/* Why shopd_order_open or shopd_order_commit refused, into e (ERR_INTERNAL for an outcome
+ * neither gives). */
+static void open_refusal(const char *outcome, const struct order *o, int64_t product_id,
+                         int64_t stock, struct err *e)
 {
     if (!strcmp(outcome, "no_product"))
         err_set(e, ERR_PRODUCT_NOT_FOUND, "product %lld does not exist", (long long)product_id);
@@ -164,78 +169,94 @@ static void reserve_refusal(const char *outcome, const struct order *o, int64_t 
     else if (!strcmp(outcome, "no_user"))
         err_set(e, ERR_USER_NOT_FOUND, "user %lld does not exist", (long long)o->user_id);
     else
-        err_set(e, ERR_INTERNAL, "shopd_order_reserve answered '%.32s'", outcome);
+        err_set(e, ERR_INTERNAL, "an order's procedure answered '%.32s'", outcome);
 }
 
-/* The columns of the outcome row of shopd_order_reserve. */
+/* The columns of the outcome row of shopd_order_open. */
 enum {
-    RESERVE_OUTCOME,
-    RESERVE_KEY_ID,
-    RESERVE_PRODUCT,
-    RESERVE_STOCK,
-    RESERVE_USER_COUPON,
-    RESERVE_COUPON_TYPE,
-    RESERVE_COUPON_VALUE,
-    RESERVE_COLUMNS
+    OPEN_OUTCOME,
+    OPEN_KEY_ID,
+    OPEN_PRODUCT,
+    OPEN_STOCK,
+    OPEN_USER_COUPON,
+    OPEN_COUPON_TYPE,
+    OPEN_COUPON_VALUE,
+    OPEN_ORDER,
+    OPEN_COLUMNS
 };
 
-int order_repo_reserve(struct db_conn *c, const struct idem_row_key *key,
-                       const unsigned char fingerprint[32], int64_t now_us, struct order *o,
-                       struct arena *a, enum idem_start *how, int64_t *key_row_id,
-                       struct order_coupon *coupon, struct err *e)
+int order_repo_open(struct db_conn *c, const struct idem_row_key *key,
+                    const unsigned char fingerprint[32], int64_t now_us, struct order *o,
+                    struct arena *a, enum idem_start *how, int64_t *key_row_id,
+                    struct order_coupon *coupon, struct err *e)
 {
-    struct db_val p[] = {DB_INT(key->user_id),     DB_STR(key->method),       DB_STR(key->path),
-                         DB_STR(key->key),         DB_BYTES(fingerprint, 32), DB_TIME(now_us),
-                         DB_STR(lines_json(o, a)), DB_INT(o->coupon_id)};
+    struct db_val p[] = {DB_INT(key->user_id),      DB_STR(key->method),
+                         DB_STR(key->path),         DB_STR(key->key),
+                         DB_BYTES(fingerprint, 32), DB_TIME(now_us),
+                         DB_TIME(o->expires_us),    DB_STR(lines_json(o, false, a)),
+                         DB_INT(o->coupon_id)};
     struct db_rows sets[2];
 
     /* Nothing is committed by the call: on a lost connection it may be sent again. */
-    if (db_call(c, sql_reserve, p, ARRAY_SIZE(p), true, a, sets, ARRAY_SIZE(sets), e))
+    if (db_call(c, sql_open, p, ARRAY_SIZE(p), true, a, sets, ARRAY_SIZE(sets), e))
         return -1;
-    if (sets[0].nrows != 1 || sets[0].ncols != RESERVE_COLUMNS)
-        return err_set(e, ERR_INTERNAL, "shopd_order_reserve answered %zu rows", sets[0].nrows);
-    const char *outcome = db_str(&sets[0], 0, RESERVE_OUTCOME);
+    if (sets[0].nrows != 1 || sets[0].ncols != OPEN_COLUMNS)
+        return err_set(e, ERR_INTERNAL, "shopd_order_open answered %zu rows", sets[0].nrows);
+    const char *outcome = db_str(&sets[0], 0, OPEN_OUTCOME);
     if (idem_repo_shared_outcome(outcome, key->key, how, e))
         return 0;
-    if (strcmp(outcome, "reserved")) {
-        *how = IDEM_START_REFUSED;
-        reserve_refusal(outcome, o, db_int(&sets[0], 0, RESERVE_PRODUCT),
-                        db_int(&sets[0], 0, RESERVE_STOCK), e);
+    *key_row_id = db_int(&sets[0], 0, OPEN_KEY_ID);
+    if (strcmp(outcome, "open")) {
+        *how = IDEM_START_REFUSED_OPEN;
+        open_refusal(outcome, o, db_int(&sets[0], 0, OPEN_PRODUCT), db_int(&sets[0], 0, OPEN_STOCK),
+                     e);
         return e->code == ERR_INTERNAL ? -1 : 0; /* not a refusal to store */
     }
-    if (late_outcome(&sets[1], RESERVE_COLUMNS, key->key, how, e))
+    if (late_outcome(&sets[1], OPEN_COLUMNS, key->key, how, e))
         return 0;
     /* The lines come back in the order they were given: ascending product id. */
     if (sets[1].nrows != o->count)
-        return err_set(e, ERR_INTERNAL, "shopd_order_reserve priced %zu of %zu lines",
-                       sets[1].nrows, o->count);
+        return err_set(e, ERR_INTERNAL, "shopd_order_open priced %zu of %zu lines", sets[1].nrows,
+                       o->count);
     for (size_t i = 0; i < o->count; i++) {
         if (db_int(&sets[1], i, 0) != o->items[i].product_id)
-            return err_set(e, ERR_INTERNAL, "shopd_order_reserve priced another product");
+            return err_set(e, ERR_INTERNAL, "shopd_order_open priced another product");
         o->items[i].product_name = db_str(&sets[1], i, 1);
         o->items[i].unit_price_krw = db_int(&sets[1], i, 2);
     }
     *how = IDEM_START_OPEN;
-    *key_row_id = db_int(&sets[0], 0, RESERVE_KEY_ID);
-    coupon->user_coupon_id = db_int(&sets[0], 0, RESERVE_USER_COUPON);
-    coupon->type = db_str(&sets[0], 0, RESERVE_COUPON_TYPE);
-    coupon->value = db_int(&sets[0], 0, RESERVE_COUPON_VALUE);
+    o->order_id = db_int(&sets[0], 0, OPEN_ORDER);
+    coupon->user_coupon_id = db_int(&sets[0], 0, OPEN_USER_COUPON);
+    coupon->type = db_str(&sets[0], 0, OPEN_COUPON_TYPE);
+    coupon->value = db_int(&sets[0], 0, OPEN_COUPON_VALUE);
     return 0;
 }
 
-int order_repo_place(struct db_conn *c, struct order *o, struct arena *a, struct err *e)
+int order_repo_commit(struct db_conn *c, int64_t key_row_id, const struct order *o, int status,
+                      const char *body, struct arena *a, enum idem_start *how, struct err *e)
 {
-    struct db_val p[] = {DB_INT(o->user_id),     DB_INT(o->subtotal_krw), DB_INT(o->discount_krw),
-                         DB_INT(o->total_krw),   DB_INT(o->coupon_id),    DB_INT(o->user_coupon_id),
-                         DB_TIME(o->created_us), DB_TIME(o->expires_us),  DB_STR(lines_json(o, a))};
-    struct db_rows rows;
+    struct db_val p[] = {DB_INT(key_row_id),      DB_INT(o->order_id),
+                         DB_INT(o->subtotal_krw), DB_INT(o->discount_krw),
+                         DB_INT(o->total_krw),    DB_INT(o->user_coupon_id),
+                         DB_TIME(o->created_us),  DB_STR(lines_json(o, true, a)),
+                         DB_INT(status),          DB_STR(body)};
+    struct db_rows row;
 
-    if (db_call(c, sql_place, p, ARRAY_SIZE(p), false, a, &rows, 1, e))
+    if (db_call(c, sql_commit, p, ARRAY_SIZE(p), false, a, &row, 1, e))
         return -1;
-    if (rows.nrows != 1)
-        return err_set(e, ERR_INTERNAL, "shopd_order_place answered %zu rows", rows.nrows);
-    o->order_id = db_int(&rows, 0, 0);
-    return 0;
+    if (row.nrows != 1 || row.ncols != 3)
+        return err_set(e, ERR_INTERNAL, "shopd_order_commit answered %zu rows", row.nrows);
+    const char *outcome = db_str(&row, 0, 0);
+    /* Its shared outcomes are effect_wait and deadlock: never the claim's, which names the key. */
+    if (idem_repo_shared_outcome(outcome, "", how, e))
+        return 0;
+    if (!strcmp(outcome, "committed")) {
+        *how = IDEM_START_COMMITTED;
+        return 0;
+    }
+    *how = IDEM_START_REFUSED;
+    open_refusal(outcome, o, db_int(&row, 0, 1), db_int(&row, 0, 2), e);
+    return e->code == ERR_INTERNAL ? -1 : 0;
 }
 
 /* The columns of the outcome row of shopd_order_settle. */

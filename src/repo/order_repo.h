@@ -44,19 +44,28 @@ struct order_coupon {
 };
 
 /*
- * An order's start: o->user_id's order of o->items (product_id and quantity, ids unique),
- * every line's stock reserved in ascending id, product_name and unit_price_krw filled from the
- * rows now locked, o->coupon_id's coupon locked into *coupon. Refusals:
- * ERR_PRODUCT_NOT_FOUND, ERR_OUT_OF_STOCK, ERR_COUPON_NOT_USABLE, ERR_USER_NOT_FOUND.
+ * An order's start (shopd_order_open, migration 0014): o->user_id's order of o->items
+ * (product_id and quantity, ids unique) checked against its products as they are now, without
+ * locking them; product_name and unit_price_krw filled from them; o->coupon_id's coupon locked
+ * into *coupon; the order row inserted with zero amounts, its id into o->order_id (o->created_us
+ * and o->expires_us are stored). Refusals, with *how REFUSED_OPEN (the transaction holds the
+ * claim alone): ERR_PRODUCT_NOT_FOUND, ERR_OUT_OF_STOCK, ERR_COUPON_NOT_USABLE,
+ * ERR_USER_NOT_FOUND.
  */
-int order_repo_reserve(struct db_conn *c, const struct idem_row_key *key,
-                       const unsigned char fingerprint[32], int64_t now_us, struct order *o,
-                       struct arena *a, enum idem_start *how, int64_t *key_row_id,
-                       struct order_coupon *coupon, struct err *e);
+int order_repo_open(struct db_conn *c, const struct idem_row_key *key,
+                    const unsigned char fingerprint[32], int64_t now_us, struct order *o,
+                    struct arena *a, enum idem_start *how, int64_t *key_row_id,
+                    struct order_coupon *coupon, struct err *e);
 
-/* In the transaction order_repo_reserve left open: the order (priced: its amounts and the
- * lines' subtotals set) and its lines inserted, its coupon used; fills o->order_id. */
-int order_repo_place(struct db_conn *c, struct order *o, struct arena *a, struct err *e);
+/*
+ * The end of the transaction order_repo_open left open, in one call: every line's stock taken
+ * in ascending id, the priced order (its amounts, its lines as o has them) written, its coupon
+ * used, the response (status, body) stored with key_row_id's key, COMMIT. *how COMMITTED; or
+ * REFUSED with ERR_OUT_OF_STOCK (another order took the stock since the open: rolled back
+ * whole), or as idem_repo_shared_outcome.
+ */
+int order_repo_commit(struct db_conn *c, int64_t key_row_id, const struct order *o, int status,
+                      const char *body, struct arena *a, enum idem_start *how, struct err *e);
 
 enum order_settle { ORDER_SETTLE_PAY, ORDER_SETTLE_CANCEL };
 

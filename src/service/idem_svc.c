@@ -157,6 +157,8 @@ enum idem_step idem_svc_after_start(struct db_conn *c, const struct idem_request
     case IDEM_START_AGAIN:
         return IDEM_STEP_AGAIN;
     case IDEM_START_OPEN:
+    case IDEM_START_REFUSED_OPEN:
+    case IDEM_START_COMMITTED:
         break;
     }
     BUG("a write's open transaction is its engine's to finish");

@@ -84,8 +84,8 @@ static int price(struct order *o, const struct order_coupon *held, struct err *e
     return 0;
 }
 
-/* Two calls: the lines reserved and the coupon locked, then the order placed with the
- * amounts priced here (the coupon's discount is domain logic, kept in C). */
+/* The order opened (its lines read, its coupon locked, its row's id taken) and priced here: the
+ * coupon's discount is domain logic, kept in C. Its stock is taken by create_commit. */
 static int create_start(struct db_conn *c, const struct write_req *w, void *result, struct arena *a,
                         enum idem_start *how, int64_t *key_row_id, struct err *e)
 {
@@ -104,12 +104,21 @@ static int create_start(struct db_conn *c, const struct write_req *w, void *resu
     };
     o->items = arena_calloc(a, o->count, sizeof(*o->items));
     memcpy(o->items, rq->items, o->count * sizeof(*o->items));
-    if (order_repo_reserve(c, &key, w->idem->fingerprint, w->now_us, o, a, how, key_row_id, &held,
-                           e))
+    if (order_repo_open(c, &key, w->idem->fingerprint, w->now_us, o, a, how, key_row_id, &held, e))
         return -1;
     if (*how != IDEM_START_OPEN)
         return 0;
-    return price(o, &held, e) || order_repo_place(c, o, a, e) ? -1 : 0;
+    return price(o, &held, e);
+}
+
+/* The stock taken, the order written and its response stored, in the one call that holds the
+ * products' rows. */
+static int create_commit(struct db_conn *c, const struct write_req *w, const void *result,
+                         int64_t key_row_id, const struct idem_response *response, struct arena *a,
+                         enum idem_start *how, struct err *e)
+{
+    (void)w;
+    return order_repo_commit(c, key_row_id, result, response->status, response->body, a, how, e);
 }
 
 static void create_committed(struct svc *s, const void *result)
@@ -122,6 +131,7 @@ static const struct write_op create_op = {
     .lock_name = create_lock_name,
     .lock_per_key = true,
     .start = create_start,
+    .commit = create_commit,
     .render = render_order,
     .committed = create_committed,
 };

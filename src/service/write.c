@@ -41,11 +41,49 @@ static enum idem_step finish(struct db_conn *c, const struct write_op *op,
     }
     out->status = w->idem->status;
     out->body = op->render(result, a);
-    if (idem_repo_respond_commit(c, key_row_id, out->status, out->body, publishes ? &event : NULL,
-                                 e))
-        return roll_back(c);
     out->replayed = false;
-    return IDEM_STEP_DONE;
+    if (!op->commit) {
+        if (idem_repo_respond_commit(c, key_row_id, out->status, out->body,
+                                     publishes ? &event : NULL, e))
+            return roll_back(c);
+        return IDEM_STEP_DONE;
+    }
+    if (publishes)
+        BUG("a write with its own commit publishes no event");
+    enum idem_start how = IDEM_START_AGAIN;
+    if (op->commit(c, w, result, key_row_id, out, a, &how, e))
+        return roll_back(c);
+    if (how == IDEM_START_COMMITTED)
+        return IDEM_STEP_DONE;
+    return idem_svc_after_start(c, w->idem, how, guard, a, out, e);
+}
+
+/* A start that refused before it wrote anything: the refusal stored in its transaction, which
+ * holds the key's claim alone, and committed. IDEM_STEP_FAILED with e, the refusal, as
+ * idem_svc_store_refusal answers. */
+static enum idem_step finish_refusal(struct db_conn *c, const struct write_op *op,
+                                     const struct write_req *w, const struct dlock *guard,
+                                     int64_t key_row_id, struct arena *a, struct err *e)
+{
+    struct err stored;
+
+    if (!idem_svc_stores_refusal(e->code)) {
+        db_rollback(c);
+        return IDEM_STEP_FAILED;
+    }
+    if (guard && !dlock_held(guard)) {
+        db_rollback(c);
+        err_set(e, ERR_UNAVAILABLE, "the lock's lease ran out before the %s's refusal was stored",
+                op->name);
+        return IDEM_STEP_FAILED;
+    }
+    err_clear(&stored);
+    if (idem_repo_respond_commit(c, key_row_id, err_status(e->code), w->idem->render_problem(e, a),
+                                 NULL, &stored)) {
+        *e = stored;
+        return roll_back(c);
+    }
+    return IDEM_STEP_FAILED;
 }
 
 /* One try: the start, then its outcome settled. */
@@ -60,6 +98,8 @@ static enum idem_step attempt(struct db_conn *c, const struct write_op *op,
         return roll_back(c);
     if (how == IDEM_START_OPEN)
         return finish(c, op, w, guard, result, key_row_id, a, out, e);
+    if (how == IDEM_START_REFUSED_OPEN)
+        return finish_refusal(c, op, w, guard, key_row_id, a, e);
     return idem_svc_after_start(c, w->idem, how, guard, a, out, e);
 }
 

@@ -14,12 +14,15 @@
  *   lock -> start (begin, the key's claim, the effect) -> render -> lease check ->
  *   the response stored (with the write's event) and COMMIT -> unlock -> committed
  *
- * The start is one or two calls to a stored procedure (migrations 0009, 0010), so a write is
- * two or three MariaDB round trips. (Charges with SHOPD_GROUP_COMMIT go through
- * service/charge_batch.h instead, which settles each outcome the same way.) The idempotency rules
- * (one effect per key, refusals stored and replayed, a duplicate in flight 409, a row-lock time-out
- * 503) are idem_svc.h's; the response's status is the route's (idem_request.status), its body the
- * op's render of the result.
+ * The start is one or two calls to a stored procedure (migrations 0009, 0010, 0014), so a write
+ * is two or three MariaDB round trips. An op with its own commit ends in one call that does the
+ * rest of its effect with the response (an order: its stock is taken there, so that its
+ * products' rows are held for that call alone). A start that refuses before it wrote anything
+ * leaves its transaction open, and the refusal is stored in it. (Charges with SHOPD_GROUP_COMMIT go
+ * through service/charge_batch.h instead, which settles each outcome the same way.) The idempotency
+ * rules (one effect per key, refusals stored and replayed, a duplicate in flight 409, a row-lock
+ * time-out 503) are idem_svc.h's; the response's status is the route's (idem_request.status), its
+ * body the op's render of the result.
  *
  * The lock is the write's distributed lock in SHOPD_LOCKS=redis (its fence goes to the start,
  * which writes it with the rows) and nothing in SHOPD_LOCKS=db, where MariaDB's row locks,
@@ -48,6 +51,13 @@ typedef int write_start_fn(struct db_conn *c, const struct write_req *w, void *r
                            struct arena *a, enum idem_start *how, int64_t *key_row_id,
                            struct err *e);
 
+/* The last call of a write whose start left its transaction open: the rest of the effect, the
+ * response stored with key_row_id's key, COMMIT. *how COMMITTED, or as a start's when it
+ * refused or failed (rolled back). -1 with e when the call failed. */
+typedef int write_commit_fn(struct db_conn *c, const struct write_req *w, const void *result,
+                            int64_t key_row_id, const struct idem_response *response,
+                            struct arena *a, enum idem_start *how, struct err *e);
+
 /* The result as the response body stored with the key. */
 typedef const char *write_render_fn(const void *result, struct arena *a);
 
@@ -69,6 +79,7 @@ struct write_op {
      * claim finds the key at once, before any effect, for the same round trip.) */
     bool lock_per_key;
     write_start_fn *start;
+    write_commit_fn *commit; /* NULL: the response stored and committed alone */
     write_render_fn *render;
     write_event_fn *event;         /* NULL: publishes nothing */
     write_committed_fn *committed; /* NULL: nothing to do */

@@ -1033,6 +1033,94 @@ static void buyers_150_race_for_100_units(void **state)
     assert_check_passes();
 }
 
+/*
+ * Stock taken between an order's two calls (shopd_order_open reads the lines without a lock,
+ * shopd_order_commit takes the stock): a side transaction holds the product's row with its
+ * stock set to 0, as an admin's change would, while the order is on its way; the order's
+ * conditional UPDATE waits for it, finds the stock gone and refuses. The refusal is stored as
+ * every refusal is (409 OUT_OF_STOCK, replayed), and nothing of the order is left behind.
+ */
+struct side_order {
+    int64_t user, product;
+    const char *token;
+    long status;
+    char *response; /* malloc'd */
+};
+
+static void *side_order_main(void *arg)
+{
+    struct side_order *w = arg;
+    struct line one[] = {{w->product, 1}};
+    struct http_client c;
+    struct http_result r;
+    char body[256];
+
+    http_client_init(&c);
+    order_body(body, sizeof(body), w->user, one, 1, 0);
+    w->status = post(&c, &srv[0], "/api/orders", w->token, body, "taken-meanwhile", &r);
+    w->response = strdup(r.body ? r.body : "");
+    http_result_free(&r);
+    http_client_release(&c);
+    return NULL;
+}
+
+/* A transaction of this test's database waits for a row lock. (InnoDB refreshes what
+ * INNODB_TRX shows only when it has not been read for 100 ms: polled every 5 ms, it would show
+ * the table as it was at the first poll for ever.) */
+static bool a_lock_is_waited_for(void *arg)
+{
+    (void)arg;
+    return harness_sql_int(&h,
+                           "SELECT COUNT(*) FROM information_schema.INNODB_TRX "
+                           "WHERE trx_state = 'LOCK WAIT' AND trx_mysql_thread_id IN "
+                           "(SELECT id FROM information_schema.PROCESSLIST WHERE db = DATABASE())",
+                           0) > 0;
+}
+
+static void stock_taken_between_the_calls_is_refused(void **state)
+{
+    /* stock_added first: MariaDB assigns left to right, each seeing the ones before. */
+    static const char take_all[] =
+        "UPDATE products SET stock_added = stock_added - stock, stock = 0 WHERE id = ?";
+    char *token;
+    int64_t user = new_user("Too Late", 0, &token);
+    int64_t product = new_product("Last One", 100, 1);
+    struct side_order w = {.user = user, .product = product, .token = token};
+    struct db_val p[] = {DB_INT(product)};
+    struct db_conn *side;
+    struct http_result r;
+    struct line one[] = {{product, 1}};
+    char want[64], detail[256];
+    uint64_t matched = 0;
+    struct err e;
+    pthread_t t;
+
+    assert_int_equal(db_acquire(h.pool, &side, &e), 0);
+    assert_int_equal(db_begin(side, &e), 0);
+    assert_int_equal(db_exec(side, take_all, p, 1, &matched, NULL, &e), 0);
+    assert_int_equal(matched, 1);
+    pthread_create(&t, NULL, side_order_main, &w);
+    assert_true(harness_wait_for_every(a_lock_is_waited_for, NULL, 20000, 150));
+    assert_int_equal(db_commit(side, &e), 0);
+    db_release(h.pool, side);
+    pthread_join(t, NULL);
+
+    expect_problem(w.status, w.response, 409, "OUT_OF_STOCK", "stock taken meanwhile");
+    snprintf(want, sizeof(want), "product %lld", (long long)product);
+    if (!strstr(problem_detail(w.response, detail, sizeof(detail)), want))
+        fail_msg("OUT_OF_STOCK does not name %s: %s", want, detail);
+    assert_int_equal(create_order(&srv[1], user, token, one, 1, 0, "taken-meanwhile", &r), 409);
+    assert_string_equal(r.body, w.response);
+    http_result_free(&r);
+    assert_int_equal(sql1(sql_user_orders, user), 0);
+    assert_int_equal(sql1(sql_order_keys, user), 1);
+    assert_int_equal(sql1(sql_stock, product), 0);
+    assert_int_equal(sql1(sql_reserved, product), 0);
+    free(w.response);
+    free(token);
+    assert_check_passes();
+}
+
 #define CROSS_ORDERS 200
 #define CROSS_USERS  20
 
@@ -1398,9 +1486,9 @@ static void refund_past_the_cap_is_applied(void **state)
 
     /* The cap still stops a charge... */
     snprintf(path, sizeof(path), "/api/users/%lld/balance/charge", (long long)user);
-    assert_int_equal(post(&it_client, pick(0), path, token, "{\"amount\":1}",
-                          fresh_key(key, sizeof(key)), &r),
-                     409);
+    assert_int_equal(
+        post(&it_client, pick(0), path, token, "{\"amount\":1}", fresh_key(key, sizeof(key)), &r),
+        409);
     expect_problem(r.status, r.body, 409, "BALANCE_LIMIT", "charge past the cap");
     http_result_free(&r);
     /* ...while a payment from above the cap goes through. */
@@ -1428,8 +1516,9 @@ static void input_errors_come_before_the_key(void **state)
     bad_order("duplicate product, no key", body, NULL, token, 400, "INVALID_INPUT", NULL, 0);
     snprintf(body, sizeof(body), "{\"userId\":%lld,\"items\":[]}", (long long)user);
     bad_order("no items, no key", body, NULL, token, 400, "INVALID_INPUT", NULL, 0);
-    snprintf(body, sizeof(body), "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":0}]}",
-             (long long)user, (long long)product);
+    snprintf(body, sizeof(body),
+             "{\"userId\":%lld,\"items\":[{\"productId\":%lld,\"quantity\":0}]}", (long long)user,
+             (long long)product);
     bad_order("quantity 0, no key", body, NULL, token, 400, "INVALID_INPUT", NULL, 0);
     snprintf(path, sizeof(path), "/api/orders/1/payment");
     post(&it_client, pick(0), path, token, "{}", NULL, &r);
@@ -1799,6 +1888,7 @@ int main(void)
         cmocka_unit_test(bad_orders_change_nothing),
         cmocka_unit_test(list_mine_filters_and_pages),
         cmocka_unit_test(buyers_150_race_for_100_units),
+        cmocka_unit_test(stock_taken_between_the_calls_is_refused),
         cmocka_unit_test(opposite_line_orders_do_not_deadlock),
         cmocka_unit_test(one_key_100_requests_one_order),
         cmocka_unit_test(thirty_payments_charge_once),
