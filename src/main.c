@@ -24,6 +24,7 @@
 #include "repo/migrate.h"
 #include "service/charge_batch.h"
 #include "service/event_consumer.h"
+#include "service/idem_flight.h"
 #include "service/outbox_relay.h"
 #include "service/platform_svc.h"
 #include "service/ranking_svc.h"
@@ -232,9 +233,15 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
      * charges go one at a time anyway. */
     if (cfg->group_commit && cfg->locks == CONFIG_LOCKS_DB)
         s.charges = charge_batcher_new(&s);
+    /* A duplicate waits here as long as it would for its key in MariaDB or for its lock. */
+    if (cfg->idem_keep_ms)
+        s.flights = idem_flights_new(
+            1000LL * (cfg->locks == CONFIG_LOCKS_DB ? cfg->db_lock_wait_s : cfg->lock_wait_s),
+            cfg->idem_keep_ms);
     struct server *srv = start_http(cfg, &s, &e);
     if (!srv) {
         log_error("%s", e.detail);
+        idem_flights_free(s.flights);
         charge_batcher_free(s.charges);
         close_pools(&s);
         return 1;
@@ -253,6 +260,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     sweeper_stop(sweeper);
     charge_batcher_free(s.charges);
     s.charges = NULL;
+    idem_flights_free(s.flights);
+    s.flights = NULL;
     close_pools(&s);
     log_info("stopped");
     return 0;

@@ -371,6 +371,7 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     int64_t http_idle = 60;
     int64_t max_connections = 20000;
     int64_t max_conns_per_ip = 10240;
+    int64_t idem_keep = 1000;
 
     if (int_var(get, "SHOPD_ORDER_TTL", 1, (int64_t)86400 * 30, &ttl, e) ||
         int_var(get, "SHOPD_THREADS", 1, 1024, &threads, e) ||
@@ -384,7 +385,8 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
         int_var(get, "SHOPD_HTTP_HEAD_TIMEOUT", 1, 3600, &http_head, e) ||
         int_var(get, "SHOPD_HTTP_IDLE_TIMEOUT", 1, 86400, &http_idle, e) ||
         int_var(get, "SHOPD_MAX_CONNECTIONS", 1, 1000000, &max_connections, e) ||
-        int_var(get, "SHOPD_MAX_CONNS_PER_IP", 1, 1000000, &max_conns_per_ip, e))
+        int_var(get, "SHOPD_MAX_CONNS_PER_IP", 1, 1000000, &max_conns_per_ip, e) ||
+        int_var(get, "SHOPD_IDEM_KEEP_MS", 0, 60000, &idem_keep, e))
         return -1;
     cfg->http_loops = (int)http_loops;
     cfg->http_head_s = (int)http_head;
@@ -399,6 +401,7 @@ static int load_numbers(struct config *cfg, config_getter_fn *get, struct err *e
     cfg->db_idle_trx_timeout_s = (int)idle_trx;
     cfg->lock_wait_s = (int)dlock_wait;
     cfg->access_log = access_log != 0;
+    cfg->idem_keep_ms = idem_keep;
     return 0;
 }
 

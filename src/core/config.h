@@ -82,6 +82,9 @@ struct config {
     /* SHOPD_GROUP_COMMIT=on|off: with locks db, concurrent charges batched into one
      * transaction each (service/charge_batch.h) */
     bool group_commit;
+    /* SHOPD_IDEM_KEEP_MS: how long an instance keeps a committed success for the duplicates of
+     * its key (service/idem_flight.h); 0: duplicates all go to MariaDB, none waits in shopd */
+    int64_t idem_keep_ms;
     int64_t events_claim_idle_ms; /* a pending event idle this long is taken over */
     int events_max_deliveries;    /* deliveries without success before the dead-letter stream */
 };

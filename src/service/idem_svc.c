@@ -59,9 +59,8 @@ int idem_svc_prepare(struct idem_request *r, int64_t user_id, const char *method
     return 0;
 }
 
-/* Answers from a committed key row: the stored response, or 422 for another body. */
-static int replay(const struct idem_request *r, const struct idem_row *row,
-                  struct idem_response *out, struct err *e)
+int idem_svc_replay(const struct idem_request *r, const struct idem_row *row,
+                    struct idem_response *out, struct err *e)
 {
     if (memcmp(row->fingerprint, r->fingerprint, SHA256_LEN)) {
         metrics_inc(METRIC_IDEM_CONFLICTS);
@@ -98,7 +97,7 @@ enum idem_step idem_svc_settle(struct db_conn *c, const struct idem_request *r, 
         return IDEM_STEP_FAILED;
     if (!found)
         return IDEM_STEP_AGAIN;
-    return replay(r, &row, out, e) ? IDEM_STEP_FAILED : IDEM_STEP_DONE;
+    return idem_svc_replay(r, &row, out, e) ? IDEM_STEP_FAILED : IDEM_STEP_DONE;
 }
 
 /* The effect's own refusals are decided from what it read: outcomes, so stored. A 5xx, a lock
@@ -186,7 +185,7 @@ int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct 
     if (!found)
         return -1;
     err_clear(e);
-    return replay(r, &row, out, e);
+    return idem_svc_replay(r, &row, out, e);
 }
 
 int idem_svc_purge(struct svc *s, int64_t max_age_us, uint64_t *purged, struct err *e)

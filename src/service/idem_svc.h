@@ -89,6 +89,11 @@ bool idem_svc_stores_refusal(enum err_code code);
 /* The key's row as repo/idem_repo.h names it. */
 struct idem_row_key idem_svc_row_key(const struct idem_request *r);
 
+/* The answer from a stored row of r's key: its response (out->replayed), or -1 with e, 422
+ * IDEMPOTENCY_KEY_REUSED, when it was stored for another body. */
+int idem_svc_replay(const struct idem_request *r, const struct idem_row *row,
+                    struct idem_response *out, struct err *e);
+
 /* How a step of the engine with a key went. */
 enum idem_step {
     IDEM_STEP_DONE,   /* out is the answer */

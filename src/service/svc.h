@@ -26,6 +26,7 @@ struct svc {
     struct dlock_manager *locks;
     struct outbox_relay *relay; /* in `shopd serve`: nudged after a commit that wrote an event */
     struct charge_batcher *charges; /* in `shopd serve` with group commit; NULL: one by one */
+    struct idem_flights *flights;   /* in `shopd serve`: duplicates answered in the instance */
     char key_prefix[80];            /* "<db name>:", the namespace of every Redis key */
 };
 

@@ -7,6 +7,7 @@
 #include "redis/dlock.h"
 #include "repo/db.h"
 #include "repo/idem_repo.h"
+#include "service/idem_flight.h"
 #include "service/idem_svc.h"
 #include "service/svc.h"
 
@@ -146,16 +147,20 @@ static int run(const struct write_op *op, const struct write_req *w, const struc
     return step == IDEM_STEP_DONE ? 0 : -1;
 }
 
-int write_run(struct svc *s, const struct write_op *op, const struct idem_request *r,
-              const void *args, void *result, struct arena *a, struct idem_response *out,
-              struct err *e)
+/* The write itself: through its group commit, or lock -> the tries -> unlock. */
+static int write_one(struct svc *s, const struct write_op *op, const struct idem_request *r,
+                     const void *args, void *result, struct arena *a, struct idem_response *out,
+                     struct err *e)
 {
     struct write_req w = {.svc = s, .idem = r, .args = args, .now_us = clock_now_us()};
     struct dlock lock;
     char name[LOCK_NAME_MAX];
 
-    if (!r->render_problem || !r->status)
-        BUG("keyed write without its route's status and problem renderer");
+    if (op->batch) {
+        int rc = op->batch(&w, a, out, e);
+        if (rc <= 0)
+            return rc;
+    }
     op->lock_name(&w, name, sizeof(name));
     if (svc_lock(s, name, &lock, e)) {
         if (!op->lock_per_key)
@@ -169,5 +174,23 @@ int write_run(struct svc *s, const struct write_op *op, const struct idem_reques
     dlock_release(s->locks, &lock);
     if (!rc && !out->replayed && op->committed)
         op->committed(s, result);
+    return rc;
+}
+
+int write_run(struct svc *s, const struct write_op *op, const struct idem_request *r,
+              const void *args, void *result, struct arena *a, struct idem_response *out,
+              struct err *e)
+{
+    struct idem_ticket ticket = {0};
+
+    if (!r->render_problem || !r->status)
+        BUG("keyed write without its route's status and problem renderer");
+    if (s->flights) {
+        int joined = idem_flight_join(s->flights, r, a, out, &ticket, e);
+        if (joined)
+            return joined > 0 ? 0 : -1;
+    }
+    int rc = write_one(s, op, r, args, result, a, out, e);
+    idem_flight_leave(&ticket, rc, out);
     return rc;
 }

@@ -68,6 +68,11 @@ typedef bool write_event_fn(const void *result, int64_t now_us, struct arena *a,
 /* After a fresh success committed: caches invalidated, the relay nudged. */
 typedef void write_committed_fn(struct svc *s, const void *result);
 
+/* A write that may go through a group commit instead (service/charge_batch.h): its outcomes
+ * as write_run's, or 1 when it is to run on its own. */
+typedef int write_batch_fn(const struct write_req *w, struct arena *a, struct idem_response *out,
+                           struct err *e);
+
 /* The name of the write's distributed lock ("user:7"). */
 typedef void write_lock_name_fn(const struct write_req *w, char *buf, size_t size);
 
@@ -78,6 +83,7 @@ struct write_op {
      * key is in flight (409). (A duplicate that comes after is still not looked up first: its
      * claim finds the key at once, before any effect, for the same round trip.) */
     bool lock_per_key;
+    write_batch_fn *batch; /* NULL: never batched */
     write_start_fn *start;
     write_commit_fn *commit; /* NULL: the response stored and committed alone */
     write_render_fn *render;
@@ -86,9 +92,11 @@ struct write_op {
 };
 
 /*
- * Runs op for r with args. 0 with out: a fresh success (result filled), or a stored response
- * (out->replayed; a stored refusal has out->status >= 400 and a problem body, and result is
- * not filled). -1 with e: the refusal (now stored), or as idem_svc.h says.
+ * Runs op for r with args; a duplicate of a request this instance is writing, or has just
+ * written, is answered without MariaDB (service/idem_flight.h, when s->flights is set).
+ * 0 with out: a fresh success (result filled), or a stored or kept response (out->replayed;
+ * a stored refusal has out->status >= 400 and a problem body, and result is not filled).
+ * -1 with e: the refusal (now stored), or as idem_svc.h says.
  */
 int write_run(struct svc *s, const struct write_op *op, const struct idem_request *r,
               const void *args, void *result, struct arena *a, struct idem_response *out,

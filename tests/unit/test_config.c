@@ -124,6 +124,24 @@ static void test_defaults_rest(void **state)
     assert_string_equal(cfg.jwt_secret, "");
     assert_true(cfg.threads >= 1);
     assert_true(cfg.db_lock_wait_s >= 1);
+    assert_int_equal(cfg.idem_keep_ms, 1000);
+}
+
+/* SHOPD_IDEM_KEEP_MS: 0 (off) to a minute. */
+static void test_idem_keep(void **state)
+{
+    static const char *const bad[] = {"-1", "60001", "1s", "ten"};
+    struct config cfg;
+
+    (void)state;
+    set_env("SHOPD_IDEM_KEEP_MS", "0");
+    load_ok(&cfg);
+    assert_int_equal(cfg.idem_keep_ms, 0);
+    set_env("SHOPD_IDEM_KEEP_MS", "60000");
+    load_ok(&cfg);
+    assert_int_equal(cfg.idem_keep_ms, 60000);
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        expect_bad("SHOPD_IDEM_KEEP_MS", bad[i]);
 }
 
 static void test_empty_values_mean_default(void **state)
@@ -731,6 +749,7 @@ int main(void)
         T(test_defaults_db),
         T(test_defaults_redis),
         T(test_defaults_rest),
+        T(test_idem_keep),
         T(test_empty_values_mean_default),
         T(test_override_listen),
         T(test_override_db),
