@@ -53,27 +53,94 @@ static void observe_lag(const struct stream_event *ev)
     metrics_observe_us(METRIC_HIST_PLATFORM_LAG, clock_now_us() - ev->occurred_us);
 }
 
-/* The events of a batch in one transaction; false (rolled back) when any of them failed. */
+/* Adds the effect of the new events of a batch to their UTC days' sales: one statement per
+ * day (a batch is almost always of one day). */
+static int add_sales(struct db_conn *c, const struct order_event *oes, const size_t *fresh,
+                     size_t nfresh, struct err *e)
+{
+    const int64_t day_us = 86400LL * 1000000;
+    bool counted[DB_IN_MAX] = {false};
+
+    for (size_t i = 0; i < nfresh; i++) {
+        if (counted[i])
+            continue;
+        int64_t day = oes[fresh[i]].paid_us / day_us;
+        int64_t orders = 0;
+        int64_t revenue = 0;
+        for (size_t j = i; j < nfresh; j++) {
+            const struct order_event *oe = &oes[fresh[j]];
+            if (counted[j] || oe->paid_us / day_us != day)
+                continue;
+            int64_t sign = oe->cancelled ? -1 : 1;
+            orders += sign;
+            revenue += sign * oe->total_krw;
+            counted[j] = true;
+        }
+        if (platform_repo_add_sales(c, oes[fresh[i]].paid_us, orders, revenue, e))
+            return -1;
+    }
+    return 0;
+}
+
+/* The valid events of a batch as the platform records them, and where each is in evs. */
+static size_t gather(const struct stream_event *evs, const struct order_event *oes, size_t n,
+                     const enum event_outcome *outcomes, struct platform_event *pes, size_t *at)
+{
+    size_t nvalid = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (outcomes[i] == EVENT_DONE) {
+            pes[nvalid] = (struct platform_event){
+                .event_id = evs[i].event_id,
+                .type = evs[i].type,
+                .order_id = oes[i].order_id,
+                .occurred_us = evs[i].occurred_us,
+            };
+            at[nvalid++] = i;
+        }
+    return nvalid;
+}
+
+/*
+ * The events of a batch in one transaction of a few statements whatever its size (which of
+ * them were recorded before, the new ones' rows, their days' sales); false (rolled back) when
+ * that failed: another consumer recorded one of them in between, or the batch carries one
+ * event twice (a republished entry beside its first), and each then goes on its own.
+ */
 static bool apply_batch(struct db_conn *c, const struct stream_event *evs,
                         const struct order_event *oes, size_t n, enum event_outcome *outcomes,
-                        bool *dup)
+                        bool *dup, struct arena *a)
 {
+    struct platform_event pes[DB_IN_MAX];
+    size_t at[DB_IN_MAX]; /* of each valid event in evs */
+    size_t fresh[DB_IN_MAX];
+    bool recorded[DB_IN_MAX];
+    size_t nfresh = 0;
     struct err e;
-    bool ok = !db_begin(c, &e);
 
-    for (size_t i = 0; i < n && ok; i++)
-        if (outcomes[i] == EVENT_DONE && apply(c, &evs[i], &oes[i], &dup[i], &e))
-            ok = false;
-    if (ok && !db_commit(c, &e)) {
-        for (size_t i = 0; i < n; i++)
-            if (outcomes[i] == EVENT_DONE && dup[i])
-                outcomes[i] = EVENT_DUPLICATE;
-            else if (outcomes[i] == EVENT_DONE)
-                observe_lag(&evs[i]);
-        return true;
+    if (n > DB_IN_MAX)
+        return false; /* a consumer's batch is at most DB_IN_MAX: never, but each then works */
+    size_t nvalid = gather(evs, oes, n, outcomes, pes, at);
+    bool ok = !db_begin(c, &e) && !platform_repo_recorded(c, pes, nvalid, recorded, &e);
+    for (size_t k = 0; ok && k < nvalid; k++) {
+        dup[at[k]] = recorded[k];
+        if (!recorded[k]) {
+            pes[nfresh] = pes[k];
+            fresh[nfresh++] = at[k];
+        }
     }
-    db_rollback(c);
-    return false;
+    ok = ok && !platform_repo_record_many(c, pes, nfresh, clock_now_us(), a, &e) &&
+         !add_sales(c, oes, fresh, nfresh, &e) && !db_commit(c, &e);
+    if (!ok) {
+        db_rollback(c);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (outcomes[i] == EVENT_DONE && dup[i])
+            outcomes[i] = EVENT_DUPLICATE;
+        else if (outcomes[i] == EVENT_DONE)
+            observe_lag(&evs[i]);
+    return true;
 }
 
 /* The events of a batch each in a transaction of its own. */
@@ -125,7 +192,7 @@ static void handle(struct svc *s, const struct stream_event *evs, size_t n,
             }
         return;
     }
-    if (!apply_batch(c, evs, oes, n, outcomes, dup))
+    if (!apply_batch(c, evs, oes, n, outcomes, dup, a))
         apply_each(c, evs, oes, n, outcomes, errs, dup);
     db_release(s->db, c);
 }

@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 #include "core/arena.h"
+#include "core/array.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "harness.h"
@@ -1588,6 +1589,74 @@ static void paid_then_cancelled_in_order_and_net_zero(void **state)
                                      0));
 }
 
+/* ---- events delivered again among new ones ---- */
+
+#define COPY_ORDERS 200
+#define COPIES      5
+
+/* Whether the platform recorded the event of id. */
+static bool recorded(const char *event_id)
+{
+    char sql[160];
+
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM platform_events WHERE event_id = '%s'",
+             event_id);
+    return sql0(sql) == 1;
+}
+
+/*
+ * Copies of entries the platform recorded already, added to the stream while new ones flow:
+ * a batch that carries both records the new events and counts each copy as a duplicate, once.
+ * A group of its own: the top products are asked once, at the end, of a fresh database.
+ */
+static void copies_of_recorded_events_count_once(void **state)
+{
+    struct run r;
+    char key[128], count[8];
+    const char *range[] = {"XRANGE", key, "-", "+", "COUNT", count};
+    int64_t duplicates_before =
+        platform_metric("shopd_events_duplicates_total{group=\"platform\"}");
+
+    (void)state;
+    snprintf(key, sizeof(key), "%sevents", prefix);
+    snprintf(count, sizeof(count), "%d", COPIES);
+    run_start(&r, COPIES * 4, false);
+    run_finish(&r);
+    wait_settled();
+    redisReply *old = rcmd_argv((int)ARRAY_SIZE(range), range);
+    assert_non_null(old);
+    assert_int_equal(old->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(old->elements, COPIES);
+    run_start(&r, COPY_ORDERS, false);
+    wait_paid(&r, COPY_ORDERS / 4);
+    for (size_t i = 0; i < old->elements; i++) {
+        struct stream_entry en;
+        char order[24], occurred[24];
+        entry_from_reply(&en, old->element[i]);
+        assert_true(en.complete);
+        assert_true(recorded(en.event_id));
+        snprintf(order, sizeof(order), "%lld", (long long)en.order_id);
+        snprintf(occurred, sizeof(occurred), "%lld", (long long)en.occurred_us);
+        const char *xadd[] = {"XADD",   key,       "*",        "event_id", en.event_id,
+                              "type",   en.type,   "order_id", order,      "occurred_us",
+                              occurred, "payload", en.payload};
+        redisReply *x = rcmd_argv((int)ARRAY_SIZE(xadd), xadd);
+        bool added = x && x->type == REDIS_REPLY_STRING;
+        if (x)
+            freeReplyObject(x);
+        free(en.payload);
+        assert_true(added);
+    }
+    freeReplyObject(old);
+    run_finish(&r);
+    assert_int_equal(atomic_load(&r.paid), COPY_ORDERS);
+    assert_everything_arrived(false);
+    assert_int_equal(sql0(sql_platform_paid), COPIES * 4 + COPY_ORDERS);
+    assert_int_equal(platform_metric("shopd_events_duplicates_total{group=\"platform\"}") -
+                         duplicates_before,
+                     COPIES);
+}
+
 /* ---- main ---- */
 
 int main(void)
@@ -1610,6 +1679,9 @@ int main(void)
     const struct CMUnitTest ordering[] = {
         cmocka_unit_test(paid_then_cancelled_in_order_and_net_zero),
     };
+    const struct CMUnitTest copies[] = {
+        cmocka_unit_test(copies_of_recorded_events_count_once),
+    };
     int failed = 0;
 
     if (it_main_begin() < 0)
@@ -1622,5 +1694,6 @@ int main(void)
                  stop_group);
     IT_RUN_GROUP(failed, "events: dead letters", dead_letter, start_dead_letter, stop_group);
     IT_RUN_GROUP(failed, "events: order of one order's events", ordering, start_steady, stop_group);
+    IT_RUN_GROUP(failed, "events: copies among new events", copies, start_steady, stop_group);
     return failed ? 1 : 0;
 }
