@@ -25,7 +25,7 @@
 #include "core/banned.h"
 
 #define MAX_STMTS          128
-#define MAX_PARAMS         128 /* 100 ids in one IN list (product_repo_find_many) */
+#define MAX_PARAMS         (2 + DB_IN_WIDE_MAX) /* the outbox mark: two values and its ids */
 #define MAX_COLS           48
 #define ACQUIRE_WAIT_S     5
 #define CONNECT_BACKOFF_US 500000  /* after a failed connect, fail fast for this long */

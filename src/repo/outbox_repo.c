@@ -8,6 +8,8 @@
 
 #include "core/banned.h"
 
+_Static_assert(OUTBOX_CLAIM_MAX == DB_IN_WIDE_MAX, "a claimed batch is marked in one statement");
+
 /* SKIP LOCKED: the relays of every instance claim at once, each what nobody else holds. */
 static const char sql_claim[] =
     "SELECT id, event_id, event_type, aggregate_id, payload, created_at FROM outbox "
@@ -15,9 +17,9 @@ static const char sql_claim[] =
 /* A plain read: it sees the rows other relays hold but have not published yet. */
 static const char sql_oldest[] =
     "SELECT aggregate_id, MIN(id) FROM outbox "
-    "WHERE published_at IS NULL AND aggregate_id IN " DB_IN_64 " GROUP BY aggregate_id";
+    "WHERE published_at IS NULL AND aggregate_id IN " DB_IN_256 " GROUP BY aggregate_id";
 static const char sql_mark[] = "UPDATE outbox SET published_at = ?, stream_ms = ? WHERE "
-                               "published_at IS NULL AND id IN " DB_IN_64;
+                               "published_at IS NULL AND id IN " DB_IN_256;
 static const char sql_state[] = "SELECT epoch, safe_ms FROM outbox_relay WHERE id = 1";
 static const char sql_state_for_update[] =
     "SELECT epoch, safe_ms FROM outbox_relay WHERE id = 1 FOR UPDATE";
@@ -52,24 +54,24 @@ int outbox_repo_claim(struct db_conn *c, size_t limit, struct arena *a, struct o
     return 0;
 }
 
-/* Binds ids into the DB_IN_MAX places after the first skip parameters, padding with 0. */
+/* Binds ids into the DB_IN_WIDE_MAX places after the first skip parameters, padding with 0. */
 static void bind_in(struct db_val *p, size_t skip, const int64_t *ids, size_t n)
 {
-    for (size_t i = 0; i < DB_IN_MAX; i++)
+    for (size_t i = 0; i < DB_IN_WIDE_MAX; i++)
         p[skip + i] = DB_INT(i < n ? ids[i] : 0);
 }
 
 int outbox_repo_oldest_unpublished(struct db_conn *c, const int64_t *aggregate_ids, size_t n,
                                    int64_t *oldest, struct err *e)
 {
-    struct db_val p[DB_IN_MAX];
+    struct db_val p[DB_IN_WIDE_MAX];
     struct arena a = ARENA_INIT;
     struct db_rows rows;
 
-    if (n > DB_IN_MAX)
-        return err_set(e, ERR_INTERNAL, "at most %d aggregates at once", DB_IN_MAX);
+    if (n > DB_IN_WIDE_MAX)
+        return err_set(e, ERR_INTERNAL, "at most %d aggregates at once", DB_IN_WIDE_MAX);
     bind_in(p, 0, aggregate_ids, n);
-    if (db_query(c, sql_oldest, p, DB_IN_MAX, &a, &rows, e)) {
+    if (db_query(c, sql_oldest, p, DB_IN_WIDE_MAX, &a, &rows, e)) {
         arena_release(&a);
         return -1;
     }
@@ -86,14 +88,14 @@ int outbox_repo_oldest_unpublished(struct db_conn *c, const int64_t *aggregate_i
 int outbox_repo_mark_published(struct db_conn *c, const int64_t *ids, size_t n, int64_t at_us,
                                int64_t stream_ms, struct err *e)
 {
-    struct db_val p[2 + DB_IN_MAX];
+    struct db_val p[2 + DB_IN_WIDE_MAX];
 
-    if (n > DB_IN_MAX)
-        return err_set(e, ERR_INTERNAL, "at most %d rows at once", DB_IN_MAX);
+    if (n > DB_IN_WIDE_MAX)
+        return err_set(e, ERR_INTERNAL, "at most %d rows at once", DB_IN_WIDE_MAX);
     p[0] = DB_TIME(at_us);
     p[1] = DB_INT(stream_ms);
     bind_in(p, 2, ids, n);
-    return db_exec(c, sql_mark, p, 2 + DB_IN_MAX, NULL, NULL, e);
+    return db_exec(c, sql_mark, p, 2 + DB_IN_WIDE_MAX, NULL, NULL, e);
 }
 
 int outbox_repo_relay_state(struct db_conn *c, bool for_update, char *epoch, int64_t *safe_ms,

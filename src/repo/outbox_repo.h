@@ -14,7 +14,7 @@ struct arena;
 struct db_conn;
 struct err;
 
-#define OUTBOX_CLAIM_MAX 64 /* DB_IN_MAX: one statement marks a whole batch */
+#define OUTBOX_CLAIM_MAX 256 /* DB_IN_WIDE_MAX: one statement marks a whole batch */
 
 struct outbox_row {
     int64_t id;

@@ -15,7 +15,7 @@ static const char sql_record[] =
     "VALUES (?, ?, ?, ?, ?)";
 /* The padding places hold '', which no event id is (the consumer refuses an empty one). */
 static const char sql_recorded[] =
-    "SELECT event_id FROM platform_events WHERE event_id IN " DB_IN_64;
+    "SELECT event_id FROM platform_events WHERE event_id IN " DB_IN_256;
 /* A batch's rows from one JSON array of [event_id, type, order_id, occurred_us]: one
  * statement whatever the batch's size, every value inside the bound parameter. */
 static const char sql_record_many[] =
@@ -58,15 +58,15 @@ int platform_repo_add_sales(struct db_conn *c, int64_t day_us, int64_t orders, i
 int platform_repo_recorded(struct db_conn *c, const struct platform_event *events, size_t n,
                            bool *recorded, struct err *e)
 {
-    struct db_val p[DB_IN_MAX];
+    struct db_val p[DB_IN_WIDE_MAX];
     struct arena a = ARENA_INIT;
     struct db_rows rows;
 
-    if (n > DB_IN_MAX)
-        return err_set(e, ERR_INTERNAL, "at most %d events at once", DB_IN_MAX);
-    for (size_t i = 0; i < DB_IN_MAX; i++)
+    if (n > DB_IN_WIDE_MAX)
+        return err_set(e, ERR_INTERNAL, "at most %d events at once", DB_IN_WIDE_MAX);
+    for (size_t i = 0; i < DB_IN_WIDE_MAX; i++)
         p[i] = DB_STR(i < n ? events[i].event_id : "");
-    if (db_query(c, sql_recorded, p, DB_IN_MAX, &a, &rows, e)) {
+    if (db_query(c, sql_recorded, p, DB_IN_WIDE_MAX, &a, &rows, e)) {
         arena_release(&a);
         return -1;
     }

@@ -27,7 +27,7 @@ int platform_repo_record(struct db_conn *c, const char *event_id, const char *ty
                          int64_t order_id, int64_t occurred_us, int64_t received_us,
                          bool *duplicate, struct err *e);
 
-/* Which of events[0..n) (n at most DB_IN_MAX) were recorded before: recorded[i]. A plain read:
+/* Which of events[0..n) (n at most DB_IN_WIDE_MAX) were recorded before: recorded[i]. A plain read:
  * another consumer may record one of them before the caller's insert, which then fails. */
 int platform_repo_recorded(struct db_conn *c, const struct platform_event *events, size_t n,
                            bool *recorded, struct err *e);

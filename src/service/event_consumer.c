@@ -18,7 +18,7 @@
 
 #include "core/banned.h"
 
-#define BATCH              64
+#define BATCH              256 /* entries per read: the platform writes them in one transaction */
 #define READ_BLOCK_MS      100 /* the read's own socket time-out is this plus a margin */
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     2000

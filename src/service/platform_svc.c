@@ -59,7 +59,7 @@ static int add_sales(struct db_conn *c, const struct order_event *oes, const siz
                      size_t nfresh, struct err *e)
 {
     const int64_t day_us = 86400LL * 1000000;
-    bool counted[DB_IN_MAX] = {false};
+    bool counted[DB_IN_WIDE_MAX] = {false};
 
     for (size_t i = 0; i < nfresh; i++) {
         if (counted[i])
@@ -111,15 +111,15 @@ static bool apply_batch(struct db_conn *c, const struct stream_event *evs,
                         const struct order_event *oes, size_t n, enum event_outcome *outcomes,
                         bool *dup, struct arena *a)
 {
-    struct platform_event pes[DB_IN_MAX];
-    size_t at[DB_IN_MAX]; /* of each valid event in evs */
-    size_t fresh[DB_IN_MAX];
-    bool recorded[DB_IN_MAX];
+    struct platform_event pes[DB_IN_WIDE_MAX];
+    size_t at[DB_IN_WIDE_MAX]; /* of each valid event in evs */
+    size_t fresh[DB_IN_WIDE_MAX];
+    bool recorded[DB_IN_WIDE_MAX];
     size_t nfresh = 0;
     struct err e;
 
-    if (n > DB_IN_MAX)
-        return false; /* a consumer's batch is at most DB_IN_MAX: never, but each then works */
+    if (n > DB_IN_WIDE_MAX)
+        return false; /* never: a read is at most DB_IN_WIDE_MAX; each would still work */
     size_t nvalid = gather(evs, oes, n, outcomes, pes, at);
     bool ok = !db_begin(c, &e) && !platform_repo_recorded(c, pes, nvalid, recorded, &e);
     for (size_t k = 0; ok && k < nvalid; k++) {
