@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/metrics.h"
+#include "core/round_trips.h"
 #include "domain/order_event.h"
 #include "redis/event_stream.h"
 #include "repo/db.h"
@@ -184,6 +185,7 @@ static void handle(struct svc *s, const struct stream_event *evs, size_t n,
     }
     if (!valid)
         return;
+    round_trips_take(NULL); /* the batch's own round trips, from here */
     if (db_acquire(s->db, &c, &e)) {
         for (size_t i = 0; i < n; i++)
             if (outcomes[i] == EVENT_DONE) {
@@ -195,6 +197,9 @@ static void handle(struct svc *s, const struct stream_event *evs, size_t n,
     if (!apply_batch(c, evs, oes, n, outcomes, dup, a))
         apply_each(c, evs, oes, n, outcomes, errs, dup);
     db_release(s->db, c);
+    struct round_trips trips;
+    round_trips_take(&trips);
+    metrics_add(METRIC_PLATFORM_DB_ROUND_TRIPS, trips.n[ROUND_TRIP_DB]);
 }
 
 const struct event_group platform_group = {
