@@ -26,6 +26,7 @@
 #include "service/event_consumer.h"
 #include "service/idem_flight.h"
 #include "service/outbox_relay.h"
+#include "service/pay_batch.h"
 #include "service/platform_svc.h"
 #include "service/ranking_svc.h"
 #include "service/seed_svc.h"
@@ -205,6 +206,32 @@ static int arm_redis_fault(const struct config *cfg)
     return 0;
 }
 
+/* What the writes of `shopd serve` share: the group commits and the duplicates' table. */
+static void start_write_paths(const struct config *cfg, struct svc *s)
+{
+    /* Group commit needs no Redis lock around a charge or a payment: with locks in Redis each
+     * user's charges and each order's payments go one at a time anyway. */
+    if (cfg->group_commit && cfg->locks == CONFIG_LOCKS_DB) {
+        s->charges = charge_batcher_new(s);
+        s->payments = pay_batcher_new(s);
+    }
+    /* A duplicate waits here as long as it would for its key in MariaDB or for its lock. */
+    if (cfg->idem_keep_ms)
+        s->flights = idem_flights_new(
+            1000LL * (cfg->locks == CONFIG_LOCKS_DB ? cfg->db_lock_wait_s : cfg->lock_wait_s),
+            cfg->idem_keep_ms);
+}
+
+static void stop_write_paths(struct svc *s)
+{
+    charge_batcher_free(s->charges);
+    s->charges = NULL;
+    pay_batcher_free(s->payments);
+    s->payments = NULL;
+    idem_flights_free(s->flights);
+    s->flights = NULL;
+}
+
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
     struct svc s = {0};
@@ -229,20 +256,11 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         return 1;
     }
     metrics_routes_init(routes_names(), (int)routes_count);
-    /* Group commit needs no Redis lock around a charge: with locks in Redis each user's
-     * charges go one at a time anyway. */
-    if (cfg->group_commit && cfg->locks == CONFIG_LOCKS_DB)
-        s.charges = charge_batcher_new(&s);
-    /* A duplicate waits here as long as it would for its key in MariaDB or for its lock. */
-    if (cfg->idem_keep_ms)
-        s.flights = idem_flights_new(
-            1000LL * (cfg->locks == CONFIG_LOCKS_DB ? cfg->db_lock_wait_s : cfg->lock_wait_s),
-            cfg->idem_keep_ms);
+    start_write_paths(cfg, &s);
     struct server *srv = start_http(cfg, &s, &e);
     if (!srv) {
         log_error("%s", e.detail);
-        idem_flights_free(s.flights);
-        charge_batcher_free(s.charges);
+        stop_write_paths(&s);
         close_pools(&s);
         return 1;
     }
@@ -258,10 +276,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     outbox_relay_stop(s.relay);
     s.relay = NULL;
     sweeper_stop(sweeper);
-    charge_batcher_free(s.charges);
-    s.charges = NULL;
-    idem_flights_free(s.flights);
-    s.flights = NULL;
+    stop_write_paths(&s);
     close_pools(&s);
     log_info("stopped");
     return 0;

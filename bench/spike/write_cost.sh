@@ -12,6 +12,8 @@
 #                  shopd_respond_commit_event), per pair
 #   order-pay-0010 the same through the calls of the release before 0014 (shopd_order_reserve,
 #                  _place, shopd_respond_commit, then the payment's two), per pair
+#   order-pay-batch the orders as order-pay, their payments in batches of 32 (0015's
+#                  shopd_pay_batch + shopd_respond_events_batch_commit), per pair
 # (Both order cases read the key's id with one extra SELECT that shopd does not make.)
 # The procedures are those of the migrations shopd has now, or with BEFORE=NNNN those of the
 # migrations before NNNN (the procedure files from 0009 up to it are applied again on top, to
@@ -27,7 +29,7 @@ cd "$ROOT"
 N=${N:-2000}
 RUNS=${RUNS:-3}
 SPIKE_DB=${SPIKE_DB:-shopd_t_spike}
-CASES=${CASES:-empty update update3 charge-batch order-pay order-pay-0010}
+CASES=${CASES:-empty update update3 charge-batch order-pay order-pay-0010 order-pay-batch}
 SHOPD=${SHOPD:-build/release/shopd}
 CNF=var/svc/mariadb/my.cnf
 PID_FILE=var/svc/mariadb/mariadb.pid
@@ -71,14 +73,14 @@ gen() {
       update3) echo "START TRANSACTION; UPDATE spike_rows SET v = v + 1 WHERE id = $((1 + i % 998));" \
                     "UPDATE spike_rows SET v = v + 1 WHERE id = $((2 + i % 998));" \
                     "UPDATE spike_rows SET v = v + 1 WHERE id = $((3 + i % 998)); COMMIT;" ;;
-      order-pay | order-pay-0010)
+      order-pay | order-pay-0010 | order-pay-batch)
         n=$((1 + i % 3)) lines='' priced='' p=$((1 + (i * 37) % 990))
         for ((q = 0; q < n; q++)); do
           lines+="${lines:+,}[$((p + q * 3)),1]"
           priced+="${priced:+,}[$((p + q * 3)),1,1000,\"spike-$((p + q * 3))\"]"
         done
         key_id="SELECT id INTO @k FROM idempotency_keys WHERE user_id = $u AND method = 'POST' AND path = '/api/orders' AND idem_key = '$k';"
-        if [ "$c" = order-pay ]; then
+        if [ "$c" != order-pay-0010 ]; then
           echo "CALL shopd_order_open($u,'POST','/api/orders','$k',UNHEX(SHA2('$k',256)),NOW(6),NOW(6) + INTERVAL 15 MINUTE,'[$lines]',0);"
           echo "SET @o = LAST_INSERT_ID();"
           echo "$key_id"
@@ -89,6 +91,16 @@ gen() {
           echo "CALL shopd_order_place($u,$((n * 1000)),0,$((n * 1000)),0,0,NOW(6),NOW(6) + INTERVAL 15 MINUTE,'[$lines]');"
           echo "SET @o = LAST_INSERT_ID();"
           echo "CALL shopd_respond_commit(@k, 201, '$body');"
+        fi
+        if [ "$c" = order-pay-batch ]; then
+          echo "SET @pays = JSON_ARRAY_APPEND(IFNULL(@pays, '[]'), '\$', JSON_OBJECT('u',$u,'m','POST','p',CONCAT('/api/orders/',@o,'/payment'),'k','${k}p','f',SHA2('${k}p',256),'o',@o));"
+          if (( i % 32 == 31 || i == N - 1 )); then
+            echo "SET @x = (SELECT MAX(id) FROM idempotency_keys);"
+            echo "CALL shopd_pay_batch(@pays, NOW(6));"
+            echo "CALL shopd_respond_events_batch_commit((SELECT CONCAT('[', GROUP_CONCAT(JSON_OBJECT('id', id, 's', 200, 'b', '$body', 'e', UUID(), 't', 'order.paid', 'a', id, 'l', '$body')), ']') FROM idempotency_keys WHERE id > @x), NOW(6));"
+            echo "SET @pays = NULL;"
+          fi
+          continue
         fi
         echo "CALL shopd_order_settle('pay','PENDING',$u,'POST',CONCAT('/api/orders/',@o,'/payment'),'${k}p',UNHEX(SHA2('${k}p',256)),NOW(6),@o,0);"
         echo "SELECT id INTO @k FROM idempotency_keys WHERE user_id = $u AND method = 'POST' AND path = CONCAT('/api/orders/',@o,'/payment') AND idem_key = '${k}p';"

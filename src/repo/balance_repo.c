@@ -118,24 +118,13 @@ out:
 /* The items as shopd_charge_batch takes them (the fingerprint in hex). */
 static const char *batch_json(const struct balance_batch_charge *items, size_t n, struct arena *a)
 {
-    static const char hex[] = "0123456789abcdef";
-    char fingerprint[65];
     struct json_w w;
 
     json_w_init(&w, a);
     json_w_arr_begin(&w, NULL);
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < 32; j++) {
-            fingerprint[2 * j] = hex[items[i].fingerprint[j] >> 4];
-            fingerprint[2 * j + 1] = hex[items[i].fingerprint[j] & 15];
-        }
-        fingerprint[64] = '\0';
         json_w_obj_begin(&w, NULL);
-        json_w_int(&w, "u", items[i].key->user_id);
-        json_w_str(&w, "m", items[i].key->method);
-        json_w_str(&w, "p", items[i].key->path);
-        json_w_str(&w, "k", items[i].key->key);
-        json_w_str(&w, "f", fingerprint);
+        idem_repo_key_json(&w, items[i].key, items[i].fingerprint);
         json_w_int(&w, "a", items[i].amount_krw);
         json_w_int(&w, "x", items[i].max_krw);
         json_w_obj_end(&w);

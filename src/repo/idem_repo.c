@@ -26,6 +26,8 @@ static const char sql_respond_commit[] = "CALL shopd_respond_commit(?, ?, ?)";
 static const char sql_respond_commit_event[] =
     "CALL shopd_respond_commit_event(?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_respond_batch_commit[] = "CALL shopd_respond_batch_commit(?)";
+static const char sql_respond_events_batch_commit[] =
+    "CALL shopd_respond_events_batch_commit(?, ?)";
 static const char sql_purge[] = "DELETE FROM idempotency_keys WHERE created_at < ? LIMIT ?";
 
 static int find(struct db_conn *c, const char *sql, const struct idem_row_key *key, struct arena *a,
@@ -117,25 +119,60 @@ int idem_repo_respond_commit(struct db_conn *c, int64_t row_id, int status, cons
     return rc;
 }
 
+void idem_repo_key_json(struct json_w *w, const struct idem_row_key *key,
+                        const unsigned char fingerprint[32])
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[65];
+
+    for (size_t j = 0; j < 32; j++) {
+        text[2 * j] = hex[fingerprint[j] >> 4];
+        text[2 * j + 1] = hex[fingerprint[j] & 15];
+    }
+    text[64] = '\0';
+    json_w_int(w, "u", key->user_id);
+    json_w_str(w, "m", key->method);
+    json_w_str(w, "p", key->path);
+    json_w_str(w, "k", key->key);
+    json_w_str(w, "f", text);
+}
+
 int idem_repo_respond_batch_commit(struct db_conn *c, const struct idem_response_row *rows,
                                    size_t n, struct err *e)
 {
+    const struct idem_event *first = NULL;
     struct arena a = ARENA_INIT;
     struct db_rows none;
     struct json_w w;
+    int rc;
 
     json_w_init(&w, &a);
     json_w_arr_begin(&w, NULL);
     for (size_t i = 0; i < n; i++) {
+        const struct idem_event *ev = rows[i].event;
         json_w_obj_begin(&w, NULL);
         json_w_int(&w, "id", rows[i].row_id);
         json_w_int(&w, "s", rows[i].status);
         json_w_str(&w, "b", rows[i].body);
+        if (ev) {
+            if (first && ev->at_us != first->at_us)
+                BUG("the events of one batch at different times");
+            first = first ? first : ev;
+            json_w_str(&w, "e", ev->event_id);
+            json_w_str(&w, "t", ev->type);
+            json_w_int(&w, "a", ev->aggregate_id);
+            json_w_str(&w, "l", ev->payload);
+        }
         json_w_obj_end(&w);
     }
     json_w_arr_end(&w);
-    struct db_val p[] = {DB_STR(json_w_text(&w, NULL))};
-    int rc = db_call(c, sql_respond_batch_commit, p, ARRAY_SIZE(p), false, &a, &none, 1, e);
+    if (first) {
+        struct db_val p[] = {DB_STR(json_w_text(&w, NULL)), DB_TIME(first->at_us)};
+        rc = db_call(c, sql_respond_events_batch_commit, p, ARRAY_SIZE(p), false, &a, &none, 1, e);
+    } else {
+        struct db_val p[] = {DB_STR(json_w_text(&w, NULL))};
+        rc = db_call(c, sql_respond_batch_commit, p, ARRAY_SIZE(p), false, &a, &none, 1, e);
+    }
     arena_release(&a);
     return rc;
 }

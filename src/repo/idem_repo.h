@@ -11,6 +11,7 @@
 
 struct arena;
 struct db_conn;
+struct json_w;
 struct err;
 
 struct idem_row_key {
@@ -61,10 +62,12 @@ struct idem_response_row {
     int64_t row_id;
     int status;
     const char *body;
+    const struct idem_event *event; /* NULL: none; a batch's events share one at_us */
 };
 
-/* The responses of many keys claimed by this transaction stored, and the commit, in one round
- * trip (shopd_respond_batch_commit, migration 0011): the end of a group commit. */
+/* The responses of many keys claimed by this transaction stored, with their events into the
+ * outbox, and the commit, in one round trip (shopd_respond_batch_commit, migration 0011, or
+ * with events shopd_respond_events_batch_commit, 0015): the end of a group commit. */
 int idem_repo_respond_batch_commit(struct db_conn *c, const struct idem_response_row *rows,
                                    size_t n, struct err *e);
 
@@ -81,6 +84,11 @@ enum idem_start {
     /* A write's last call (write_op.commit): its response stored and committed. */
     IDEM_START_COMMITTED,
 };
+
+/* A key and its fingerprint as the group commits' procedures read an item's: "u", "m", "p",
+ * "k" and "f" (hex) into the JSON object w is writing. */
+void idem_repo_key_json(struct json_w *w, const struct idem_row_key *key,
+                        const unsigned char fingerprint[32]);
 
 /*
  * The outcomes every write procedure shares (migration 0010's header): true for one of them,

@@ -27,6 +27,7 @@ static const char sql_page_status[] =
 static const char sql_open[] = "CALL shopd_order_open(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_commit[] = "CALL shopd_order_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_settle[] = "CALL shopd_order_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_pay_batch[] = "CALL shopd_pay_batch(?, ?, ?)";
 static const char sql_expire_due[] = "CALL shopd_expire_due(?, ?)";
 
 static int row_to_order(const struct db_rows *rows, size_t i, struct order *o, struct err *e)
@@ -272,9 +273,9 @@ enum {
 
 /* Why shopd_order_settle refused, into e (ERR_INTERNAL for an outcome it never gives). */
 static void settle_refusal(enum order_settle kind, const char *outcome, int64_t order_id,
-                           int64_t fence, const struct db_rows *row, struct err *e)
+                           int64_t fence, const struct db_rows *row, size_t i, struct err *e)
 {
-    const char *status = db_str(row, 0, SETTLE_STATUS);
+    const char *status = db_str(row, i, SETTLE_STATUS);
 
     if (!strcmp(outcome, "no_order")) {
         err_set(e, ERR_ORDER_NOT_FOUND, "order %lld does not exist", (long long)order_id);
@@ -290,7 +291,7 @@ static void settle_refusal(enum order_settle kind, const char *outcome, int64_t 
                 (long long)order_id);
     } else if (!strcmp(outcome, "insufficient")) {
         err_set(e, ERR_INSUFFICIENT_BALANCE, "balance %lld KRW is less than %lld KRW",
-                (long long)db_int(row, 0, SETTLE_BALANCE), (long long)db_int(row, 0, SETTLE_TOTAL));
+                (long long)db_int(row, i, SETTLE_BALANCE), (long long)db_int(row, i, SETTLE_TOTAL));
     } else if (!strcmp(outcome, "fenced")) {
         if (fence)
             metrics_inc(METRIC_LOCK_FENCE_REJECTIONS);
@@ -341,7 +342,7 @@ int order_repo_settle(struct db_conn *c, enum order_settle kind, const struct id
     /* An outcome that is not "done" was a refusal: a 5xx among them is not stored. */
     if (strcmp(outcome, "done")) {
         *how = IDEM_START_REFUSED;
-        settle_refusal(kind, outcome, order_id, fence, &sets[0], e);
+        settle_refusal(kind, outcome, order_id, fence, &sets[0], 0, e);
         return e->code == ERR_INTERNAL ? -1 : 0;
     }
     if (late_outcome(&sets[1], SETTLE_COLUMNS, key->key, how, e) ||
@@ -376,5 +377,123 @@ int order_repo_expire_due(struct db_conn *c, int64_t now_us, int limit, struct a
     for (size_t i = 0; i < sets[1].nrows; i++)
         (*product_ids)[i] = db_int(&sets[1], i, 0);
     *nproducts = sets[1].nrows;
+    return 0;
+}
+
+/* The items of a batch as shopd_pay_batch reads them. */
+static const char *pay_items_json(const struct order_pay_item *items, size_t n, struct arena *a)
+{
+    struct json_w w;
+
+    json_w_init(&w, a);
+    json_w_arr_begin(&w, NULL);
+    for (size_t i = 0; i < n; i++) {
+        json_w_obj_begin(&w, NULL);
+        idem_repo_key_json(&w, items[i].key, items[i].fingerprint);
+        json_w_int(&w, "o", items[i].order_id);
+        json_w_obj_end(&w);
+    }
+    json_w_arr_end(&w);
+    return json_w_text(&w, NULL);
+}
+
+/* The outcome row of shopd_pay_batch: shopd_order_settle's, and the item's place. */
+#define PAY_BATCH_COLUMNS (SETTLE_COLUMNS + 1)
+
+/* A deadlock's row, in place of any of shopd_pay_batch's results (Galera may abort the
+ * transaction at any statement: see late_outcome). */
+static bool pay_batch_deadlock(const struct db_rows *set)
+{
+    return set->ncols == PAY_BATCH_COLUMNS && set->nrows == 1 && !db_is_null(set, 0, 0) &&
+           db_cell(set, 0, 0)->type == DB_STR && !strcmp(db_str(set, 0, 0), "deadlock");
+}
+
+/* The paid order order_id from the batch's orders and lines, copied into it->a. */
+static int pay_batch_order(const struct db_rows *orders, const struct db_rows *lines,
+                           struct order_pay_item *it, struct err *e)
+{
+    struct order *o = arena_calloc(it->a, 1, sizeof(*o));
+    size_t row = 0;
+    size_t first = 0;
+    size_t count = 0;
+
+    while (row < orders->nrows && db_int(orders, row, 0) != it->order_id)
+        row++;
+    if (row == orders->nrows || row_to_order(orders, row, o, e))
+        return err_set(e, ERR_INTERNAL, "shopd_pay_batch lost order %lld", (long long)it->order_id);
+    while (first < lines->nrows && db_int(lines, first, 0) != it->order_id)
+        first++;
+    while (first + count < lines->nrows && db_int(lines, first + count, 0) == it->order_id)
+        count++;
+    o->items = arena_calloc(it->a, count, sizeof(*o->items));
+    o->count = count;
+    for (size_t i = 0; i < count; i++) {
+        struct order_item *line = &o->items[i];
+        line->product_id = db_int(lines, first + i, 1);
+        line->product_name = arena_strdup(it->a, db_str(lines, first + i, 2));
+        line->quantity = db_int(lines, first + i, 3);
+        line->unit_price_krw = db_int(lines, first + i, 4);
+        line->subtotal_krw = db_int(lines, first + i, 5);
+    }
+    it->settled.order = o;
+    return 0;
+}
+
+/* Item i's outcome of shopd_pay_batch's results, into it (and *open once one was paid). */
+static int pay_batch_outcome(const struct db_rows *sets, size_t i, struct order_pay_item *it,
+                             bool *open, struct err *e)
+{
+    const char *outcome = db_str(&sets[0], i, SETTLE_OUTCOME);
+
+    it->busy = !strcmp(outcome, "busy");
+    if (it->busy) {
+        it->how = IDEM_START_AGAIN;
+        return 0;
+    }
+    if (strcmp(outcome, "paid")) {
+        if (idem_repo_shared_outcome(outcome, it->key->key, &it->how, it->e))
+            return 0;
+        it->how = IDEM_START_REFUSED;
+        settle_refusal(ORDER_SETTLE_PAY, outcome, it->order_id, 0, &sets[0], i, it->e);
+        if (it->e->code != ERR_INTERNAL)
+            return 0;
+        *e = *it->e;
+        return -1;
+    }
+    if (pay_batch_order(&sets[1], &sets[2], it, e))
+        return -1;
+    if (order_status_parse(db_str(&sets[0], i, SETTLE_STATUS), &it->settled.was))
+        return err_set(e, ERR_INTERNAL, "order %lld had an unknown status",
+                       (long long)it->order_id);
+    it->settled.balance_krw = db_int(&sets[0], i, SETTLE_BALANCE);
+    it->settled.payment_id = db_int(&sets[0], i, SETTLE_PAYMENT);
+    it->key_row_id = db_int(&sets[0], i, SETTLE_KEY_ID);
+    it->how = IDEM_START_OPEN;
+    *open = true;
+    return 0;
+}
+
+int order_repo_pay_batch(struct db_conn *c, struct order_pay_item *items, size_t n, int64_t now_us,
+                         struct arena *a, bool *open, struct err *e)
+{
+    struct db_val p[] = {DB_STR(pay_items_json(items, n, a)),
+                         DB_STR(from_states(ORDER_SETTLE_PAY, a)), DB_TIME(now_us)};
+    struct db_rows sets[3];
+
+    *open = false;
+    if (db_call(c, sql_pay_batch, p, ARRAY_SIZE(p), true, a, sets, ARRAY_SIZE(sets), e))
+        return -1;
+    if (pay_batch_deadlock(&sets[0]) || pay_batch_deadlock(&sets[1]) ||
+        pay_batch_deadlock(&sets[2])) {
+        metrics_inc(METRIC_DB_ERRORS);
+        for (size_t i = 0; i < n; i++)
+            items[i].how = IDEM_START_AGAIN;
+        return 0;
+    }
+    if (sets[0].nrows != n || sets[0].ncols != PAY_BATCH_COLUMNS)
+        return err_set(e, ERR_INTERNAL, "shopd_pay_batch answered %zu of %zu", sets[0].nrows, n);
+    for (size_t i = 0; i < n; i++)
+        if (pay_batch_outcome(sets, i, &items[i], open, e))
+            return -1;
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "domain/order.h"
+#include "repo/idem_repo.h"
 
 /*
  * Orders, their items, payments and outbox events. Errors as in repo/db.h; a missing order is
@@ -88,6 +89,30 @@ int order_repo_settle(struct db_conn *c, enum order_settle kind, const struct id
                       const unsigned char fingerprint[32], int64_t now_us, int64_t order_id,
                       int64_t fence, struct arena *a, enum idem_start *how, int64_t *key_row_id,
                       struct order_settled *out, struct err *e);
+
+/* One payment of a batch (order_repo_pay_batch): what to pay, then what the batch did. */
+struct order_pay_item {
+    const struct idem_row_key *key;
+    const unsigned char *fingerprint; /* 32 bytes */
+    int64_t order_id;
+    struct arena *a;     /* the paid order is copied here: it outlives the batch's arena */
+    enum idem_start how; /* OPEN: paid, in the transaction left open */
+    bool busy;           /* not tried: another transaction held one of its rows or its key */
+    int64_t key_row_id;
+    struct order_settled settled; /* OPEN: as order_repo_settle's */
+    struct err *e;                /* REFUSED: why, as order_repo_settle's refusals */
+};
+
+/*
+ * Group commit: the payments of items[] (ascending user id, the caller's order) in one
+ * transaction and one round trip (shopd_pay_batch, migration 0015), each behind a savepoint of
+ * its own, so that each gets its own outcome in items[i].how (or busy: the batch waits on no
+ * lock other work holds). *open says whether any was paid: the transaction is then left open
+ * for idem_repo_respond_batch_commit. A deadlock rolls everything back (every how AGAIN). -1
+ * with e when the call failed; the caller rolls back.
+ */
+int order_repo_pay_batch(struct db_conn *c, struct order_pay_item *items, size_t n, int64_t now_us,
+                         struct arena *a, bool *open, struct err *e);
 
 /*
  * One sweep, committed in one call (shopd_expire_due): up to limit PENDING orders past their

@@ -88,10 +88,13 @@ static const char *render_charge(const void *result, struct arena *a)
 }
 
 /* Through the group commit when this instance has one. */
-static int charge_batched(const struct write_req *w, struct arena *a, struct idem_response *out,
-                          struct err *e)
+static int charge_batched(const struct write_op *op, const struct write_req *w, void *result,
+                          struct arena *a, struct idem_response *out, struct err *e)
 {
     const struct charge_args *args = w->args;
+
+    (void)op;
+    (void)result; /* the batch renders its response itself */
 
     if (!w->svc->charges)
         return 1;

@@ -5,8 +5,8 @@
 
 /*
  * Group commit of charges (SHOPD_LOCKS=db with SHOPD_GROUP_COMMIT=on, the default): the charges
- * that arrive while a batch is being written wait for the next one, and a batch of up to
- * CHARGE_BATCH_MAX goes into MariaDB in one transaction of two round trips
+ * that arrive while a batch is being written wait for the next one (service/batcher.h), and a
+ * batch of up to BATCHER_MAX goes into MariaDB in one transaction of two round trips
  * (shopd_charge_batch, then shopd_respond_batch_commit), as TigerBeetle batches transfers.
  * Each charge keeps its own savepoint inside the batch and so its own exact outcome: charged,
  * refused (stored with its key afterwards, as the write engine stores refusals), a duplicate
@@ -16,9 +16,6 @@
  * its own, so that one busy row holds up nobody else. The invariants are the single charge's:
  * the same conditional UPDATE, the same unique key, the same history row, all in MariaDB.
  *
- * Batching is leader-follower: a request that finds fewer than CHARGE_BATCH_LEADERS batches
- * being written takes the queue (its own charge and whoever waits) and writes it on its own
- * thread; the others wait on a condition variable, never spinning, and wake with their answer.
  * Thread-safe.
  */
 
@@ -27,13 +24,6 @@ struct err;
 struct idem_request;
 struct idem_response;
 struct svc;
-
-#define CHARGE_BATCH_MAX 64
-/* One batch at a time per instance. Measured against 2 and 4 (docs/PERFORMANCE.md, "One
- * batch at a time"): while one batch is written the queue fills the next, so batches are
- * fuller, and no batch finds rows another batch holds, which sent hot users' charges out to
- * run one by one. Charges of distinct users ran about 15 % faster, of 10 hot users 2.5x. */
-#define CHARGE_BATCH_LEADERS 1
 
 struct charge_batcher;
 

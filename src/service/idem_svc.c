@@ -163,6 +163,23 @@ enum idem_step idem_svc_after_start(struct db_conn *c, const struct idem_request
     BUG("a write's open transaction is its engine's to finish");
 }
 
+int idem_svc_settle_batched(struct svc *s, const struct idem_request *r, enum idem_start how,
+                            struct arena *a, struct idem_response *out, struct err *e)
+{
+    enum idem_step step;
+    struct db_conn *c;
+
+    if (how == IDEM_START_REFUSED && !idem_svc_stores_refusal(e->code))
+        return -1; /* a lock wait: not stored */
+    if (db_acquire(s->db, &c, e))
+        return -1;
+    step = idem_svc_after_start(c, r, how, NULL, a, out, e);
+    db_release(s->db, c);
+    if (step == IDEM_STEP_AGAIN) /* the key purged between the batch and this */
+        return err_set(e, ERR_UNAVAILABLE, "idempotency key '%.64s' is contended; retry", r->key);
+    return step == IDEM_STEP_DONE ? 0 : -1;
+}
+
 int idem_svc_lock_timed_out(struct svc *s, const struct idem_request *r, struct arena *a,
                             struct idem_response *out, struct err *e)
 {

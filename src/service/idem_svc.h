@@ -127,6 +127,15 @@ enum idem_step idem_svc_after_start(struct db_conn *c, const struct idem_request
                                     struct idem_response *out, struct err *e);
 
 /*
+ * What a group commit's outcome other than OPEN (how) means for its request, on the request's
+ * own thread and a connection of its own; e holds the batch's refusal or lock wait on entry.
+ * A duplicate replayed (its first may have been in that very batch, committed now), a refusal
+ * stored, a lock wait not. 0 with out (a replay), or -1 with e.
+ */
+int idem_svc_settle_batched(struct svc *s, const struct idem_request *r, enum idem_start how,
+                            struct arena *a, struct idem_response *out, struct err *e);
+
+/*
  * For a caller whose distributed lock wait ran out before its write began (e holds that
  * ERR_UNAVAILABLE): was it waiting behind a request with this very key? One locking read that
  * does not wait. Returns 0 with the stored response when the key has finished meanwhile (a

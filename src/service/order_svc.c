@@ -18,6 +18,7 @@
 #include "repo/user_repo.h"
 #include "service/idem_svc.h"
 #include "service/outbox_relay.h"
+#include "service/pay_batch.h"
 #include "service/product_svc.h"
 #include "service/svc.h"
 #include "service/write.h"
@@ -226,9 +227,19 @@ static void settle_committed(struct svc *s, const void *result)
         event_committed(s);
 }
 
+/* Through the group commit when this instance has one. */
+static int pay_batched(const struct write_op *op, const struct write_req *w, void *result,
+                       struct arena *a, struct idem_response *out, struct err *e)
+{
+    if (!w->svc->payments)
+        return 1;
+    return pay_batcher_run(w->svc->payments, op, w, result, a, out, e);
+}
+
 static const struct write_op pay_op = {
     .name = "payment",
     .lock_name = order_lock_name,
+    .batch = pay_batched,
     .start = pay_start,
     .render = render_payment,
     .event = pay_event,

@@ -10,6 +10,7 @@
 
 struct cache;
 struct charge_batcher;
+struct pay_batcher;
 struct config;
 struct db_pool;
 struct dlock_manager;
@@ -26,6 +27,7 @@ struct svc {
     struct dlock_manager *locks;
     struct outbox_relay *relay; /* in `shopd serve`: nudged after a commit that wrote an event */
     struct charge_batcher *charges; /* in `shopd serve` with group commit; NULL: one by one */
+    struct pay_batcher *payments;   /* the same */
     struct idem_flights *flights;   /* in `shopd serve`: duplicates answered in the instance */
     char key_prefix[80];            /* "<db name>:", the namespace of every Redis key */
 };

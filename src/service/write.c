@@ -157,9 +157,14 @@ static int write_one(struct svc *s, const struct write_op *op, const struct idem
     char name[LOCK_NAME_MAX];
 
     if (op->batch) {
-        int rc = op->batch(&w, a, out, e);
-        if (rc <= 0)
+        int rc = op->batch(op, &w, result, a, out, e);
+        if (rc < 0)
             return rc;
+        if (!rc) {
+            if (!out->replayed && op->committed)
+                op->committed(s, result);
+            return 0;
+        }
     }
     op->lock_name(&w, name, sizeof(name));
     if (svc_lock(s, name, &lock, e)) {

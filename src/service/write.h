@@ -18,8 +18,9 @@
  * is two or three MariaDB round trips. An op with its own commit ends in one call that does the
  * rest of its effect with the response (an order: its stock is taken there, so that its
  * products' rows are held for that call alone). A start that refuses before it wrote anything
- * leaves its transaction open, and the refusal is stored in it. (Charges with SHOPD_GROUP_COMMIT go
- * through service/charge_batch.h instead, which settles each outcome the same way.) The idempotency
+ * leaves its transaction open, and the refusal is stored in it. (Charges and payments with
+ * SHOPD_GROUP_COMMIT go through service/charge_batch.h and service/pay_batch.h instead, which
+ * settle each outcome the same way.) The idempotency
  * rules (one effect per key, refusals stored and replayed, a duplicate in flight 409, a row-lock
  * time-out 503) are idem_svc.h's; the response's status is the route's (idem_request.status), its
  * body the op's render of the result.
@@ -35,6 +36,7 @@ struct err;
 struct idem_request;
 struct idem_response;
 struct svc;
+struct write_op;
 
 /* What the engine hands a write's start. */
 struct write_req {
@@ -68,10 +70,11 @@ typedef bool write_event_fn(const void *result, int64_t now_us, struct arena *a,
 /* After a fresh success committed: caches invalidated, the relay nudged. */
 typedef void write_committed_fn(struct svc *s, const void *result);
 
-/* A write that may go through a group commit instead (service/charge_batch.h): its outcomes
- * as write_run's, or 1 when it is to run on its own. */
-typedef int write_batch_fn(const struct write_req *w, struct arena *a, struct idem_response *out,
-                           struct err *e);
+/* A write that may go through a group commit instead (service/charge_batch.h,
+ * service/pay_batch.h): its outcomes as write_run's (result filled on a fresh success), or 1
+ * when it is to run on its own. */
+typedef int write_batch_fn(const struct write_op *op, const struct write_req *w, void *result,
+                           struct arena *a, struct idem_response *out, struct err *e);
 
 /* The name of the write's distributed lock ("user:7"). */
 typedef void write_lock_name_fn(const struct write_req *w, char *buf, size_t size);

@@ -1265,6 +1265,89 @@ static void thirty_payments_charge_once(void **state)
     assert_check_passes();
 }
 
+/*
+ * Payments of many users at once, which with SHOPD_LOCKS=db go into MariaDB in group commits
+ * (service/pay_batch.h): each keeps its own outcome. Every user has one order of one unit of
+ * a shared product; one in four has too little money; each payment is sent twice with one
+ * key, to two instances, so that the two copies can meet in one batch or in two. Afterwards
+ * the totals are exact: one payment per order that could be paid, each refusal stored (its
+ * key answers the refusal again after a top-up), both copies of a key answered alike.
+ */
+#define BATCH_PAYERS 24
+#define BATCH_PRICE  2000
+
+static void payments_of_many_users_each_keep_their_outcome(void **state)
+{
+    struct call *calls = calloc(2 * BATCH_PAYERS, sizeof(*calls));
+    int64_t users[BATCH_PAYERS], orders[BATCH_PAYERS];
+    char *tokens[BATCH_PAYERS];
+    int64_t product = new_product("Batched", BATCH_PRICE, BATCH_PAYERS);
+    struct line one[] = {{product, 1}};
+    int64_t batched = harness_metric(&srv[0], "shopd_payment_batched_total");
+    int paid = 0;
+
+    (void)state;
+    for (int i = 0; i < BATCH_PAYERS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "Batch Payer %d", i);
+        users[i] = new_user(name, i % 4 ? BATCH_PRICE + i : BATCH_PRICE - 1, &tokens[i]);
+        json_t *o = order_ok(&srv[i % NSERVERS], users[i], tokens[i], one, 1, 0);
+        orders[i] = jint(o, "orderId");
+        json_decref(o);
+        for (int copy = 0; copy < 2; copy++) {
+            struct call *k = &calls[2 * i + copy];
+            k->server = &srv[(i + copy) % NSERVERS];
+            snprintf(k->path, sizeof(k->path), "/api/orders/%lld/payment", (long long)orders[i]);
+            k->token = tokens[i];
+            snprintf(k->body, sizeof(k->body), "{\"userId\":%lld}", (long long)users[i]);
+            snprintf(k->key, sizeof(k->key), "batch-pay-%d", i);
+        }
+    }
+    run_calls(calls, 2 * BATCH_PAYERS);
+    for (int i = 0; i < BATCH_PAYERS; i++) {
+        struct call *first = &calls[2 * i], *second = &calls[2 * i + 1];
+        bool rich = i % 4 != 0;
+        assert_int_equal(first->status, second->status);
+        assert_string_equal(first->response, second->response);
+        if (!rich) {
+            expect_problem(first->status, first->response, 409, "INSUFFICIENT_BALANCE",
+                           "a batched payment beyond the balance");
+            assert_order_status(orders[i], "PENDING");
+            assert_balance(users[i], tokens[i], BATCH_PRICE - 1);
+            continue;
+        }
+        assert_int_equal(first->status, 200);
+        json_t *p = parse_body(first->response);
+        assert_int_equal(jint(p, "orderId"), orders[i]);
+        assert_int_equal(jint(p, "paidAmount"), BATCH_PRICE);
+        assert_int_equal(jint(p, "remainingBalance"), i);
+        json_decref(p);
+        paid++;
+        assert_order_status(orders[i], "PAID");
+        assert_balance(users[i], tokens[i], i);
+        assert_int_equal(sql1(sql_payments, orders[i]), 1);
+        assert_int_equal(sql_int_str(sql_events, orders[i], "order.paid"), 1);
+        assert_int_equal(sql1(sql_history_count, users[i]), 2);
+    }
+    assert_int_equal(paid, BATCH_PAYERS - BATCH_PAYERS / 4);
+    assert_int_equal(sql1(sql_sold, product), paid);
+    assert_int_equal(sql1(sql_reserved, product), BATCH_PAYERS - paid);
+    if (harness_locks_db())
+        assert_true(harness_metric(&srv[0], "shopd_payment_batched_total") > batched);
+
+    /* A stored refusal is the key's answer, even once the money is there. */
+    charge(users[0], tokens[0], BATCH_PRICE);
+    struct http_result r;
+    order_action(&srv[1], "payment", orders[0], users[0], tokens[0], "batch-pay-0", &r);
+    expect_problem(r.status, r.body, 409, "INSUFFICIENT_BALANCE", "the refused key again");
+    http_result_free(&r);
+    assert_order_status(orders[0], "PENDING");
+    for (int i = 0; i < BATCH_PAYERS; i++)
+        free(tokens[i]);
+    free_calls(calls, 2 * BATCH_PAYERS);
+    assert_check_passes();
+}
+
 /* ---- coupons ---- */
 
 static void coupon_discounts_and_a_used_coupon_is_refused(void **state)
@@ -1892,6 +1975,7 @@ int main(void)
         cmocka_unit_test(opposite_line_orders_do_not_deadlock),
         cmocka_unit_test(one_key_100_requests_one_order),
         cmocka_unit_test(thirty_payments_charge_once),
+        cmocka_unit_test(payments_of_many_users_each_keep_their_outcome),
         cmocka_unit_test(coupon_discounts_and_a_used_coupon_is_refused),
         cmocka_unit_test(cancel_before_payment_restores_stock_and_coupon),
         cmocka_unit_test(cancel_after_payment_refunds),

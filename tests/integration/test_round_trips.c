@@ -177,10 +177,12 @@ static void test_charge(void **state)
  * both products together = 1 (it was one per product), and with SHOPD_LOCKS=redis the key's
  * lock and release.
  *
- * Its payment. MariaDB: shopd_order_settle (begin, the claim, the order locked and checked, the
- * PENDING -> PAID UPDATE, the balance UPDATE and its history row, the payment row, per line
- * the sold stock and the day's sales), then shopd_respond_commit_event (the outbox event, the
- * response, COMMIT) = 2. Redis: as the order (the order's lock).
+ * Its payment. With SHOPD_LOCKS=db (group commit): a batch of one, shopd_pay_batch (begin, then
+ * behind a savepoint the claim, the order locked and checked, the PENDING -> PAID UPDATE, the
+ * balance UPDATE and its history row, the payment row, per line the sold stock and the day's
+ * sales), then shopd_respond_events_batch_commit (the outbox events, the responses, COMMIT)
+ * = 2. With redis: shopd_order_settle (the same statements), then shopd_respond_commit_event
+ * = 2. Redis: as the order (the order's lock).
  *
  * The cancel of a pending order, and of a paid one. MariaDB: shopd_order_settle (the lines'
  * stock given back, or the refund, the sold stock back and the day's sales corrected; the
@@ -203,8 +205,12 @@ static void test_order_pay_cancel(void **state)
     expect_trips("order of 2 lines", since(order_route, before), 2, 1 + lock_trips);
 
     before = read_trips(pay_route);
+    int64_t batches = harness_metric(&srv, "shopd_payment_batches_total");
     assert_int_equal(order_action(id, "payment"), 200);
     expect_trips("payment", since(pay_route, before), 2, 1 + lock_trips);
+    /* With locks in MariaDB every payment goes through a group commit; never with Redis's. */
+    assert_int_equal(harness_metric(&srv, "shopd_payment_batches_total") - batches,
+                     locks_db ? 1 : 0);
 
     before = read_trips(cancel_route);
     assert_int_equal(order_action(id, "cancel"), 200);
