@@ -32,6 +32,7 @@
 #include "service/seed_svc.h"
 #include "service/svc.h"
 #include "service/sweeper.h"
+#include "service/write_batch.h"
 
 #include "core/banned.h"
 
@@ -224,9 +225,9 @@ static void start_write_paths(const struct config *cfg, struct svc *s)
 
 static void stop_write_paths(struct svc *s)
 {
-    charge_batcher_free(s->charges);
+    write_batcher_free(s->charges);
     s->charges = NULL;
-    pay_batcher_free(s->payments);
+    write_batcher_free(s->payments);
     s->payments = NULL;
     idem_flights_free(s->flights);
     s->flights = NULL;

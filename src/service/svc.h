@@ -9,8 +9,7 @@
  */
 
 struct cache;
-struct charge_batcher;
-struct pay_batcher;
+struct write_batcher;
 struct config;
 struct db_pool;
 struct dlock_manager;
@@ -26,10 +25,12 @@ struct svc {
     struct cache *top;      /* top-products:{days}:{limit} → the ranking JSON, 5 min */
     struct dlock_manager *locks;
     struct outbox_relay *relay; /* in `shopd serve`: nudged after a commit that wrote an event */
-    struct charge_batcher *charges; /* in `shopd serve` with group commit; NULL: one by one */
-    struct pay_batcher *payments;   /* the same */
-    struct idem_flights *flights;   /* in `shopd serve`: duplicates answered in the instance */
-    char key_prefix[80];            /* "<db name>:", the namespace of every Redis key */
+    /* Group commits (service/write_batch.h), in `shopd serve` with SHOPD_GROUP_COMMIT;
+     * NULL: one by one. */
+    struct write_batcher *charges;
+    struct write_batcher *payments;
+    struct idem_flights *flights; /* in `shopd serve`: duplicates answered in the instance */
+    char key_prefix[80];          /* "<db name>:", the namespace of every Redis key */
 };
 
 /* The lease a distributed lock takes (renewed while held). The wait is SHOPD_LOCK_WAIT. */
