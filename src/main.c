@@ -25,9 +25,11 @@
 #include "service/charge_batch.h"
 #include "service/event_consumer.h"
 #include "service/idem_flight.h"
+#include "service/order_batch.h"
 #include "service/outbox_relay.h"
 #include "service/pay_batch.h"
 #include "service/platform_svc.h"
+#include "service/price_memo.h"
 #include "service/ranking_svc.h"
 #include "service/seed_svc.h"
 #include "service/svc.h"
@@ -210,10 +212,12 @@ static int arm_redis_fault(const struct config *cfg)
 /* What the writes of `shopd serve` share: the group commits and the duplicates' table. */
 static void start_write_paths(const struct config *cfg, struct svc *s)
 {
-    /* Group commit needs no Redis lock around a charge or a payment: with locks in Redis each
-     * user's charges and each order's payments go one at a time anyway. */
+    /* Group commit needs no Redis lock around a write: with locks in Redis each user's charges,
+     * each key's order and each order's payments go one at a time anyway. */
     if (cfg->group_commit && cfg->locks == CONFIG_LOCKS_DB) {
         s->charges = charge_batcher_new(s);
+        s->orders = order_batcher_new(s);
+        s->prices = price_memo_new();
         s->payments = pay_batcher_new(s);
     }
     /* A duplicate waits here as long as it would for its key in MariaDB or for its lock. */
@@ -227,6 +231,10 @@ static void stop_write_paths(struct svc *s)
 {
     write_batcher_free(s->charges);
     s->charges = NULL;
+    write_batcher_free(s->orders);
+    s->orders = NULL;
+    price_memo_free(s->prices);
+    s->prices = NULL;
     write_batcher_free(s->payments);
     s->payments = NULL;
     idem_flights_free(s->flights);

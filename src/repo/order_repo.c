@@ -28,6 +28,7 @@ static const char sql_open[] = "CALL shopd_order_open(?, ?, ?, ?, ?, ?, ?, ?, ?)
 static const char sql_commit[] = "CALL shopd_order_commit(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_settle[] = "CALL shopd_order_settle(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_pay_batch[] = "CALL shopd_pay_batch(?, ?, ?)";
+static const char sql_place_batch[] = "CALL shopd_order_place_batch(?, ?, ?)";
 static const char sql_expire_due[] = "CALL shopd_expire_due(?, ?)";
 
 static int row_to_order(const struct db_rows *rows, size_t i, struct order *o, struct err *e)
@@ -495,5 +496,94 @@ int order_repo_pay_batch(struct db_conn *c, struct order_pay_item *items, size_t
     for (size_t i = 0; i < n; i++)
         if (pay_batch_outcome(sets, i, &items[i], open, e))
             return -1;
+    return 0;
+}
+
+/* The orders of a batch as shopd_order_place_batch reads them. */
+static const char *place_items_json(const struct order_place_item *items, size_t n, struct arena *a)
+{
+    struct json_w w;
+
+    json_w_init(&w, a);
+    json_w_arr_begin(&w, NULL);
+    for (size_t i = 0; i < n; i++) {
+        const struct order *o = items[i].order;
+        json_w_obj_begin(&w, NULL);
+        idem_repo_key_json(&w, items[i].key, items[i].fingerprint);
+        json_w_int(&w, "s", o->subtotal_krw);
+        json_w_int(&w, "t", o->total_krw);
+        json_w_arr_begin(&w, "l");
+        for (size_t j = 0; j < o->count; j++) {
+            json_w_arr_begin(&w, NULL);
+            json_w_int(&w, NULL, o->items[j].product_id);
+            json_w_int(&w, NULL, o->items[j].quantity);
+            json_w_int(&w, NULL, o->items[j].unit_price_krw);
+            json_w_str(&w, NULL, o->items[j].product_name);
+            json_w_arr_end(&w);
+        }
+        json_w_arr_end(&w);
+        json_w_obj_end(&w);
+    }
+    json_w_arr_end(&w);
+    return json_w_text(&w, NULL);
+}
+
+/* The columns of shopd_order_place_batch's rows. */
+enum { PLACE_OUTCOME, PLACE_KEY_ID, PLACE_ORDER, PLACE_PRODUCT, PLACE_STOCK, PLACE_COLUMNS = 6 };
+
+/* Reads row i of the batch's answer into its item; sets *open when the item's
+ * key was claimed by the batch. -1 only for an outcome shopd does not know. */
+static int place_outcome(struct order_place_item *it, const struct db_rows *rows, size_t i,
+                         bool *open)
+{
+    const char *outcome = db_str(rows, i, PLACE_OUTCOME);
+
+    it->busy = !strcmp(outcome, "busy");
+    it->key_row_id = db_int(rows, i, PLACE_KEY_ID);
+    if (it->busy) {
+        it->how = IDEM_START_AGAIN;
+        return 0;
+    }
+    if (idem_repo_shared_outcome(outcome, it->key->key, &it->how, it->e))
+        return 0;
+    *open = true;
+    if (!strcmp(outcome, "placed")) {
+        it->order->order_id = db_int(rows, i, PLACE_ORDER);
+        it->how = IDEM_START_OPEN;
+        return 0;
+    }
+    it->how = IDEM_START_REFUSED_OPEN;
+    open_refusal(outcome, it->order, db_int(rows, i, PLACE_PRODUCT), db_int(rows, i, PLACE_STOCK),
+                 it->e);
+    return it->e->code == ERR_INTERNAL ? -1 : 0;
+}
+
+int order_repo_place_batch(struct db_conn *c, struct order_place_item *items, size_t n,
+                           int64_t now_us, int64_t expires_us, struct arena *a, bool *open,
+                           struct err *e)
+{
+    struct db_val p[] = {DB_STR(place_items_json(items, n, a)), DB_TIME(now_us),
+                         DB_TIME(expires_us)};
+    struct db_rows rows;
+
+    *open = false;
+    if (db_call(c, sql_place_batch, p, ARRAY_SIZE(p), true, a, &rows, 1, e))
+        return -1;
+    if (rows.nrows == 1 && rows.ncols == PLACE_COLUMNS &&
+        !strcmp(db_str(&rows, 0, PLACE_OUTCOME), "deadlock")) {
+        metrics_inc(METRIC_DB_ERRORS);
+        for (size_t i = 0; i < n; i++)
+            items[i].how = IDEM_START_AGAIN;
+        return 0;
+    }
+    if (rows.nrows != n || rows.ncols != PLACE_COLUMNS)
+        return err_set(e, ERR_INTERNAL, "shopd_order_place_batch answered %zu of %zu", rows.nrows,
+                       n);
+    for (size_t i = 0; i < n; i++) {
+        if (place_outcome(&items[i], &rows, i, open)) {
+            *e = *items[i].e;
+            return -1;
+        }
+    }
     return 0;
 }

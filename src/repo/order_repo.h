@@ -68,6 +68,30 @@ int order_repo_open(struct db_conn *c, const struct idem_row_key *key,
 int order_repo_commit(struct db_conn *c, int64_t key_row_id, const struct order *o, int status,
                       const char *body, struct arena *a, enum idem_start *how, struct err *e);
 
+/* One order of a batch (order_repo_place_batch): priced, then what the batch did. */
+struct order_place_item {
+    const struct idem_row_key *key;
+    const unsigned char *fingerprint; /* 32 bytes */
+    struct order *order;              /* priced, without a coupon; its order_id set when placed */
+    enum idem_start how; /* OPEN: placed; REFUSED_OPEN: refused, its key claimed for the refusal */
+    bool busy;           /* not placed: a row or its key was held, or a product changed since */
+    int64_t key_row_id;
+    struct err *e; /* REFUSED_OPEN: why, as order_repo_open's refusals */
+};
+
+/*
+ * Group commit: the orders of items[] in one transaction and one round trip
+ * (shopd_order_place_batch, migration 0016), each behind a savepoint of its own, each line's stock
+ * taken on condition that its price and name are still those it was priced with, created at now_us
+ * and due at expires_us. *open says whether any key was claimed: the transaction is then left open
+ * for idem_repo_respond_batch_commit, with the responses of the placed ones and the refusals. A
+ * deadlock rolls everything back (every how AGAIN). -1 with e when the call failed; the caller
+ * rolls back.
+ */
+int order_repo_place_batch(struct db_conn *c, struct order_place_item *items, size_t n,
+                           int64_t now_us, int64_t expires_us, struct arena *a, bool *open,
+                           struct err *e);
+
 enum order_settle { ORDER_SETTLE_PAY, ORDER_SETTLE_CANCEL };
 
 /* What a payment or cancel did: the order after it, with its lines. */

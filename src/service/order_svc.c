@@ -12,13 +12,16 @@
 #include "domain/balance.h"
 #include "domain/coupon.h"
 #include "domain/order.h"
+#include "domain/product.h"
 #include "repo/db.h"
 #include "repo/idem_repo.h"
 #include "repo/order_repo.h"
 #include "repo/user_repo.h"
 #include "service/idem_svc.h"
+#include "service/order_batch.h"
 #include "service/outbox_relay.h"
 #include "service/pay_batch.h"
+#include "service/price_memo.h"
 #include "service/product_svc.h"
 #include "service/svc.h"
 #include "service/write.h"
@@ -127,10 +130,62 @@ static void create_committed(struct svc *s, const void *result)
     invalidate_products(s, result);
 }
 
+/* The names and prices of o's lines: as this instance remembers them, or else read (from the
+ * product cache, or MariaDB on a miss) and remembered. */
+static int read_prices(struct svc *s, struct order *o, struct arena *a, struct err *e)
+{
+    if (price_memo_get(s->prices, o->items, o->count, a))
+        return 0;
+    int64_t *ids = arena_calloc(a, o->count, sizeof(*ids));
+    struct product *products = arena_calloc(a, o->count, sizeof(*products));
+    for (size_t i = 0; i < o->count; i++)
+        ids[i] = o->items[i].product_id;
+    if (product_svc_get_many(s, ids, o->count, a, products, e))
+        return -1;
+    for (size_t i = 0; i < o->count; i++) {
+        o->items[i].product_name = products[i].name;
+        o->items[i].unit_price_krw = products[i].price_krw;
+    }
+    price_memo_put(s->prices, o->items, o->count);
+    return 0;
+}
+
+/*
+ * Through the group commit when this instance has one and the order has no coupon (a coupon is
+ * locked and read inside the order's own transaction: such an order keeps its two calls). The
+ * order is priced here from its products' names and prices as read before; the batch takes each
+ * line's stock only if the product still has that price and name, and otherwise hands the order
+ * back to run alone, its products forgotten so that the next order reads them afresh.
+ */
+static int create_batched(const struct write_op *op, const struct write_req *w, void *result,
+                          struct arena *a, struct idem_response *out, struct err *e)
+{
+    const struct order_request *rq = w->args;
+    struct order_coupon none = {0};
+    struct order *o = result;
+    struct err ignored;
+
+    if (!w->svc->orders || rq->coupon_id)
+        return 1;
+    *o = (struct order){.user_id = rq->user_id, .count = rq->count, .status = ORDER_PENDING};
+    o->items = arena_calloc(a, o->count, sizeof(*o->items));
+    memcpy(o->items, rq->items, o->count * sizeof(*o->items));
+    /* A product that is not there, or a read that failed: alone, which answers it exactly. */
+    if (read_prices(w->svc, o, a, &ignored))
+        return 1;
+    if (price(o, &none, e))
+        return -1;
+    int rc = order_batcher_run(w->svc->orders, op, w, o, a, out, e);
+    if (rc > 0)
+        price_memo_forget(w->svc->prices, o->items, o->count);
+    return rc;
+}
+
 static const struct write_op create_op = {
     .name = "order",
     .lock_name = create_lock_name,
     .lock_per_key = true,
+    .batch = create_batched,
     .start = create_start,
     .commit = create_commit,
     .render = render_order,

@@ -9,6 +9,7 @@
  */
 
 struct cache;
+struct price_memo;
 struct write_batcher;
 struct config;
 struct db_pool;
@@ -28,6 +29,8 @@ struct svc {
     /* Group commits (service/write_batch.h), in `shopd serve` with SHOPD_GROUP_COMMIT;
      * NULL: one by one. */
     struct write_batcher *charges;
+    struct write_batcher *orders; /* of those without a coupon */
+    struct price_memo *prices;    /* with orders: what they are priced with */
     struct write_batcher *payments;
     struct idem_flights *flights; /* in `shopd serve`: duplicates answered in the instance */
     char key_prefix[80];          /* "<db name>:", the namespace of every Redis key */

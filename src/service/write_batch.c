@@ -58,11 +58,18 @@ static int respond_commit(const struct write_batch_kind *kind, struct db_conn *c
 
     for (size_t i = 0; i < n; i++) {
         struct write_batch_item *it = batch[i];
-        if (it->how != IDEM_START_OPEN)
+        if (it->how != IDEM_START_OPEN && it->how != IDEM_START_REFUSED_OPEN)
             continue;
         struct idem_response_row *row = &rows[count++];
-        kind->respond(it, now_us, a, row);
         row->row_id = it->key_row_id;
+        if (it->how == IDEM_START_REFUSED_OPEN) { /* a refusal whose key the batch claimed */
+            if (!idem_svc_stores_refusal(it->e.code))
+                BUG("a batch claimed a key for what is not a refusal");
+            row->status = err_status(it->e.code);
+            row->body = it->r->render_problem(&it->e, it->a);
+            continue;
+        }
+        kind->respond(it, now_us, a, row);
         row->status = it->r->status;
         it->out = (struct idem_response){.status = row->status, .body = row->body};
     }
@@ -89,7 +96,8 @@ static void write_batch(void *ctx, struct batch_waiter **waiters, size_t n)
         it->failed = false;
         err_clear(&it->e);
     }
-    qsort(batch, n, sizeof(*batch), b->kind->compare);
+    if (b->kind->compare)
+        qsort(batch, n, sizeof(struct write_batch_item *), b->kind->compare);
     if (db_acquire(b->svc->db, &c, &e)) {
         fail_all(batch, n, &e);
         return;
@@ -135,5 +143,7 @@ int write_batcher_run(struct write_batcher *b, struct write_batch_item *it,
         return 0;
     }
     *e = it->e;
+    if (it->how == IDEM_START_REFUSED_OPEN)
+        return -1; /* the refusal, stored with the batch */
     return idem_svc_settle_batched(b->svc, it->r, it->how, it->a, out, e);
 }

@@ -21,9 +21,10 @@
  * TigerBeetle batches transfers.
  *
  * Each write keeps its own exact outcome, as a single one's: done (its response written with
- * the batch's commit); refused (stored with its key afterwards, as the write engine stores
- * refusals); a duplicate key (replayed once the batch committed, whether its first was in
- * this batch or not); a lock wait (409 IDEMPOTENCY_IN_FLIGHT or 503, as the engine says); a
+ * the batch's commit); refused (its refusal written with the batch's commit when the effect
+ * claimed its key for it, REFUSED_OPEN, or else stored with its key afterwards, as the write
+ * engine stores refusals); a duplicate key (replayed once the batch committed, whether its first
+ * was in this batch or not); a lock wait (409 IDEMPOTENCY_IN_FLIGHT or 503, as the engine says); a
  * deadlock's victim (the whole batch) put into the next batch; and a write whose key or rows
  * another transaction holds handed back to run on its own, so that one busy row holds up
  * nobody else. The invariants are the single write's statements, in MariaDB. Thread-safe.
@@ -41,7 +42,7 @@ struct write_batch_item {
     struct arena *a; /* the request's: the leader renders into it while the request sleeps */
     /* What the batch did with it. */
     struct idem_row_key key;
-    enum idem_start how; /* OPEN: done, its response due */
+    enum idem_start how; /* OPEN: done, its response due; REFUSED_OPEN: its refusal due (e) */
     bool busy;
     int64_t key_row_id;
     struct err e;
@@ -50,11 +51,12 @@ struct write_batch_item {
 };
 
 struct write_batch_kind {
-    /* The lock order of the kind's rows, as qsort's over struct write_batch_item pointers. */
+    /* The lock order of the kind's rows, as qsort's over struct write_batch_item pointers;
+     * NULL: as they came. */
     int (*compare)(const void *x, const void *y);
     /* Begins and does the effects of batch[] (sorted), filling each item's how, busy,
-     * key_row_id and e; *open when one was done and the transaction is left open. -1 with e
-     * when the call failed (the caller rolls back). */
+     * key_row_id and e; *open when one was done (or its key claimed for its refusal) and the
+     * transaction is left open. -1 with e when the call failed (the caller rolls back). */
     int (*effect)(struct db_conn *c, struct write_batch_item **batch, size_t n, int64_t now_us,
                   struct arena *a, bool *open, struct err *e);
     /* A done item's response rendered into it->a (and its event, if any, into a). */

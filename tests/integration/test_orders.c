@@ -1348,6 +1348,39 @@ static void payments_of_many_users_each_keep_their_outcome(void **state)
     assert_check_passes();
 }
 
+/*
+ * A product repriced and renamed after an instance priced an order of it: the next order there
+ * carries the new price and name (a batched order priced with what the instance remembered is
+ * refused by the batch's conditional UPDATE and runs alone, which reads the product afresh).
+ */
+static void a_repriced_product_is_ordered_at_its_new_price(void **state)
+{
+    char *token, url[160];
+    int64_t user = new_user("Repriced Buyer", 100000, &token);
+    int64_t product = new_product("Lamp Before", 1000, 10);
+    struct line one[] = {{product, 1}};
+    struct http_result r;
+
+    (void)state;
+    json_decref(order_ok(&srv[0], user, token, one, 1, 0));
+    snprintf(url, sizeof(url), "%s/api/admin/products/%lld", srv[1].url, (long long)product);
+    assert_int_equal(
+        http_once("PATCH", url, admin, "{\"price\":1500,\"name\":\"Lamp After\"}", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    http_result_free(&r);
+    for (int round = 0; round < 2; round++) {
+        json_t *o = order_ok(&srv[0], user, token, one, 1, 0);
+        json_t *line = json_array_get(json_object_get(o, "items"), 0);
+        assert_int_equal(jint(line, "unitPrice"), 1500);
+        assert_string_equal(json_string_value(json_object_get(line, "productName")), "Lamp After");
+        assert_int_equal(jint(o, "totalAmount"), 1500);
+        json_decref(o);
+    }
+    assert_stock(product, 7);
+    free(token);
+    assert_check_passes();
+}
+
 /* ---- coupons ---- */
 
 static void coupon_discounts_and_a_used_coupon_is_refused(void **state)
@@ -1976,6 +2009,7 @@ int main(void)
         cmocka_unit_test(one_key_100_requests_one_order),
         cmocka_unit_test(thirty_payments_charge_once),
         cmocka_unit_test(payments_of_many_users_each_keep_their_outcome),
+        cmocka_unit_test(a_repriced_product_is_ordered_at_its_new_price),
         cmocka_unit_test(coupon_discounts_and_a_used_coupon_is_refused),
         cmocka_unit_test(cancel_before_payment_restores_stock_and_coupon),
         cmocka_unit_test(cancel_after_payment_refunds),

@@ -169,7 +169,12 @@ static void test_charge(void **state)
 }
 
 /*
- * An order of 2 lines. MariaDB: shopd_order_open (begin, the key's claim, the lines' stock,
+ * An order of 2 lines. With SHOPD_LOCKS=db (group commit; the lines' names and prices as this
+ * instance read them before, service/price_memo.h): a batch of one, shopd_order_place_batch
+ * (begin, then behind a savepoint the claim, the user, the order's row, per line in ascending
+ * product id the stock's conditional UPDATE, on the price and name too, and the line's row),
+ * then shopd_respond_batch_commit (the responses, COMMIT) = 2; Redis: one invalidation of both
+ * products together = 1. With redis: shopd_order_open (begin, the key's claim, the lines' stock,
  * names and prices read without a lock, the coupon's locking read, the user, the order's row),
  * then shopd_order_commit with the amounts shopd priced (per line in ascending product id the
  * stock's conditional UPDATE and the line's row, the order's amounts, its coupon used, the
@@ -201,8 +206,10 @@ static void test_order_pay_cancel(void **state)
     assert_int_equal(order_action(order(), "cancel"), 200);
 
     struct trips before = read_trips(order_route);
+    int64_t orders = harness_metric(&srv, "shopd_order_batches_total");
     int64_t id = order();
     expect_trips("order of 2 lines", since(order_route, before), 2, 1 + lock_trips);
+    assert_int_equal(harness_metric(&srv, "shopd_order_batches_total") - orders, locks_db ? 1 : 0);
 
     before = read_trips(pay_route);
     int64_t batches = harness_metric(&srv, "shopd_payment_batches_total");
